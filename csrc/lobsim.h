@@ -1,0 +1,199 @@
+/*
+ * lobsim.h - the one public contract of the lobsim C core.
+ *
+ * The cffi build (csrc/build_ffi.py) reads this file as its cdef after
+ * dropping preprocessor lines, so everything below the includes must stay
+ * plain C declarations that cffi can parse: enums with explicit values,
+ * typedefs, prototypes. No macros, no inline functions.
+ *
+ * Units: prices are integer ticks, quantities integer lots, times integer ns.
+ * Every fallible call returns a status code (LOB_OK = 0, negative = error)
+ * and writes results through pointers; lob_strerror() names a code.
+ * Ownership: a lob_book owns its orders and levels; only ids and copies
+ * cross this boundary, never pointers into the book.
+ */
+#ifndef LOBSIM_H
+#define LOBSIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Status codes. Keep in sync with lob_strerror() and lobsim/_core.py. */
+enum {
+    LOB_OK = 0,
+    LOB_ERR_NOMEM = -1,            /* allocation failed */
+    LOB_ERR_INVALID_ARG = -2,      /* NULL pointer or bad argument */
+    LOB_ERR_UNKNOWN_ORDER = -3,    /* order id not in the book */
+    LOB_ERR_DUPLICATE_ORDER = -4,  /* order id already in the book */
+    LOB_ERR_BAD_QTY = -5,          /* qty <= 0, or more than the order has */
+    LOB_ERR_BAD_PRICE = -6,        /* price out of the accepted range */
+    LOB_ERR_BAD_SIDE = -7,         /* side not +1/-1 where one is needed */
+    LOB_ERR_BAD_KIND = -8,         /* unknown event kind, or not for this book type */
+    LOB_ERR_BAD_TIF = -9,          /* unknown time in force */
+    LOB_ERR_WOULD_CROSS = -10,     /* post-only order would take liquidity */
+    LOB_ERR_CAPACITY = -11,        /* output buffer too small; nothing changed */
+    LOB_ERR_CORRUPT = -12          /* invariant check failed */
+};
+enum { LOB_N_ERRORS = 13 };        /* number of codes, 0 and the negatives */
+
+/* Sides: +1 bid / buy, -1 ask / sell, 0 = none or unknown (trades, status). */
+enum { LOB_SIDE_NONE = 0, LOB_SIDE_BID = 1, LOB_SIDE_ASK = -1 };
+
+/* Event kinds (lob_event.kind). */
+enum {
+    LOB_EV_ADD = 1,        /* L3: new resting order (order_id, side, price, qty) */
+    LOB_EV_REDUCE = 2,     /* L3: partial cancel, qty = amount removed */
+    LOB_EV_DELETE = 3,     /* L3: full cancel of order_id */
+    LOB_EV_EXECUTE = 4,    /* L3: resting order traded, qty = amount, side = resting side */
+    LOB_EV_MODIFY = 5,     /* L3: new price and/or qty (absolute) for order_id */
+    LOB_EV_SET_LEVEL = 6,  /* L2: absolute size at (side, price); qty 0 deletes */
+    LOB_EV_TRADE = 7,      /* trade print, side = aggressor (0 unknown); no book change */
+    LOB_EV_CLEAR = 8,      /* clear the whole book */
+    LOB_EV_STATUS = 9      /* trading status, qty = LOB_STATUS_*; no book change */
+};
+enum { LOB_EV_KIND_MAX = 9 };
+
+/* Event flags (lob_event.flags), a bit set. */
+enum {
+    LOB_FLAG_SNAPSHOT = 1,   /* part of a snapshot rather than a live change */
+    LOB_FLAG_BATCH_END = 2,  /* last event of an atomic batch: book consistent after it */
+    LOB_FLAG_HIDDEN = 4      /* non-displayed liquidity (e.g. hidden execution print) */
+};
+
+/* Trading status carried in a STATUS event's qty. */
+enum { LOB_STATUS_HALT = 1, LOB_STATUS_QUOTING = 2, LOB_STATUS_TRADING = 3 };
+
+/* Time in force for lob_book_submit(). */
+enum {
+    LOB_TIF_GTC = 0,        /* match, rest the remainder */
+    LOB_TIF_IOC = 1,        /* match, cancel the remainder */
+    LOB_TIF_FOK = 2,        /* match all now or nothing */
+    LOB_TIF_POST_ONLY = 3,  /* rest only; LOB_ERR_WOULD_CROSS if it would match */
+    LOB_TIF_MARKET = 4      /* match at any price, cancel the remainder */
+};
+
+/* Book types. */
+enum { LOB_BOOK_L2 = 2, LOB_BOOK_L3 = 3 };
+
+/* The normalized event, mirrored by lobsim.EVENT_DTYPE (48 bytes). */
+typedef struct lob_event {
+    int64_t ts_exch;    /* ns, when the venue did it */
+    int64_t ts_local;   /* ns, when the user's machine saw it */
+    uint64_t order_id;  /* 0 for L2 */
+    int64_t price;      /* ticks */
+    int64_t qty;        /* lots */
+    int8_t side;        /* LOB_SIDE_* */
+    uint8_t kind;       /* LOB_EV_* */
+    uint16_t flags;     /* LOB_FLAG_* */
+    uint32_t reserved;  /* zero; keeps the struct 8-byte aligned */
+} lob_event;
+
+/* One fill of an incoming order against a resting one, mirrored by FILL_DTYPE. */
+typedef struct lob_fill {
+    uint64_t maker_id;         /* resting order */
+    uint64_t taker_id;         /* incoming order */
+    int64_t price;             /* the resting order's price */
+    int64_t qty;
+    int64_t maker_remaining;   /* resting order's qty after this fill (0 = gone) */
+    int8_t taker_side;         /* LOB_SIDE_BID for a buy */
+    uint8_t reserved[7];
+} lob_fill;
+
+/* A copy of one resting order with its queue position. */
+typedef struct lob_order_info {
+    uint64_t order_id;
+    int64_t price;
+    int64_t qty;
+    int64_t qty_ahead;      /* lots resting before it at its level */
+    int64_t orders_ahead;   /* orders resting before it at its level */
+    int8_t side;
+} lob_order_info;
+
+/* Outcome of lob_book_apply() / lob_depth_series(). */
+typedef struct lob_apply_result {
+    int64_t applied;               /* events applied cleanly */
+    int64_t rejected;              /* events skipped (non-strict mode) */
+    int64_t first_error_index;     /* index of the first rejected event, -1 if none */
+    int32_t first_error;           /* its status code, LOB_OK if none */
+    int64_t by_error[13];          /* rejected count by -code (index 1..12) */
+} lob_apply_result;
+
+/* Conservation counters of an L3 book: added == resting + executed + cancelled. */
+typedef struct lob_book_totals {
+    int64_t added;      /* ADD qty, modify increases, rested submit remainders */
+    int64_t executed;   /* EXECUTE qty and maker qty of submit fills */
+    int64_t cancelled;  /* REDUCE, DELETE, modify decreases, CLEAR */
+    int64_t resting;    /* qty now in the book */
+} lob_book_totals;
+
+typedef struct lob_book lob_book;
+
+/* Name of a status code; never NULL, static storage. */
+const char *lob_strerror(int code);
+
+/* Create an empty book of type LOB_BOOK_L3 or LOB_BOOK_L2 into *out.
+ * The caller owns it and frees it with lob_book_free(). */
+int lob_book_new(int book_type, lob_book **out);
+/* Free a book and everything it owns; NULL is a no-op. */
+void lob_book_free(lob_book *book);
+int lob_book_type(const lob_book *book);
+
+/* L3 operations (LOB_ERR_BAD_KIND on an L2 book). A reduce or execute of an
+ * order's whole remaining qty removes it; more than that is LOB_ERR_BAD_QTY.
+ * modify: new price, or a larger qty, moves the order to the tail of its
+ * (new) level; a smaller qty at the same price keeps its place. */
+int lob_book_add(lob_book *book, uint64_t order_id, int side, int64_t price, int64_t qty);
+int lob_book_reduce(lob_book *book, uint64_t order_id, int64_t qty);
+int lob_book_delete(lob_book *book, uint64_t order_id);
+int lob_book_execute(lob_book *book, uint64_t order_id, int64_t qty);
+int lob_book_modify(lob_book *book, uint64_t order_id, int64_t price, int64_t qty);
+
+/* L2 operation (LOB_ERR_BAD_KIND on an L3 book): absolute size, 0 deletes. */
+int lob_book_set_level(lob_book *book, int side, int64_t price, int64_t qty);
+
+/* Both types: remove everything. */
+int lob_book_clear(lob_book *book);
+
+/* Match an incoming order against the L3 book (price-time priority, trades at
+ * the resting price). Fills go to fills[0..*n_fills). If more than `cap`
+ * fills would be needed, returns LOB_ERR_CAPACITY with *n_fills = the number
+ * needed and the book unchanged. *rested_qty = qty left resting (GTC and
+ * post-only). The price of a MARKET order is ignored. */
+int lob_book_submit(lob_book *book, uint64_t order_id, int side, int64_t price,
+                    int64_t qty, int tif, lob_fill *fills, size_t cap,
+                    size_t *n_fills, int64_t *rested_qty);
+
+/* Apply n events in order. strict != 0: stop at the first event that cannot
+ * be applied and return its code (events before it stay applied). strict == 0:
+ * skip such events, count them in *result, return LOB_OK. */
+int lob_book_apply(lob_book *book, const lob_event *events, size_t n, int strict,
+                   lob_apply_result *result);
+
+/* Apply events and record the top `levels` of each side after every event
+ * (batch_end_only == 0) or after events flagged LOB_FLAG_BATCH_END. Row r of
+ * each output array holds `levels` entries; empty levels are price 0, qty 0.
+ * row_index (may be NULL) gets the event index of each row. Needs
+ * rows_cap >= rows produced, else LOB_ERR_CAPACITY before any change. */
+int lob_depth_series(lob_book *book, const lob_event *events, size_t n,
+                     size_t levels, int batch_end_only, int strict,
+                     int64_t *bid_px, int64_t *bid_qty, int64_t *ask_px,
+                     int64_t *ask_qty, int64_t *row_index, size_t rows_cap,
+                     size_t *rows_out, lob_apply_result *result);
+
+/* Best level of a side: returns 1 and writes price/qty, or 0 if the side is empty. */
+int lob_book_best(const lob_book *book, int side, int64_t *price, int64_t *qty);
+/* Top `levels` of one side, best first, into px/qty; *n_out = levels filled. */
+int lob_book_depth(const lob_book *book, int side, size_t levels, int64_t *px,
+                   int64_t *qty, size_t *n_out);
+size_t lob_book_order_count(const lob_book *book);
+size_t lob_book_level_count(const lob_book *book, int side);
+/* Copy of a resting order with its queue position (O(orders ahead)). */
+int lob_book_order(const lob_book *book, uint64_t order_id, lob_order_info *out);
+int lob_book_totals_get(const lob_book *book, lob_book_totals *out);
+
+/* Check every invariant (levels sorted, totals and counts match their orders,
+ * FIFO links consistent, best cursors right, id map consistent, conservation).
+ * LOB_OK, or LOB_ERR_CORRUPT with a description in msg (NUL-terminated). */
+int lob_book_check(const lob_book *book, char *msg, size_t msg_len);
+
+#endif

@@ -1,0 +1,100 @@
+"""The one place that imports the compiled cffi module; status codes -> exceptions.
+
+Everything else in lobsim goes through `ffi`, `lib`, `check` and `event_buffer`
+from here, so no cdata or bare int code leaks into the public API.
+"""
+import numpy as np
+
+from lobsim._lobsim_c import ffi, lib
+from lobsim._types import EVENT_DTYPE
+from lobsim.errors import (
+    BookCorrupted,
+    CapacityError,
+    DuplicateOrderId,
+    InvalidOrder,
+    LobError,
+    OrderNotFound,
+    OrderRejected,
+)
+
+# One table: C status code -> Python exception class.
+ERROR_TYPES = {
+    lib.LOB_ERR_NOMEM: MemoryError,
+    lib.LOB_ERR_INVALID_ARG: InvalidOrder,
+    lib.LOB_ERR_UNKNOWN_ORDER: OrderNotFound,
+    lib.LOB_ERR_DUPLICATE_ORDER: DuplicateOrderId,
+    lib.LOB_ERR_BAD_QTY: InvalidOrder,
+    lib.LOB_ERR_BAD_PRICE: InvalidOrder,
+    lib.LOB_ERR_BAD_SIDE: InvalidOrder,
+    lib.LOB_ERR_BAD_KIND: InvalidOrder,
+    lib.LOB_ERR_BAD_TIF: InvalidOrder,
+    lib.LOB_ERR_WOULD_CROSS: OrderRejected,
+    lib.LOB_ERR_CAPACITY: CapacityError,
+    lib.LOB_ERR_CORRUPT: BookCorrupted,
+}
+
+# Which event field each code is about, for messages naming the field.
+ERROR_FIELDS = {
+    lib.LOB_ERR_UNKNOWN_ORDER: "order_id",
+    lib.LOB_ERR_DUPLICATE_ORDER: "order_id",
+    lib.LOB_ERR_BAD_QTY: "qty",
+    lib.LOB_ERR_BAD_PRICE: "price",
+    lib.LOB_ERR_BAD_SIDE: "side",
+    lib.LOB_ERR_BAD_KIND: "kind",
+}
+
+ERROR_NAMES = {
+    code: ffi.string(lib.lob_strerror(code)).decode() for code in range(-lib.LOB_N_ERRORS + 1, 1)
+}
+
+
+def error_for(code, context):
+    """The exception for a negative status code, with `context` leading the message."""
+    cls = ERROR_TYPES.get(code, LobError)
+    msg = f"{context}: {ERROR_NAMES.get(code, f'error {code}')}"
+    if cls is MemoryError:
+        return MemoryError(msg)
+    return cls(msg)
+
+
+def check(code, context):
+    """Raise the mapped exception if `code` is an error; return it otherwise."""
+    if code < 0:
+        raise error_for(code, context)
+    return code
+
+
+def event_buffer(events, name="events"):
+    """Validate an event array and return (cdata pointer, length) for C.
+
+    Refuses anything but a 1-d, C-contiguous array of exactly EVENT_DTYPE, so
+    C never reads memory of the wrong layout.
+    """
+    if not isinstance(events, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of lobsim.EVENT_DTYPE, got {type(events).__name__}")
+    if events.dtype != EVENT_DTYPE:
+        raise TypeError(f"{name} has dtype {events.dtype}, expected lobsim.EVENT_DTYPE")
+    if events.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {events.shape}")
+    if not events.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    if events.dtype.itemsize != ffi.sizeof("lob_event"):
+        raise TypeError(f"{name} itemsize {events.dtype.itemsize} != sizeof(lob_event)")
+    if len(events) == 0:
+        return ffi.NULL, 0
+    return ffi.cast("const lob_event *", ffi.from_buffer(events)), len(events)
+
+
+def apply_error(events, result, context):
+    """Exception for the first rejected event of an apply result, naming index and field."""
+    code = result.first_error
+    idx = result.first_error_index
+    field = ERROR_FIELDS.get(code)
+    ev = events[idx]
+    desc = (
+        f"event {idx} (kind={int(ev['kind'])}, order_id={int(ev['order_id'])}, side={int(ev['side'])}, "
+        f"price={int(ev['price'])}, qty={int(ev['qty'])})"
+    )
+    if field:
+        desc += f", field {field!r}"
+    return error_for(code, f"{context}: {desc}")

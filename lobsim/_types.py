@@ -1,0 +1,82 @@
+"""The normalized event and fill records, mirrored exactly by C structs in csrc/lobsim.h.
+
+tests/test_abi.py checks itemsize and every field offset against the C side.
+"""
+import enum
+
+import numpy as np
+
+
+class Side(enum.IntEnum):
+    """+1 bid / buy, -1 ask / sell; NONE for prints whose aggressor is unknown."""
+
+    NONE = 0
+    BID = 1
+    ASK = -1
+    BUY = 1
+    SELL = -1
+
+
+class EventKind(enum.IntEnum):
+    """lob_event.kind (see DESIGN.md, 'The normalized event')."""
+
+    ADD = 1  # L3: new resting order
+    REDUCE = 2  # L3: partial cancel, qty = amount removed
+    DELETE = 3  # L3: full cancel
+    EXECUTE = 4  # L3: resting order traded; side = resting side
+    MODIFY = 5  # L3: absolute new price and qty
+    SET_LEVEL = 6  # L2: absolute level size, 0 deletes
+    TRADE = 7  # trade print; side = aggressor (0 unknown); no book change
+    CLEAR = 8  # clear the book
+    STATUS = 9  # trading status in qty (TradingStatus); no book change
+
+
+class Flag(enum.IntFlag):
+    """lob_event.flags bits."""
+
+    NONE = 0
+    SNAPSHOT = 1
+    BATCH_END = 2
+    HIDDEN = 4
+
+
+class TradingStatus(enum.IntEnum):
+    """qty of a STATUS event."""
+
+    HALT = 1
+    QUOTING = 2
+    TRADING = 3
+
+
+class TimeInForce(enum.IntEnum):
+    GTC = 0
+    IOC = 1
+    FOK = 2
+    POST_ONLY = 3
+    MARKET = 4
+
+
+EVENT_DTYPE = np.dtype(
+    {
+        "names": ["ts_exch", "ts_local", "order_id", "price", "qty", "side", "kind", "flags"],
+        "formats": ["<i8", "<i8", "<u8", "<i8", "<i8", "i1", "u1", "<u2"],
+        "offsets": [0, 8, 16, 24, 32, 40, 41, 42],
+        "itemsize": 48,
+    }
+)
+"""One normalized event (48 bytes): ns clocks, price in ticks, qty in lots."""
+
+FILL_DTYPE = np.dtype(
+    {
+        "names": ["maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side"],
+        "formats": ["<u8", "<u8", "<i8", "<i8", "<i8", "i1"],
+        "offsets": [0, 8, 16, 24, 32, 40],
+        "itemsize": 48,
+    }
+)
+"""One fill of an incoming order against a resting order, at the resting price."""
+
+
+def empty_events(n):
+    """A zeroed event array of length n (reserved bytes zero)."""
+    return np.zeros(n, dtype=EVENT_DTYPE)

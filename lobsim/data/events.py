@@ -1,0 +1,113 @@
+"""Events (an event array with its instrument and validation report) and ValidationReport."""
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lobsim._types import EVENT_DTYPE
+from lobsim.errors import DataError
+from lobsim.instrument import Instrument
+
+# Anomaly reasons every reader uses (add more only with a clear meaning).
+UNKNOWN_ORDER_ID = "unknown_order_id"
+SEQUENCE_GAP = "sequence_gap"
+OUT_OF_ORDER_TS = "out_of_order_timestamp"
+CROSSED_BOOK = "crossed_book"
+HALT = "halt"
+SKIPPED = "skipped"  # prefix: "skipped:<why>"
+
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class ValidationReport:
+    """What a reader could not apply cleanly, counted by reason, with a few examples.
+
+    In strict mode the first anomaly raises DataError (file, line/record, reason).
+    `info` holds neutral facts worth knowing (e.g. rows read), not anomalies.
+    """
+
+    source: str = ""
+    strict: bool = False
+    counts: Counter = field(default_factory=Counter)
+    examples: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+    def anomaly(self, reason, *, line=None, detail=None, count=1, file=None):
+        """Record `count` anomalies of `reason` (first one at `line`); raises if strict."""
+        if count <= 0:
+            return
+        file = self.source if file is None else str(file)
+        if self.strict:
+            raise DataError(reason, file=file, line=line, detail=detail)
+        self.counts[reason] += int(count)
+        ex = self.examples.setdefault(reason, [])
+        if len(ex) < MAX_EXAMPLES:
+            where = file + (f":{line}" if line is not None else "")
+            ex.append(f"{where}: {detail}" if detail else where)
+
+    def skip(self, why, *, line=None, detail=None, count=1, file=None):
+        """A record deliberately not turned into an event; counted as skipped:<why>."""
+        self.anomaly(f"{SKIPPED}:{why}", line=line, detail=detail, count=count, file=file)
+
+    @property
+    def total(self):
+        return sum(self.counts.values())
+
+    def __bool__(self):  # a report is "truthy" when something went wrong
+        return self.total > 0
+
+    def to_dict(self):
+        return {
+            "source": self.source,
+            "counts": dict(sorted(self.counts.items())),
+            "examples": self.examples,
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(
+            source=d.get("source", ""),
+            counts=Counter(d.get("counts", {})),
+            examples=dict(d.get("examples", {})),
+            info=dict(d.get("info", {})),
+        )
+
+    def __str__(self):
+        lines = [f"validation report for {self.source or '<memory>'}:"]
+        for k, v in self.info.items():
+            lines.append(f"  {k}: {v}")
+        if not self.counts:
+            lines.append("  no anomalies")
+        for reason, n in sorted(self.counts.items()):
+            lines.append(f"  {reason}: {n}")
+            for ex in self.examples.get(reason, []):
+                lines.append(f"    e.g. {ex}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Events:
+    """A normalized event array (EVENT_DTYPE, venue-clock order, stable for ties),
+    the instrument its ticks and lots refer to, and the reader's validation report."""
+
+    array: np.ndarray
+    instrument: Instrument
+    report: ValidationReport = field(default_factory=ValidationReport)
+
+    def __post_init__(self):
+        if not isinstance(self.array, np.ndarray) or self.array.dtype != EVENT_DTYPE:
+            raise TypeError("Events.array must be a numpy array of EVENT_DTYPE")
+        self.array = np.ascontiguousarray(self.array)
+
+    def __len__(self):
+        return len(self.array)
+
+    def metadata(self):
+        """JSON-able dict stored beside the array (Parquet metadata)."""
+        return {"instrument": self.instrument.to_dict(), "report": self.report.to_dict()}
+
+    def metadata_json(self):
+        return json.dumps(self.metadata(), sort_keys=True)

@@ -1,0 +1,142 @@
+"""Instrument: exact decimal tick and lot sizes; the only place floats meet ticks."""
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import numpy as np
+
+from lobsim.errors import DataError
+
+
+def _decimal(value, what):
+    try:
+        d = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise ValueError(f"{what} {value!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise ValueError(f"{what} {value!r} is not finite")
+    return d
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A traded instrument with exact decimal tick and lot sizes.
+
+    Prices convert to integer ticks and sizes to integer lots; a value that is
+    not an exact multiple raises DataError naming the value and its source
+    instead of being rounded.
+    """
+
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal = Decimal(1)
+
+    def __post_init__(self):
+        for name in ("tick_size", "lot_size"):
+            d = _decimal(getattr(self, name), name)
+            if d <= 0:
+                raise ValueError(f"{name} must be positive, got {d}")
+            object.__setattr__(self, name, d)
+
+    # -- scalars -----------------------------------------------------------
+    def price_to_ticks(self, price, where=None):
+        """Exact price (str, int, Decimal) -> int ticks; DataError if not a multiple."""
+        return self._to_units(price, self.tick_size, "price", where)
+
+    def qty_to_lots(self, qty, where=None):
+        """Exact size -> int lots; DataError if not a multiple of lot_size."""
+        return self._to_units(qty, self.lot_size, "size", where)
+
+    def ticks_to_price(self, ticks):
+        """int ticks -> exact Decimal price."""
+        return int(ticks) * self.tick_size
+
+    def lots_to_qty(self, lots):
+        return int(lots) * self.lot_size
+
+    @staticmethod
+    def _to_units(value, unit, what, where):
+        d = _decimal(value, what)
+        q = d / unit
+        if q != q.to_integral_value():
+            raise DataError(f"{what} {value} is not a multiple of {unit}", file=where)
+        return int(q)
+
+    # -- arrays ------------------------------------------------------------
+    def prices_from_scaled(self, values, scale, where=None, line_offset=1):
+        """Integer prices in units of 1/scale (e.g. LOBSTER USD*10000) -> int64 ticks.
+
+        `line_offset` turns an array index into the line/record number named
+        in errors.
+        """
+        return self._scaled_to_units(values, scale, self.tick_size, "price", where, line_offset)
+
+    def qtys_from_scaled(self, values, scale, where=None, line_offset=1):
+        """Integer sizes in units of 1/scale -> int64 lots."""
+        return self._scaled_to_units(values, scale, self.lot_size, "size", where, line_offset)
+
+    def prices_from_strings(self, strings, where=None, line_offset=1):
+        """Decimal strings (e.g. '61234.10') -> int64 ticks, exactly."""
+        scaled, scale = parse_decimal_strings(strings, where, line_offset)
+        return self._scaled_to_units(scaled, scale, self.tick_size, "price", where, line_offset)
+
+    def qtys_from_strings(self, strings, where=None, line_offset=1):
+        """Decimal strings -> int64 lots, exactly."""
+        scaled, scale = parse_decimal_strings(strings, where, line_offset)
+        return self._scaled_to_units(scaled, scale, self.lot_size, "size", where, line_offset)
+
+    @staticmethod
+    def _scaled_to_units(values, scale, unit, what, where, line_offset):
+        values = np.asarray(values, dtype=np.int64)
+        step = unit * int(scale)  # one unit expressed in 1/scale
+        if step != step.to_integral_value():
+            # unit is finer than the data's resolution: multiply instead
+            factor = Decimal(1) / step
+            if factor != factor.to_integral_value():
+                raise DataError(f"{what} unit {unit} does not fit data scale 1/{scale}", file=where)
+            return values * int(factor)
+        step = int(step)
+        bad = np.nonzero(values % step)[0]
+        if len(bad):
+            i = int(bad[0])
+            raise DataError(
+                f"{what} {Decimal(int(values[i])) / int(scale)} is not a multiple of {unit}",
+                file=where,
+                line=i + line_offset,
+                detail=f"{len(bad)} such values in all",
+            )
+        return values // step
+
+    def to_dict(self):
+        return {"symbol": self.symbol, "tick_size": str(self.tick_size), "lot_size": str(self.lot_size)}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(d["symbol"], Decimal(d["tick_size"]), Decimal(d["lot_size"]))
+
+
+def parse_decimal_strings(strings, where=None, line_offset=1):
+    """Parse decimal strings exactly into (int64 array, scale) with value = int / scale.
+
+    Vectorized: the scale is 10**(most fractional digits seen). Raises DataError
+    naming the first malformed entry.
+    """
+    s = np.asarray(strings).astype(str)
+    if s.size == 0:
+        return np.zeros(0, dtype=np.int64), 1
+    neg = np.char.startswith(s, "-")
+    body = np.where(neg, np.char.lstrip(s, "-"), s)
+    parts = np.char.partition(body, ".")
+    int_part, dot, frac = parts[..., 0], parts[..., 1], parts[..., 2]
+    ok = np.char.isdigit(int_part) & (np.char.isdigit(frac) | (frac == "")) & ((dot == "") | (frac != ""))
+    if not ok.all():
+        i = int(np.nonzero(~ok)[0][0])
+        raise DataError(f"not a decimal number: {s[i]!r}", file=where, line=i + line_offset)
+    digits = int(np.char.str_len(frac).max())
+    if digits > 18:
+        raise DataError("more than 18 fractional digits", file=where)
+    frac_padded = np.char.ljust(frac, digits, "0") if digits else frac
+    whole = np.char.add(int_part, frac_padded)
+    if int(np.char.str_len(whole).max()) > 18:
+        raise DataError("decimal value too large for int64", file=where)
+    v = whole.astype(np.int64)
+    return np.where(neg, -v, v), 10**digits
