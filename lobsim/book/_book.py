@@ -1,0 +1,313 @@
+"""Python handles on the C books (csrc/book.c): OrderBook (L3), LevelBook (L2), depth_series."""
+from typing import NamedTuple
+
+import numpy as np
+
+from lobsim._core import apply_error, check, error_for, event_buffer, ffi, lib, ERROR_NAMES
+from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce
+from lobsim.errors import InvalidOrder
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+UINT64_MAX = 2**64 - 1
+
+
+class Depth(NamedTuple):
+    """Top-of-book levels, best first; empty levels are price 0, qty 0."""
+
+    bid_px: np.ndarray
+    bid_qty: np.ndarray
+    ask_px: np.ndarray
+    ask_qty: np.ndarray
+
+
+class OrderInfo(NamedTuple):
+    """A copy of one resting order and its queue position at its level."""
+
+    order_id: int
+    side: Side
+    price: int
+    qty: int
+    qty_ahead: int
+    orders_ahead: int
+
+
+class ApplyResult(NamedTuple):
+    """Outcome of apply(): events applied, events rejected (non-strict) by reason."""
+
+    applied: int
+    rejected: int
+    by_reason: dict
+    first_error_index: int  # -1 if none
+
+
+class DepthSeries(NamedTuple):
+    """Book top after each recorded event: arrays of shape (rows, levels); index = event index."""
+
+    bid_px: np.ndarray
+    bid_qty: np.ndarray
+    ask_px: np.ndarray
+    ask_qty: np.ndarray
+    index: np.ndarray
+
+
+def _int_arg(name, value, lo, hi):
+    """Validate an integer argument at the boundary (C would otherwise overflow or truncate)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidOrder(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise InvalidOrder(f"{name} {value} out of range [{lo}, {hi}]")
+    return value
+
+
+def _order_id(order_id):
+    return _int_arg("order_id", order_id, 0, UINT64_MAX)
+
+
+def _price(price):
+    return _int_arg("price", price, INT64_MIN + 1, INT64_MAX)
+
+
+def _qty(qty):
+    return _int_arg("qty", qty, INT64_MIN, INT64_MAX)
+
+
+def _side(side):
+    if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or int(side) not in (1, -1):
+        raise InvalidOrder(f"side must be Side.BID (+1) or Side.ASK (-1), got {side!r}")
+    return int(side)
+
+
+def _apply_result(res):
+    by_reason = {ERROR_NAMES[-k]: int(res.by_error[k]) for k in range(1, lib.LOB_N_ERRORS) if res.by_error[k]}
+    return ApplyResult(int(res.applied), int(res.rejected), by_reason, int(res.first_error_index))
+
+
+class _Book:
+    """Shared handle logic: ownership of the C book, views, apply."""
+
+    _type = None
+
+    def __init__(self):
+        out = ffi.new("lob_book **")
+        check(lib.lob_book_new(self._type, out), "creating book")
+        self._ptr = ffi.gc(out[0], lib.lob_book_free)
+        self._c_px = ffi.new("int64_t *")
+        self._c_qty = ffi.new("int64_t *")
+
+    # -- lifecycle -----------------------------------------------------
+    def close(self):
+        """Free the C book now (idempotent); later calls raise ValueError."""
+        if self._ptr is not None:
+            ffi.release(self._ptr)
+            self._ptr = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def _b(self):
+        if self._ptr is None:
+            raise ValueError("book is closed")
+        return self._ptr
+
+    # -- views ----------------------------------------------------------
+    def _best(self, side):
+        if lib.lob_book_best(self._b, side, self._c_px, self._c_qty) == 0:
+            return None
+        return int(self._c_px[0]), int(self._c_qty[0])
+
+    def best_bid(self):
+        """(price, qty) of the best bid, or None. O(1)."""
+        return self._best(lib.LOB_SIDE_BID)
+
+    def best_ask(self):
+        """(price, qty) of the best ask, or None. O(1)."""
+        return self._best(lib.LOB_SIDE_ASK)
+
+    def depth(self, levels=10):
+        """Top `levels` per side as a Depth of int64 arrays (best first, 0-padded). O(levels)."""
+        levels = _int_arg("levels", levels, 0, 1 << 20)
+        arrs = [np.zeros(levels, dtype=np.int64) for _ in range(4)]
+        n = ffi.new("size_t *")
+        for side, px, qty in ((lib.LOB_SIDE_BID, arrs[0], arrs[1]), (lib.LOB_SIDE_ASK, arrs[2], arrs[3])):
+            check(
+                lib.lob_book_depth(
+                    self._b, side, levels, ffi.cast("int64_t *", ffi.from_buffer(px)),
+                    ffi.cast("int64_t *", ffi.from_buffer(qty)), n,
+                ),
+                "depth",
+            )
+        return Depth(*arrs)
+
+    def level_count(self, side):
+        """Number of price levels on one side."""
+        return int(lib.lob_book_level_count(self._b, _side(side)))
+
+    def apply(self, events, strict=True):
+        """Apply a whole EVENT_DTYPE array in one C call (no per-event Python).
+
+        strict: raise on the first event that cannot be applied, naming its
+        index and field (the events before it stay applied). Otherwise skip
+        such events and count them in the returned ApplyResult.
+        """
+        ptr, n = event_buffer(events)
+        res = ffi.new("lob_apply_result *")
+        rc = lib.lob_book_apply(self._b, ptr, n, 1 if strict else 0, res)
+        if rc < 0:
+            raise apply_error(events, res, "apply")
+        return _apply_result(res)
+
+    def clear(self):
+        check(lib.lob_book_clear(self._b), "clear")
+
+    def check(self):
+        """Run the C invariant checker; raise BookCorrupted with what is wrong."""
+        msg = ffi.new("char[512]")
+        rc = lib.lob_book_check(self._b, msg, 512)
+        if rc < 0:
+            raise error_for(rc, ffi.string(msg).decode())
+
+    def totals(self):
+        """Conservation counters: added == resting + executed + cancelled (L3)."""
+        t = ffi.new("lob_book_totals *")
+        check(lib.lob_book_totals_get(self._b, t), "totals")
+        return {"added": t.added, "executed": t.executed, "cancelled": t.cancelled, "resting": t.resting}
+
+
+class OrderBook(_Book):
+    """L3 order book with price-time FIFO queues and a matching engine, in C.
+
+    Operations are O(1) by order id (hash map) plus O(log levels) to find a
+    new price level; best bid/ask is O(1). Memory grows with live orders and
+    levels only.
+    """
+
+    _type = lib.LOB_BOOK_L3
+
+    def __init__(self):
+        super().__init__()
+        self._fills = np.zeros(64, dtype=FILL_DTYPE)
+        self._n = ffi.new("size_t *")
+        self._rested = ffi.new("int64_t *")
+        self._info = ffi.new("lob_order_info *")
+
+    def __len__(self):
+        return int(lib.lob_book_order_count(self._b))
+
+    def __contains__(self, order_id):
+        try:
+            oid = _order_id(order_id)
+        except InvalidOrder:
+            return False
+        return lib.lob_book_order(self._b, oid, self._info) == lib.LOB_OK
+
+    def add(self, order_id, side, price, qty):
+        """Rest a new order at the tail of its level (never matches). O(1) + level lookup."""
+        check(lib.lob_book_add(self._b, _order_id(order_id), _side(side), _price(price), _qty(qty)),
+              f"add order {order_id}")
+
+    def reduce(self, order_id, qty):
+        """Cancel `qty` of an order (all of it removes the order); keeps priority. O(1)."""
+        check(lib.lob_book_reduce(self._b, _order_id(order_id), _qty(qty)), f"reduce order {order_id}")
+
+    def delete(self, order_id):
+        """Remove an order. O(1)."""
+        check(lib.lob_book_delete(self._b, _order_id(order_id)), f"delete order {order_id}")
+
+    def execute(self, order_id, qty):
+        """A resting order traded `qty` (data replay). O(1)."""
+        check(lib.lob_book_execute(self._b, _order_id(order_id), _qty(qty)), f"execute order {order_id}")
+
+    def modify(self, order_id, price, qty):
+        """New absolute price and qty. A price change or size increase loses priority."""
+        check(lib.lob_book_modify(self._b, _order_id(order_id), _price(price), _qty(qty)),
+              f"modify order {order_id}")
+
+    def submit(self, order_id, side, price, qty, tif=TimeInForce.GTC):
+        """Match an incoming order; returns its fills (FILL_DTYPE array, in execution order).
+
+        GTC rests the remainder, IOC and MARKET cancel it, FOK fills all or
+        nothing (empty result), POST_ONLY raises OrderRejected if it would
+        take liquidity, else rests. Trades happen at the resting order's
+        price. O(fills). `price` is ignored for MARKET.
+        """
+        tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1)
+        if tif == TimeInForce.MARKET and price is None:
+            price = 0
+        args = (_order_id(order_id), _side(side), _price(price), _qty(qty), tif)
+        while True:
+            buf = ffi.cast("lob_fill *", ffi.from_buffer(self._fills))
+            rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), self._n, self._rested)
+            if rc != lib.LOB_ERR_CAPACITY:
+                break
+            self._fills = np.zeros(max(int(self._n[0]), 2 * len(self._fills)), dtype=FILL_DTYPE)
+        check(rc, f"submit order {order_id}")
+        return self._fills[: int(self._n[0])].copy()
+
+    def order(self, order_id):
+        """Copy of a resting order with its queue position. O(orders ahead)."""
+        check(lib.lob_book_order(self._b, _order_id(order_id), self._info), f"order {order_id}")
+        i = self._info
+        return OrderInfo(int(i.order_id), Side(i.side), int(i.price), int(i.qty), int(i.qty_ahead),
+                         int(i.orders_ahead))
+
+
+class LevelBook(_Book):
+    """L2 price-level book (absolute level sizes), in C. Same views as OrderBook."""
+
+    _type = lib.LOB_BOOK_L2
+
+    def __len__(self):
+        """Number of price levels, both sides."""
+        return int(lib.lob_book_level_count(self._b, 1) + lib.lob_book_level_count(self._b, -1))
+
+    def set_level(self, side, price, qty):
+        """Set the absolute size at (side, price); qty 0 deletes the level. O(log levels)."""
+        check(lib.lob_book_set_level(self._b, _side(side), _price(price), _qty(qty)),
+              f"set level {price}")
+
+
+def book_type_for(events):
+    """LevelBook if the stream has L2 level sets, else OrderBook."""
+    if np.any(events["kind"] == EventKind.SET_LEVEL):
+        return LevelBook
+    return OrderBook
+
+
+def depth_series(events, levels=10, batch_end_only=False, strict=True, book=None):
+    """Replay `events` and return the top `levels` after every event (one C call).
+
+    batch_end_only: keep only rows after events flagged BATCH_END (the book is
+    consistent only there). The book type (L2/L3) follows the event kinds
+    unless `book` (an OrderBook or LevelBook to continue from) is given.
+    Returns a DepthSeries of (rows, levels) int64 arrays plus the event index
+    of each row. O(n * levels) time and output memory.
+    """
+    ptr, n = event_buffer(events)
+    levels = _int_arg("levels", levels, 1, 1 << 16)
+    if book is None:
+        with book_type_for(events)() as fresh:
+            return _depth_series(fresh, events, ptr, n, levels, batch_end_only, strict)
+    return _depth_series(book, events, ptr, n, levels, batch_end_only, strict)
+
+
+def _depth_series(book, events, ptr, n, levels, batch_end_only, strict):
+    if batch_end_only:
+        rows = int(np.count_nonzero(events["flags"] & lib.LOB_FLAG_BATCH_END)) if n else 0
+    else:
+        rows = n
+    arrs = [np.zeros((rows, levels), dtype=np.int64) for _ in range(4)]
+    index = np.zeros(rows, dtype=np.int64)
+    cast = [ffi.cast("int64_t *", ffi.from_buffer(a)) if rows else ffi.NULL for a in (*arrs, index)]
+    res = ffi.new("lob_apply_result *")
+    rows_out = ffi.new("size_t *")
+    rc = lib.lob_depth_series(book._b, ptr, n, levels, 1 if batch_end_only else 0, 1 if strict else 0,
+                              *cast, rows, rows_out, res)
+    if rc < 0:
+        raise apply_error(events, res, "depth_series")
+    return DepthSeries(*arrs, index)
