@@ -58,19 +58,22 @@ class TimeInForce(enum.IntEnum):
 
 EVENT_DTYPE = np.dtype(
     {
-        "names": ["ts_exch", "ts_local", "order_id", "price", "qty", "side", "kind", "flags"],
-        "formats": ["<i8", "<i8", "<u8", "<i8", "<i8", "i1", "u1", "<u2"],
-        "offsets": [0, 8, 16, 24, 32, 40, 41, 42],
+        "names": ["ts_exch", "ts_local", "order_id", "price", "qty", "side", "kind", "flags", "reserved"],
+        "formats": ["<i8", "<i8", "<u8", "<i8", "<i8", "i1", "u1", "<u2", "<u4"],
+        "offsets": [0, 8, 16, 24, 32, 40, 41, 42, 44],
         "itemsize": 48,
     }
 )
-"""One normalized event (48 bytes): ns clocks, price in ticks, qty in lots."""
+"""One normalized event (48 bytes): ns clocks, price in ticks, qty in lots.
+
+`reserved` is explicit (always 0) so the dtype has no padding and survives
+np.concatenate and friends unchanged."""
 
 FILL_DTYPE = np.dtype(
     {
-        "names": ["maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side"],
-        "formats": ["<u8", "<u8", "<i8", "<i8", "<i8", "i1"],
-        "offsets": [0, 8, 16, 24, 32, 40],
+        "names": ["maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side", "reserved"],
+        "formats": ["<u8", "<u8", "<i8", "<i8", "<i8", "i1", ("u1", (7,))],
+        "offsets": [0, 8, 16, 24, 32, 40, 41],
         "itemsize": 48,
     }
 )
