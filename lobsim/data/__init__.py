@@ -16,7 +16,7 @@ _LAZY = {
     "write_parquet": "lobsim.data.store",
     "read_parquet": "lobsim.data.store",
     "iter_parquet": "lobsim.data.store",
-    "read_events": "lobsim.data.store",
+    "read_metadata": "lobsim.data.store",
     "synthetic": "lobsim.data.synthetic",
 }
 

@@ -1,0 +1,98 @@
+"""Parquet event store: one column per EVENT_DTYPE field, instrument and report in metadata.
+
+Files are written in row groups so that `iter_parquet` can replay a file
+larger than memory one row group at a time.
+"""
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lobsim._types import EVENT_DTYPE
+from lobsim.data.events import Events, ValidationReport
+from lobsim.errors import DataError
+from lobsim.instrument import Instrument
+
+METADATA_KEY = b"lobsim"
+FORMAT_VERSION = 1
+COLUMNS = [name for name in EVENT_DTYPE.names if name != "reserved"]
+ARROW_SCHEMA = pa.schema([(name, pa.from_numpy_dtype(EVENT_DTYPE.fields[name][0])) for name in COLUMNS])
+DEFAULT_ROW_GROUP = 1 << 20
+
+
+def write_parquet(events, path, *, row_group_size=DEFAULT_ROW_GROUP, compression="zstd"):
+    """Write an Events to `path` (instrument and report kept in the file metadata)."""
+    if not isinstance(events, Events):
+        raise TypeError("write_parquet takes a lobsim.data.Events (array, instrument, report)")
+    meta = {"version": FORMAT_VERSION, **events.metadata()}
+    schema = ARROW_SCHEMA.with_metadata({METADATA_KEY: json.dumps(meta, sort_keys=True)})
+    table = pa.table([pa.array(events.array[name]) for name in COLUMNS], schema=schema)
+    pq.write_table(table, str(path), row_group_size=row_group_size, compression=compression)
+
+
+def _open(path):
+    try:
+        f = pq.ParquetFile(str(path))
+    except FileNotFoundError:
+        raise
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError("not a readable Parquet file", file=path, detail=str(exc)) from None
+    names = f.schema_arrow.names
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise DataError("not a lobsim event file", file=path, detail=f"missing columns {missing}")
+    for name in COLUMNS:
+        want = ARROW_SCHEMA.field(name).type
+        got = f.schema_arrow.field(name).type
+        if got != want:
+            raise DataError("wrong column type", file=path, detail=f"column {name!r} is {got}, expected {want}")
+    return f
+
+
+def read_metadata(path):
+    """(Instrument, ValidationReport) stored in a lobsim Parquet file."""
+    f = _open(path)
+    raw = (f.schema_arrow.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise DataError("no lobsim metadata (instrument) in file", file=path)
+    try:
+        meta = json.loads(raw)
+        instrument = Instrument.from_dict(meta["instrument"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError("corrupt lobsim metadata", file=path, detail=str(exc)) from None
+    if meta.get("version") != FORMAT_VERSION:
+        raise DataError("unsupported lobsim file version", file=path, detail=str(meta.get("version")))
+    return instrument, ValidationReport.from_dict(meta.get("report", {}))
+
+
+def _to_events_array(batch):
+    out = np.zeros(batch.num_rows, dtype=EVENT_DTYPE)
+    for name in COLUMNS:
+        out[name] = batch.column(name).to_numpy(zero_copy_only=False)
+    return out
+
+
+def read_parquet(path):
+    """Read a whole event file into memory as an Events."""
+    instrument, report = read_metadata(path)
+    table = _open(path).read(columns=COLUMNS)
+    return Events(_to_events_array(table), instrument, report)
+
+
+def iter_parquet(path, batch_rows=DEFAULT_ROW_GROUP):
+    """Yield EVENT_DTYPE arrays of at most `batch_rows` events, in file order.
+
+    Memory stays bounded by one batch whatever the file size (the instrument
+    and report come from read_metadata).
+    """
+    f = _open(path)
+    for batch in f.iter_batches(batch_size=batch_rows, columns=COLUMNS):
+        yield _to_events_array(batch)
+
+
+def file_rows(path):
+    return _open(path).metadata.num_rows
+
+
+__all__ = ["write_parquet", "read_parquet", "iter_parquet", "read_metadata", "file_rows"]
