@@ -61,16 +61,29 @@ def _int_arg(name, value, lo, hi):
     return value
 
 
-def _order_id(order_id):
-    return _int_arg("order_id", order_id, 0, UINT64_MAX)
+_RANGES = {
+    "order_id": (0, UINT64_MAX),
+    "side": (-1, 1),
+    "price": (INT64_MIN + 1, INT64_MAX),
+    "qty": (INT64_MIN, INT64_MAX),
+}
 
 
-def _price(price):
-    return _int_arg("price", price, INT64_MIN + 1, INT64_MAX)
+def _call(cfunc, book, what, names, *args):
+    """Call a C book operation; map its status code to an exception.
 
-
-def _qty(qty):
-    return _int_arg("qty", qty, INT64_MIN, INT64_MAX)
+    The fast path hands Python ints straight to cffi, which refuses floats,
+    strings and out-of-range values; only then are the arguments inspected one
+    by one to name the offending field.
+    """
+    try:
+        rc = cfunc(book, *args)
+    except (TypeError, OverflowError):
+        for name, value in zip(names, args):
+            _int_arg(name, value, *_RANGES[name])
+        raise
+    if rc < 0:
+        raise error_for(rc, f"{what} {dict(zip(names, args))}")
 
 
 def _side(side):
@@ -201,32 +214,29 @@ class OrderBook(_Book):
 
     def __contains__(self, order_id):
         try:
-            oid = _order_id(order_id)
-        except InvalidOrder:
+            return lib.lob_book_order(self._b, order_id, self._info) == lib.LOB_OK
+        except (TypeError, OverflowError):
             return False
-        return lib.lob_book_order(self._b, oid, self._info) == lib.LOB_OK
 
     def add(self, order_id, side, price, qty):
         """Rest a new order at the tail of its level (never matches). O(1) + level lookup."""
-        check(lib.lob_book_add(self._b, _order_id(order_id), _side(side), _price(price), _qty(qty)),
-              f"add order {order_id}")
+        _call(lib.lob_book_add, self._b, "add", ("order_id", "side", "price", "qty"), order_id, side, price, qty)
 
     def reduce(self, order_id, qty):
         """Cancel `qty` of an order (all of it removes the order); keeps priority. O(1)."""
-        check(lib.lob_book_reduce(self._b, _order_id(order_id), _qty(qty)), f"reduce order {order_id}")
+        _call(lib.lob_book_reduce, self._b, "reduce", ("order_id", "qty"), order_id, qty)
 
     def delete(self, order_id):
         """Remove an order. O(1)."""
-        check(lib.lob_book_delete(self._b, _order_id(order_id)), f"delete order {order_id}")
+        _call(lib.lob_book_delete, self._b, "delete", ("order_id",), order_id)
 
     def execute(self, order_id, qty):
         """A resting order traded `qty` (data replay). O(1)."""
-        check(lib.lob_book_execute(self._b, _order_id(order_id), _qty(qty)), f"execute order {order_id}")
+        _call(lib.lob_book_execute, self._b, "execute", ("order_id", "qty"), order_id, qty)
 
     def modify(self, order_id, price, qty):
         """New absolute price and qty. A price change or size increase loses priority."""
-        check(lib.lob_book_modify(self._b, _order_id(order_id), _price(price), _qty(qty)),
-              f"modify order {order_id}")
+        _call(lib.lob_book_modify, self._b, "modify", ("order_id", "price", "qty"), order_id, price, qty)
 
     def submit(self, order_id, side, price, qty, tif=TimeInForce.GTC):
         """Match an incoming order; returns its fills (FILL_DTYPE array, in execution order).
@@ -239,7 +249,8 @@ class OrderBook(_Book):
         tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1)
         if tif == TimeInForce.MARKET and price is None:
             price = 0
-        args = (_order_id(order_id), _side(side), _price(price), _qty(qty), tif)
+        args = (_int_arg("order_id", order_id, *_RANGES["order_id"]), _side(side),
+                _int_arg("price", price, *_RANGES["price"]), _int_arg("qty", qty, *_RANGES["qty"]), tif)
         while True:
             buf = ffi.cast("lob_fill *", ffi.from_buffer(self._fills))
             rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), self._n, self._rested)
@@ -251,7 +262,7 @@ class OrderBook(_Book):
 
     def order(self, order_id):
         """Copy of a resting order with its queue position. O(orders ahead)."""
-        check(lib.lob_book_order(self._b, _order_id(order_id), self._info), f"order {order_id}")
+        _call(lib.lob_book_order, self._b, "order", ("order_id",), order_id, self._info)
         i = self._info
         return OrderInfo(int(i.order_id), Side(i.side), int(i.price), int(i.qty), int(i.qty_ahead),
                          int(i.orders_ahead))
@@ -268,8 +279,7 @@ class LevelBook(_Book):
 
     def set_level(self, side, price, qty):
         """Set the absolute size at (side, price); qty 0 deletes the level. O(log levels)."""
-        check(lib.lob_book_set_level(self._b, _side(side), _price(price), _qty(qty)),
-              f"set level {price}")
+        _call(lib.lob_book_set_level, self._b, "set_level", ("side", "price", "qty"), side, price, qty)
 
 
 def book_type_for(events):

@@ -1,0 +1,59 @@
+"""The `lobsim` command line, run in-process through lobsim.cli.main."""
+import re
+from pathlib import Path
+
+import pytest
+
+from lobsim.cli import main
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.parquet"
+
+
+def test_help_explains_itself(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("replay", "generate", "convert", "info"):
+        assert cmd in out
+
+
+def test_replay_bundled_sample(capsys):
+    assert main(["replay", str(SAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "200,000 (L3); applied 200,000, rejected 0" in out
+    assert re.search(r"apply: .* [\d,]+ messages/s", out)
+    bid = re.search(r"best bid:\s+([\d.]+) x (\d+)", out)
+    ask = re.search(r"best ask:\s+([\d.]+) x (\d+)", out)
+    assert bid and ask and float(bid.group(1)) < float(ask.group(1))
+
+
+def test_replay_matches_python_replay(capsys):
+    from lobsim.book import OrderBook
+    from lobsim.data import read_parquet
+
+    ev = read_parquet(SAMPLE)
+    b = OrderBook()
+    b.apply(ev.array)
+    main(["replay", str(SAMPLE), "--batch-rows", "7777"])
+    out = capsys.readouterr().out
+    px, qty = b.best_ask()
+    assert f"best ask:    {ev.instrument.ticks_to_price(px)} x {qty}" in out
+    assert f"resting:     {len(b):,} orders" in out
+
+
+def test_generate_then_info(tmp_path, capsys):
+    out_file = tmp_path / "g.parquet"
+    assert main(["generate", "-o", str(out_file), "--events", "5000", "--seed", "9"]) == 0
+    assert main(["info", str(out_file)]) == 0
+    out = capsys.readouterr().out
+    assert "events:      5,000" in out and "ADD" in out and "no anomalies" in out
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("nope")
+    assert main(["replay", str(bad)]) == 1
+    assert main(["info", str(tmp_path / "missing.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.parquet" in err and "missing.parquet" in err

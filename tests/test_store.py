@@ -1,0 +1,76 @@
+"""Parquet event store: exact round trip, metadata, chunked iteration, bad files."""
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import lobsim
+from lobsim.book import OrderBook
+from lobsim.data import Events, ValidationReport, iter_parquet, read_metadata, read_parquet, synthetic, write_parquet
+
+
+@pytest.fixture(scope="module")
+def events():
+    ev = synthetic.generate_events(20_000, seed=3)
+    ev.report.anomaly("unknown_order_id", line=12, detail="example")
+    return ev
+
+
+def test_round_trip_is_exact(tmp_path, events):
+    path = tmp_path / "ev.parquet"
+    write_parquet(events, path, row_group_size=4096)
+    back = read_parquet(path)
+    assert back.array.dtype == lobsim.EVENT_DTYPE
+    assert back.array.tobytes() == events.array.tobytes()
+    assert back.instrument == events.instrument
+    assert back.report.counts == events.report.counts
+    assert back.report.examples == events.report.examples
+    ins, rep = read_metadata(path)
+    assert ins.tick_size == events.instrument.tick_size and rep.total == 1
+
+
+def test_chunked_iteration_replays_in_bounded_pieces(tmp_path, events):
+    path = tmp_path / "ev.parquet"
+    write_parquet(events, path, row_group_size=3000)
+    chunks = list(iter_parquet(path, batch_rows=2500))
+    assert max(len(c) for c in chunks) <= 2500 and len(chunks) >= 8
+    assert np.concatenate(chunks).tobytes() == events.array.tobytes()
+    whole, pieces = OrderBook(), OrderBook()
+    whole.apply(events.array)
+    for c in chunks:
+        pieces.apply(c)
+    assert all(np.array_equal(a, b) for a, b in zip(whole.depth(10), pieces.depth(10)))
+    assert len(whole) == len(pieces) > 0
+
+
+def test_empty_events_round_trip(tmp_path):
+    ev = Events(lobsim.empty_events(0), lobsim.Instrument("X", "0.5", "1"), ValidationReport())
+    write_parquet(ev, tmp_path / "e.parquet")
+    assert len(read_parquet(tmp_path / "e.parquet")) == 0
+
+
+def test_bad_files_name_the_problem(tmp_path):
+    junk = tmp_path / "junk.parquet"
+    junk.write_bytes(b"not parquet at all")
+    with pytest.raises(lobsim.DataError, match="junk.parquet.*Parquet"):
+        read_parquet(junk)
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), other)
+    with pytest.raises(lobsim.DataError, match="missing columns"):
+        read_parquet(other)
+    cols = {name: pa.array(np.zeros(2, dtype=lobsim.EVENT_DTYPE.fields[name][0]))
+            for name in lobsim.EVENT_DTYPE.names if name != "reserved"}
+    cols["price"] = pa.array([1.5, 2.5])
+    wrong = tmp_path / "wrong.parquet"
+    pq.write_table(pa.table(cols), wrong)
+    with pytest.raises(lobsim.DataError, match="'price'"):
+        read_parquet(wrong)
+    cols["price"] = pa.array([1, 2], type=pa.int64())
+    nometa = tmp_path / "nometa.parquet"
+    pq.write_table(pa.table(cols), nometa)
+    with pytest.raises(lobsim.DataError, match="no lobsim metadata"):
+        read_parquet(nometa)
+    with pytest.raises(FileNotFoundError):
+        read_parquet(tmp_path / "absent.parquet")
+    with pytest.raises(TypeError):
+        write_parquet(np.zeros(1, dtype=lobsim.EVENT_DTYPE), tmp_path / "x.parquet")
