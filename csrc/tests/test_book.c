@@ -302,7 +302,38 @@ static void test_wide_prices(void) {
     lob_book_free(b);
 }
 
+/* Arbitrary event bytes through apply and depth_series (non-strict) must
+ * never crash, and must leave a book that passes the checker. */
+static void test_garbage_events(void) {
+    enum { N = 20000 };
+    static lob_event ev[N];
+    static int64_t px[N * 2], q[N * 2], apx[N * 2], aq[N * 2];
+    for (int type = LOB_BOOK_L2; type <= LOB_BOOK_L3; type++) {
+        for (int i = 0; i < N; i++) {
+            uint64_t r = rnd();
+            ev[i].order_id = r % 64;
+            ev[i].kind = (uint8_t)(rnd() % 11);
+            ev[i].side = (int8_t)((int)(rnd() % 5) - 2);
+            ev[i].price = (r & 0x100) ? (int64_t)rnd() : 100 + (int64_t)(rnd() % 8);
+            ev[i].qty = (r & 0x200) ? (int64_t)rnd() : (int64_t)(rnd() % 6) - 1;
+            ev[i].flags = (uint16_t)rnd();
+        }
+        lob_book *b;
+        lob_book_new(type, &b);
+        lob_apply_result r;
+        EXPECT_EQ(lob_book_apply(b, ev, N, 0, &r), LOB_OK);
+        EXPECT_EQ(r.applied + r.rejected, N);
+        expect_valid(b);
+        size_t rows;
+        EXPECT_EQ(lob_depth_series(b, ev, N, 2, 0, 0, px, q, apx, aq, NULL, N, &rows, &r), LOB_OK);
+        EXPECT_EQ(rows, N);
+        expect_valid(b);
+        lob_book_free(b);
+    }
+}
+
 int main(void) {
+    test_garbage_events();
     test_add_cancel_execute();
     test_modify_priority();
     test_submit();
