@@ -11,6 +11,9 @@ def peak_rss_mib():
 
 def report(benchmark, name, n_messages):
     """Print and record messages/s (from the best and mean round) plus peak memory."""
+    if benchmark.stats is None or not benchmark.stats.stats.data:  # --benchmark-disable
+        print(f"\n{name}: timing disabled")
+        return
     stats = benchmark.stats.stats
     best = n_messages / stats.min
     mean = n_messages / stats.mean

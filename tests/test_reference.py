@@ -59,6 +59,11 @@ def position(book, oid):
     return info.orders_ahead, info.qty_ahead
 
 
+def rows(fills):
+    """Fills as (maker, taker, price, qty, maker_remaining, taker_side) tuples."""
+    return [tuple(int(x) for x in f) for f in zip(*(fills[k] for k in FILL_DTYPE.names[:6]))]
+
+
 def makers(fills):
     return [int(m) for m in fills["maker_id"]]
 
@@ -251,7 +256,7 @@ def test_non_integer_arguments(book):
     with pytest.raises(InvalidOrder):
         book.add(1, BID, 100.5, 1)
     with pytest.raises(InvalidOrder):
-        book.add(1, BID, 100, True)
+        book.add(1, BID, "100", 1)
     with pytest.raises(InvalidOrder):
         book.add(-1, BID, 100, 1)
     assert -1 not in book and "x" not in book
@@ -276,7 +281,7 @@ def test_submit_returns_fill_array(book):
     book.add(1, ASK, 101, 2)
     fills = book.submit(7, BID, 102, 3)
     assert isinstance(fills, np.ndarray) and fills.dtype == FILL_DTYPE
-    assert fills.tolist() == [(1, 7, 101, 2, 0, 1)]
+    assert rows(fills) == [(1, 7, 101, 2, 0, 1)]
     assert book.order(7).qty == 1 and book.order(7).price == 102
     empty = book.submit(8, BID, 90, 1, TimeInForce.IOC)
     assert empty.dtype == FILL_DTYPE and len(empty) == 0
@@ -285,7 +290,7 @@ def test_submit_returns_fill_array(book):
 def test_market_order_price_none(book):
     book.add(1, BID, 100, 2)
     fills = book.submit(2, ASK, None, 5, TimeInForce.MARKET)
-    assert fills.tolist() == [(1, 2, 100, 2, 0, -1)]
+    assert rows(fills) == [(1, 2, 100, 2, 0, -1)]
     assert len(book) == 0
 
 
@@ -309,7 +314,7 @@ def events(rows):
     """Events from (kind, order_id, side, price, qty) rows, all BATCH_END."""
     ev = empty_events(len(rows))
     for i, (kind, oid, side, price, qty) in enumerate(rows):
-        ev[i] = (i, i, oid, price, qty, side, kind, Flag.BATCH_END)
+        ev[i] = (i, i, oid, price, qty, side, kind, Flag.BATCH_END, 0)
     return ev
 
 

@@ -97,8 +97,6 @@ def _error_names():
     return {code: ERROR_NAMES.get(code, name) for code, name in _ERR_NAME_FALLBACK.items()}
 
 
-
-
 def _fail(code, msg):
     """The lobsim exception for `code`, tagged with the code so apply() can count it."""
     exc = _ERR_CLASS[code](msg)
@@ -126,6 +124,18 @@ def _price(price):
 
 def _qty(qty):
     return _int_arg("qty", qty, INT64_MIN, INT64_MAX, _ERR_BAD_QTY)
+
+
+_FILL_FIELDS = ("maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side")
+
+
+def _fill_array(fills):
+    """FILL_DTYPE array (reserved bytes zero) from (maker, taker, price, qty, remaining, side) tuples."""
+    out = np.zeros(len(fills), dtype=FILL_DTYPE)
+    if fills:
+        for name, col in zip(_FILL_FIELDS, zip(*fills)):
+            out[name] = col
+    return out
 
 
 class _Level:
@@ -362,7 +372,7 @@ class ReferenceBook:
             self._check_room(self._side_map(side).get(price), qty)
             self._rest(order_id, side, price, qty)
             self._added += qty
-            return np.zeros(0, dtype=FILL_DTYPE)
+            return _fill_array(())
 
         available = 0
         for p in levels():
@@ -370,7 +380,7 @@ class ReferenceBook:
             if available >= qty:
                 break
         if tif == TimeInForce.FOK and available < qty:
-            return np.zeros(0, dtype=FILL_DTYPE)
+            return _fill_array(())
         if tif == TimeInForce.GTC and available < qty:  # checked before any fill
             self._check_room(self._side_map(side).get(price), qty - available)
 
@@ -392,7 +402,7 @@ class ReferenceBook:
         if left and tif == TimeInForce.GTC:
             self._rest(order_id, side, price, left)
             self._added += left
-        return np.array(fills, dtype=FILL_DTYPE)
+        return _fill_array(fills)
 
     # -- batch replay ---------------------------------------------------------
     def apply(self, events, strict=True):

@@ -39,6 +39,13 @@ is the venue order: a timestamp that goes backwards is raised to the previous
 one and reported as out_of_order_timestamp. The two streams are then merged
 stably by ts_exch, ties in file order; a diff's events stay contiguous.
 
+After merging, the book is replayed in C (when lobsim.book is built) and every
+batch end with best bid >= best ask is reported as crossed_book.
+``report.info["feed_latency_ms"]`` gives percentiles of ts_local - ts_exch; it
+is negative when the recording host's clock lags the venue's (about -1.27 s on
+the shared captures) and is not corrected here. `load_binance` also returns
+each event's update id, to line the book up with bookTicker.
+
 Instrument: given tick/lot sizes, else the finest decimal resolution actually
 used by the prices / sizes in the capture (trailing zeros of the wire format
 ignored, so spot ``"61837.63000000"`` gives 0.01): a power of ten, which can be
@@ -55,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data.events import OUT_OF_ORDER_TS, SEQUENCE_GAP, Events, ValidationReport
+from lobsim.data.events import CROSSED_BOOK, OUT_OF_ORDER_TS, SEQUENCE_GAP, Events, ValidationReport
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument, parse_decimal_strings
 
@@ -299,6 +306,21 @@ def _to_units(inst, scaled, scale, kind, owner_line, where):
         raise
 
 
+def _all_units(inst, groups, where):
+    """Convert every (parsed, kind, owner lines) group; if some fail, name the earliest line."""
+    out, errors = [], []
+    for (scaled, scale), kind, owner in groups:
+        try:
+            out.append(_to_units(inst, scaled, scale, kind, owner, lambda g: (None, g)))
+        except DataError as e:
+            errors.append(e)
+    if errors:
+        e = min(errors, key=lambda x: x.line if x.line is not None else -1)
+        f, ln = where(e.line) if e.line is not None else (e.file, None)
+        raise DataError(e.reason, file=f, line=ln, detail=e.detail)
+    return out
+
+
 def _monotone(ts, report, lines, where, what):
     """Raise backward steps of ts to the running max; report them. Returns the fixed copy."""
     if len(ts) < 2:
@@ -316,6 +338,27 @@ def _monotone(ts, report, lines, where, what):
             f"{int(fixed[bad[0]])} ns; raised to it",
         )
     return fixed
+
+
+def _check_crossed(events, eline, report, where):
+    """Replay the book in C and report batches after which it is crossed (best bid >= best ask)."""
+    try:
+        from lobsim.book import depth_series
+    except ImportError:  # compiled core not built: the check is optional
+        report.info["crossed_check"] = "skipped: lobsim.book unavailable"
+        return
+    if not np.any(events["kind"] == EventKind.SET_LEVEL):
+        return
+    ds = depth_series(events, 1, batch_end_only=True, strict=False)
+    crossed = np.nonzero((ds.bid_qty[:, 0] > 0) & (ds.ask_qty[:, 0] > 0) & (ds.bid_px[:, 0] >= ds.ask_px[:, 0]))[0]
+    report.info["batches_checked_for_crossing"] = len(ds.index)
+    if len(crossed):
+        i = crossed[0]
+        f, ln = where(eline[ds.index[i]])
+        report.anomaly(
+            CROSSED_BOOK, file=f, line=ln, count=len(crossed),
+            detail=f"best bid {ds.bid_px[i, 0]} >= best ask {ds.ask_px[i, 0]} (ticks) after this batch",
+        )
 
 
 # -- main reader -----------------------------------------------------------------
@@ -365,12 +408,13 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
                 n_blank += 1
                 continue
             g = gbase + ln
-            ts_local, body = _split(line, path, ln)
-            if body.startswith(b'{"stream":"'):
-                end = body.find(b'"', 11, 120)
-                if end > 0 and body[11:end].endswith(b"@bookTicker"):
+            sp = line.find(b" ")
+            if line.startswith(b'{"stream":"', sp + 1):  # cheap skip of bookTicker lines
+                end = line.find(b'"', sp + 12, sp + 120)
+                if end > 0 and line[sp + 12 : end].endswith(b"@bookTicker"):
                     n_ticker += 1
                     continue
+            ts_local, body = _split(line, path, ln)
             kind, data = _classify(_loads(body, path, ln), path, ln)
             if kind == "depth":
                 if not _check_symbol(data, want, seen_symbol, path, ln):
@@ -420,9 +464,8 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
                 e = data.get("E")
                 if e is not None and type(e) is not int:
                     raise DataError(f"field 'E' is not an integer: {e!r}", file=path, line=ln)
-                snaps.append(
-                    {"g": g, "tl": ts_local, "id": _int(data, "lastUpdateId", path, ln), "E": e, "bids": bids, "asks": asks}
-                )
+                last_id = _int(data, "lastUpdateId", path, ln)
+                snaps.append({"g": g, "tl": ts_local, "id": last_id, "E": e, "bids": bids, "asks": asks})
             else:
                 unknown[kind] = unknown.get(kind, 0) + 1
                 report.skip("unknown_stream", file=path, line=ln, detail=kind)
@@ -485,12 +528,12 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
             raise DataError(f"{what} is negative", file=f, line=ln)
 
     inst = _instrument(sym, tick_size, lot_size, _rescale([lp, sp, tp]), _rescale([lq, sq, tq]), report)
-    lpx = _to_units(inst, lp[0], lp[1], "price", d_owner, where)
-    lqty = _to_units(inst, lq[0], lq[1], "qty", d_owner, where)
-    spx = _to_units(inst, sp[0], sp[1], "price", s_owner, where)
-    sqty = _to_units(inst, sq[0], sq[1], "qty", s_owner, where)
-    tpx = _to_units(inst, tp[0], tp[1], "price", t_g, where)
-    tqty = _to_units(inst, tq[0], tq[1], "qty", t_g, where)
+    lpx, lqty, spx, sqty, tpx, tqty = _all_units(
+        inst,
+        [(lp, "price", d_owner), (lq, "qty", d_owner), (sp, "price", s_owner), (sq, "qty", s_owner),
+         (tp, "price", t_g), (tq, "qty", t_g)],
+        where,
+    )
 
     # ---- sequencing of the book stream ----------------------------------------
     d_tl = np.asarray(d_tl, np.int64)
@@ -514,7 +557,6 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
         lo = k
 
     keep = np.zeros(nd, bool)
-    bridge_at = {}
     synced = False
     last_u = None
     n_stale = n_dup = 0
@@ -524,7 +566,6 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
         j = place.get(i)
         if j is not None:
             synced = True
-            bridge_at[i] = j
             thr = snaps[j]["id"] + spot_shift
             if not d_U[i] <= thr <= d_u[i]:
                 gaps.append((i, f"first diff after snapshot {snaps[j]['id']} has U={d_U[i]} u={d_u[i]}: "
@@ -600,13 +641,12 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     d_of = np.repeat(np.arange(nd), d_cnt)
     starts = np.cumsum(d_cnt) - d_cnt
     pos = np.arange(len(d_of)) - starts[d_of]
-    lsel = keep[d_of] if len(d_of) else np.zeros(0, bool)
-    lvl_side = np.where(pos < np.asarray(d_nb, np.int64)[d_of], 1, -1).astype(np.int8) if len(d_of) else np.zeros(0, np.int8)
-    last = pos == d_cnt[d_of] - 1 if len(d_of) else np.zeros(0, bool)
-    if len(d_of):
-        info["empty_diffs"] = int(np.sum(keep & (d_cnt == 0)))
+    lsel = keep[d_of]
+    lvl_side = np.where(pos < np.asarray(d_nb, np.int64)[d_of], 1, -1).astype(np.int8)
+    last = pos == d_cnt[d_of] - 1
+    info["empty_diffs"] = int(np.sum(keep & (d_cnt == 0)))
 
-    parts = []  # (events, ts key, order key, update ids)
+    parts = []  # (events, merge key, update ids, global lines)
 
     dv = np.nonzero(lsel)[0]
     ev = np.zeros(len(dv), EVENT_DTYPE)
@@ -618,7 +658,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     ev["side"] = lvl_side[dv]
     ev["kind"] = EventKind.SET_LEVEL
     ev["flags"] = np.where(last[dv], int(Flag.BATCH_END), 0)
-    parts.append((ev, 2 * d_g[di], d_u[di]))
+    parts.append((ev, 2 * d_g[di], d_u[di], d_g[di]))
 
     s_start = 0
     s_offsets = []
@@ -645,7 +685,8 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
         ev["side"][1:] = side
         ev["flags"] = int(Flag.SNAPSHOT)
         ev["flags"][-1] = int(Flag.SNAPSHOT | Flag.BATCH_END)
-        parts.append((ev, np.full(len(ev), key, np.int64), np.full(len(ev), s["id"], np.int64)))
+        n = len(ev)
+        parts.append((ev, np.full(n, key, np.int64), np.full(n, s["id"], np.int64), np.full(n, s["g"], np.int64)))
 
     ev = np.zeros(len(t_g), EVENT_DTYPE)
     ev["ts_exch"] = t_ts
@@ -654,7 +695,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     ev["qty"] = tqty
     ev["side"] = np.where(np.asarray(t_m, bool), -1, 1)
     ev["kind"] = EventKind.TRADE
-    parts.append((ev, 2 * t_g, np.full(len(ev), -1, np.int64)))
+    parts.append((ev, 2 * t_g, np.full(len(ev), -1, np.int64), t_g))
 
     events = np.concatenate([p[0] for p in parts])
     okey = np.concatenate([p[1] for p in parts])
@@ -662,12 +703,14 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     order = np.lexsort((okey, events["ts_exch"]))  # stable: a batch's events keep their order
     events = events[order]
     uid = uid[order]
+    eline = np.concatenate([p[3] for p in parts])[order]
+    _check_crossed(events, eline, report, where)
 
     info["events"] = len(events)
     if len(events):
         lat = events["ts_local"] - events["ts_exch"]
         p1, p50, p99 = np.percentile(lat, [1, 50, 99]) / 1e6
-        info["feed_latency_ms"] = {"p1": round(float(p1), 3), "median": round(float(p50), 3), "p99": round(float(p99), 3)}
+        info["feed_latency_ms"] = {k: round(float(v), 3) for k, v in (("p1", p1), ("median", p50), ("p99", p99))}
     return BinanceCapture(Events(events, inst, report), uid)
 
 
@@ -716,7 +759,8 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
     out = np.zeros(len(u), BOOK_TICKER_DTYPE)
     out["update_id"] = u
     out["ts_local"] = tl
-    parsed = [_parse(np.asarray(c, dtype=str), owner, where, what) for c, what in zip(cols, ("bid price", "bid size", "ask price", "ask size"))]
+    names = ("bid price", "bid size", "ask price", "ask size")
+    parsed = [_parse(np.asarray(c, dtype=str), owner, where, what) for c, what in zip(cols, names)]
     if instrument is None:
         report = ValidationReport()
         instrument = _instrument(

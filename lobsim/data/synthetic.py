@@ -49,8 +49,8 @@ def generate(
     mean_qty=5.0,
     add_rate=1.0,
     cancel_rate=0.003,
-    reduce_share=0.08,
-    execute_rate=0.10,
+    reduce_share=0.05,
+    execute_rate=0.11,
     modify_rate=0.05,
     mean_offset=3.0,
     volatility=0.03,
@@ -175,8 +175,8 @@ def generate(
 
     while count < n_events:
         # One chunk of pre-drawn numbers; a step consumes exactly one row.
-        u = rng.random((_CHUNK, 4))
-        u_kind, u_pick, u_aux, u_aux2 = (u[:, j].tolist() for j in range(4))
+        u = rng.random((_CHUNK, 5))
+        u_kind, u_pick, u_aux, u_aux2, u_aux3 = (u[:, j].tolist() for j in range(5))
         offs = np.minimum(rng.geometric(p_off, _CHUNK) - 1, tick_levels).tolist()
         qtys = rng.geometric(p_qty, _CHUNK).tolist()
         gaps = rng.exponential(mean_gap_ns, _CHUNK).astype(np.int64).tolist()
@@ -253,8 +253,8 @@ def generate(
                 rside = -1 if buy else 1  # resting side hit
                 book = asks if buy else bids
                 # whole orders taken, then maybe a partial one; capped so execs+trades fit
-                n_full = qtys[s] % 3  # 0, 1 or 2 (cheap reuse of an independent draw)
-                partial = u_aux[s] < 0.4 or n_full == 0
+                n_full = int(u_aux3[s] * 3)  # 0, 1 or 2
+                partial = u_aux[s] < 0.25 or n_full == 0
                 max_exec = room // 2
                 n_exec = 0
                 level_px = None
@@ -310,8 +310,8 @@ def generate(
             else:
                 new_q = q + qtys[s]
             new_px = price
-            if u_aux2[s] < 0.4:
-                new_px = price + (offs[s] % 3 + 1) * (1 if u_aux[s] < 0.25 or 0.5 <= u_aux[s] < 0.75 else -1)
+            if u_aux3[s] < 0.4:  # move 1-3 ticks, either way
+                new_px = price + (offs[s] % 3 + 1) * (1 if u_aux3[s] < 0.2 else -1)
                 if side == 1:
                     if best_ask is not None and new_px >= best_ask:
                         new_px = best_ask - 1
