@@ -42,13 +42,15 @@ class ApplyResult(NamedTuple):
 
 
 class DepthSeries(NamedTuple):
-    """Book top after each recorded event: arrays of shape (rows, levels); index = event index."""
+    """Book top after each recorded event: arrays of shape (rows, levels); index = event index;
+    result = what the replay applied and (non-strict) skipped."""
 
     bid_px: np.ndarray
     bid_qty: np.ndarray
     ask_px: np.ndarray
     ask_qty: np.ndarray
     index: np.ndarray
+    result: "ApplyResult"
 
 
 def _int_arg(name, value, lo, hi):
@@ -320,4 +322,4 @@ def _depth_series(book, events, ptr, n, levels, batch_end_only, strict):
                               *cast, rows, rows_out, res)
     if rc < 0:
         raise apply_error(events, res, "depth_series")
-    return DepthSeries(*arrs, index)
+    return DepthSeries(*arrs, index, _apply_result(res))

@@ -62,7 +62,14 @@ from pathlib import Path
 import numpy as np
 
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data.events import CROSSED_BOOK, OUT_OF_ORDER_TS, SEQUENCE_GAP, Events, ValidationReport
+from lobsim.data.events import (
+    CROSSED_BOOK,
+    OUT_OF_ORDER_TS,
+    SEQUENCE_GAP,
+    Events,
+    ValidationReport,
+    crossed_batch_ends,
+)
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument, parse_decimal_strings
 
@@ -341,23 +348,16 @@ def _monotone(ts, report, lines, where, what):
 
 
 def _check_crossed(events, eline, report, where):
-    """Replay the book in C and report batches after which it is crossed (best bid >= best ask)."""
-    try:
-        from lobsim.book import depth_series
-    except ImportError:  # compiled core not built: the check is optional
-        report.info["crossed_check"] = "skipped: lobsim.book unavailable"
-        return
+    """Report batches after which the replayed book is crossed (best bid >= best ask)."""
     if not np.any(events["kind"] == EventKind.SET_LEVEL):
         return
-    ds = depth_series(events, 1, batch_end_only=True, strict=False)
-    crossed = np.nonzero((ds.bid_qty[:, 0] > 0) & (ds.ask_qty[:, 0] > 0) & (ds.bid_px[:, 0] >= ds.ask_px[:, 0]))[0]
-    report.info["batches_checked_for_crossing"] = len(ds.index)
-    if len(crossed):
-        i = crossed[0]
-        f, ln = where(eline[ds.index[i]])
+    idx, bid_px, ask_px, checked, _, _ = crossed_batch_ends(events)
+    report.info["batches_checked_for_crossing"] = checked
+    if len(idx):
+        f, ln = where(eline[idx[0]])
         report.anomaly(
-            CROSSED_BOOK, file=f, line=ln, count=len(crossed),
-            detail=f"best bid {ds.bid_px[i, 0]} >= best ask {ds.ask_px[i, 0]} (ticks) after this batch",
+            CROSSED_BOOK, file=f, line=ln, count=len(idx),
+            detail=f"best bid {bid_px[0]} >= best ask {ask_px[0]} (ticks) after this batch",
         )
 
 

@@ -65,6 +65,7 @@ from lobsim.data.events import (
     UNKNOWN_ORDER_ID,
     Events,
     ValidationReport,
+    crossed_batch_ends,
 )
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument
@@ -1052,26 +1053,16 @@ def _crossed_check(arr, ev_recno, report):
     CME open) is a legitimate pre-open crossing and goes to info; any other is a
     CROSSED_BOOK anomaly.
     """
-    try:
-        from lobsim.book import depth_series
-    except ImportError:
-        report.info["crossed_book_check"] = "not run: lobsim.book is not built"
-        return
     if not np.any(arr["flags"] & Flag.BATCH_END):
         return
-    try:
-        ds = depth_series(arr, 1, batch_end_only=True, strict=True)
-    except Exception as e:  # our own events refused by the book: a reader bug or bad data
-        report.anomaly(REPLAY_REJECTED, detail=f"verification replay failed: {e}")
-        return
-    bq, aq = ds.bid_qty[:, 0], ds.ask_qty[:, 0]
-    crossed = (bq > 0) & (aq > 0) & (ds.bid_px[:, 0] >= ds.ask_px[:, 0])
-    rows = np.nonzero(crossed)[0]
-    report.info["batch_ends_checked"] = int(len(ds.index))
-    if not len(rows):
+    idx, bid_px, ask_px, checked, rejected, first_rejected = crossed_batch_ends(arr)
+    report.info["batch_ends_checked"] = checked
+    if rejected:  # our own events refused by the book: a reader bug or bad data
+        report.anomaly(REPLAY_REJECTED, count=rejected, line=int(ev_recno[first_rejected]),
+                       detail=f"the verification replay refused {rejected} events, first event {first_rejected}")
+    if not len(idx):
         report.info["crossed_batch_ends_preopen"] = 0
         return
-    idx = ds.index[rows]
     trades = np.nonzero(arr["kind"] == EventKind.TRADE)[0]
     nxt = np.searchsorted(trades, idx, side="right")  # the first print after each crossing
     preopen = np.zeros(len(idx), dtype=bool)
@@ -1084,8 +1075,8 @@ def _crossed_check(arr, ev_recno, report):
     bad = idx[~preopen]
     if len(bad):
         j = int(bad[0])
-        r = int(rows[~preopen][0])
+        r = int(np.nonzero(~preopen)[0][0])
         k = int(ev_recno[j])
         report.anomaly(CROSSED_BOOK, count=len(bad), line=k,
-                       detail=f"record {k} (event {j}) at {_iso(arr['ts_exch'][j])}: bid {int(ds.bid_px[r, 0])} >= "
-                              f"ask {int(ds.ask_px[r, 0])} (ticks) after a batch")
+                       detail=f"record {k} (event {j}) at {_iso(arr['ts_exch'][j])}: bid {int(bid_px[r])} >= "
+                              f"ask {int(ask_px[r])} (ticks) after a batch")

@@ -2,6 +2,7 @@
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -111,3 +112,29 @@ class Events:
 
     def metadata_json(self):
         return json.dumps(self.metadata(), sort_keys=True)
+
+
+class CrossedBatches(NamedTuple):
+    """Batch ends after which a replayed book is crossed (best bid >= best ask)."""
+
+    index: np.ndarray  # event index of each crossed batch end
+    bid_px: np.ndarray
+    ask_px: np.ndarray
+    checked: int  # batch ends looked at
+    rejected: int  # events the book refused (skipped)
+    first_rejected: int  # index of the first refused event, -1 if none
+
+
+def crossed_batch_ends(array):
+    """Replay `array` in the C book and find the batch ends where it is crossed.
+
+    Events the book refuses are skipped and counted (a reader should produce
+    none). O(n) in C.
+    """
+    from lobsim.book import depth_series  # needs the compiled core; readers need it only here
+
+    ds = depth_series(array, 1, batch_end_only=True, strict=False)
+    bid_px, ask_px = ds.bid_px[:, 0], ds.ask_px[:, 0]
+    crossed = (ds.bid_qty[:, 0] > 0) & (ds.ask_qty[:, 0] > 0) & (bid_px >= ask_px)
+    return CrossedBatches(ds.index[crossed], bid_px[crossed], ask_px[crossed], len(ds.index),
+                          ds.result.rejected, ds.result.first_error_index)
