@@ -364,9 +364,11 @@ static void order_remove(lob_book *b, int32_t oi) {
     b->n_orders--;
 }
 
-/* Would adding qty to level li overflow its int64 total? */
-static int level_overflows(const lob_book *b, int32_t li, int64_t qty) {
-    return b->levels[li].qty > INT64_MAX - qty;
+/* Would `extra` more lots push the book's resting total past INT64_MAX? The
+ * book-wide cap also keeps every level total and every counter read as int64
+ * exact. */
+static int total_overflows(const lob_book *b, int64_t extra) {
+    return extra > 0 && (uint64_t)extra > (uint64_t)INT64_MAX - b->resting;
 }
 
 /* ------------------------------------------------------------- lifecycle */
@@ -406,13 +408,10 @@ int lob_book_type(const lob_book *b) { return b ? b->type : LOB_ERR_INVALID_ARG;
 /* Insert a new resting order; caller has validated id absence and fields.
  * Either fully succeeds or changes nothing. */
 static int insert_order(lob_book *b, uint64_t id, int side, int64_t price, int64_t qty) {
+    if (total_overflows(b, qty)) return LOB_ERR_BAD_QTY;
     int rc = reserve_insert(b, side);
     if (rc) return rc;
     int32_t li = level_find_or_create(b, side, price);
-    if (level_overflows(b, li, qty)) {
-        if (b->levels[li].count == 0) level_remove(b, li);
-        return LOB_ERR_BAD_QTY;
-    }
     int32_t oi = order_take(b);
     order_t *o = &b->orders[oi];
     o->id = id;
@@ -492,24 +491,19 @@ int lob_book_modify(lob_book *b, uint64_t id, int64_t price, int64_t qty) {
         b->cancelled += (uint64_t)(old - qty);
         return LOB_OK;
     }
-    /* Loses priority: re-queue at the tail of the (new) level. Reserve and
-     * check overflow first so the move cannot fail halfway. */
-    int side = o->side;
-    int rc = reserve_level(b, side);
-    if (rc) return rc;
-    o = &b->orders[oi];
-    if (price == o->price) { /* size increase at the same level */
+    /* Loses priority: re-queue at the tail of the (new) level. Check and
+     * reserve first so the move cannot fail halfway. */
+    if (total_overflows(b, qty - old)) return LOB_ERR_BAD_QTY;
+    if (price == o->price) { /* size increase at the same level: no allocation */
         int32_t li = o->level;
-        if (level_overflows(b, li, qty - old)) return LOB_ERR_BAD_QTY;
         fifo_detach(b, oi);
         o->qty = qty;
         fifo_append(b, li, oi);
     } else {
-        int32_t li = level_find_or_create(b, side, price);
-        if (level_overflows(b, li, qty)) {
-            if (b->levels[li].count == 0) level_remove(b, li);
-            return LOB_ERR_BAD_QTY;
-        }
+        int rc = reserve_level(b, o->side);
+        if (rc) return rc;
+        o = &b->orders[oi];
+        int32_t li = level_find_or_create(b, o->side, price);
         fifo_unlink(b, oi); /* may remove the old level; li is another level */
         o->price = price;
         o->qty = qty;
@@ -541,9 +535,13 @@ int lob_book_set_level(lob_book *b, int side, int64_t price, int64_t qty) {
         }
         return LOB_OK;
     }
-    int rc = reserve_level(b, side);
-    if (rc) return rc;
-    int32_t li = level_find_or_create(b, side, price);
+    int32_t li = level_find(b, side, price);
+    if (total_overflows(b, qty - (li == NIL ? 0 : b->levels[li].qty))) return LOB_ERR_BAD_QTY;
+    if (li == NIL) {
+        int rc = reserve_level(b, side);
+        if (rc) return rc;
+        li = level_find_or_create(b, side, price);
+    }
     b->resting += (uint64_t)qty - (uint64_t)b->levels[li].qty;
     b->levels[li].qty = qty;
     return LOB_OK;
@@ -614,10 +612,9 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
         /* Everything the resting remainder needs is reserved and checked
          * before any fill, so a failure cannot leave a half-matched order.
          * Matching only frees memory on the other side. */
+        if (rest > INT64_MAX - ((int64_t)b->resting - avail)) return LOB_ERR_BAD_QTY; /* total after fills */
         int rc = reserve_insert(b, side);
         if (rc) return rc;
-        int32_t li = level_find(b, side, price);
-        if (li != NIL && level_overflows(b, li, rest)) return LOB_ERR_BAD_QTY;
     }
 
     /* Execute: best level first, FIFO within a level, at the resting price. */
@@ -683,7 +680,8 @@ static void result_reset(lob_apply_result *r) {
 
 /* Record a rejected event i; returns nonzero when the run must stop. */
 static int result_note(lob_apply_result *r, size_t i, int rc, int strict) {
-    if (r->first_error_index < 0) {
+    if (r->first_error_index < 0 || strict || rc == LOB_ERR_NOMEM) {
+        /* the first rejected event, or the one that stops the run */
         r->first_error_index = (int64_t)i;
         r->first_error = rc;
     }
@@ -802,10 +800,10 @@ int lob_book_order(const lob_book *b, uint64_t id, lob_order_info *out) {
 
 int lob_book_totals_get(const lob_book *b, lob_book_totals *out) {
     if (!b || !out) return LOB_ERR_INVALID_ARG;
-    out->added = (int64_t)b->added;
-    out->executed = (int64_t)b->executed;
-    out->cancelled = (int64_t)b->cancelled;
-    out->resting = (int64_t)b->resting;
+    out->added = b->added;
+    out->executed = b->executed;
+    out->cancelled = b->cancelled;
+    out->resting = b->resting;
     return LOB_OK;
 }
 

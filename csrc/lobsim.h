@@ -113,17 +113,19 @@ typedef struct lob_order_info {
 typedef struct lob_apply_result {
     int64_t applied;               /* events applied cleanly */
     int64_t rejected;              /* events skipped (non-strict mode) */
-    int64_t first_error_index;     /* index of the first rejected event, -1 if none */
+    int64_t first_error_index;     /* first rejected event, or the one that stopped the run; -1 if none */
     int32_t first_error;           /* its status code, LOB_OK if none */
     int64_t by_error[13];          /* rejected count by -code (index 1..12) */
 } lob_apply_result;
 
-/* Conservation counters of an L3 book: added == resting + executed + cancelled. */
+/* Conservation counters of an L3 book: added == resting + executed + cancelled
+ * (cumulative counters wrap modulo 2^64; resting never exceeds INT64_MAX: a
+ * change that would push it past is refused with LOB_ERR_BAD_QTY). */
 typedef struct lob_book_totals {
-    int64_t added;      /* ADD qty, modify increases, rested submit remainders */
-    int64_t executed;   /* EXECUTE qty and maker qty of submit fills */
-    int64_t cancelled;  /* REDUCE, DELETE, modify decreases, CLEAR */
-    int64_t resting;    /* qty now in the book */
+    uint64_t added;      /* ADD qty, modify increases, rested submit remainders */
+    uint64_t executed;   /* EXECUTE qty and maker qty of submit fills */
+    uint64_t cancelled;  /* REDUCE, DELETE, modify decreases, CLEAR */
+    uint64_t resting;    /* qty now in the book */
 } lob_book_totals;
 
 typedef struct lob_book lob_book;

@@ -65,10 +65,13 @@ def check(code, context):
 
 
 def event_buffer(events, name="events"):
-    """Validate an event array and return (cdata pointer, length) for C.
+    """Validate an event array and return (array, cdata pointer, length) for C.
 
     Refuses anything but a 1-d, C-contiguous array of exactly EVENT_DTYPE, so
-    C never reads memory of the wrong layout.
+    C never reads memory of the wrong layout. An array whose memory is not
+    8-byte aligned (possible with np.frombuffer at an odd offset) is copied:
+    C reads its int64 fields directly. Keep the returned array alive while C
+    uses the pointer.
     """
     if not isinstance(events, np.ndarray):
         raise TypeError(f"{name} must be a numpy array of lobsim.EVENT_DTYPE, got {type(events).__name__}")
@@ -81,13 +84,14 @@ def event_buffer(events, name="events"):
     if events.dtype.itemsize != ffi.sizeof("lob_event"):
         raise TypeError(f"{name} itemsize {events.dtype.itemsize} != sizeof(lob_event)")
     if len(events) == 0:
-        return ffi.NULL, 0
-    return ffi.cast("const lob_event *", ffi.from_buffer(events)), len(events)
+        return events, ffi.NULL, 0
+    if events.ctypes.data % ffi.alignof("lob_event"):
+        events = events.copy()  # fresh numpy allocations are aligned
+    return events, ffi.cast("const lob_event *", ffi.from_buffer(events)), len(events)
 
 
-def apply_error(events, result, context):
-    """Exception for the first rejected event of an apply result, naming index and field."""
-    code = result.first_error
+def apply_error(events, result, code, context):
+    """Exception for the event that stopped an apply (status `code`), naming index and field."""
     idx = result.first_error_index
     field = ERROR_FIELDS.get(code)
     ev = events[idx]

@@ -1,4 +1,5 @@
 """Python handles on the C books (csrc/book.c): OrderBook (L3), LevelBook (L2), depth_series."""
+import threading
 from typing import NamedTuple
 
 import numpy as np
@@ -71,23 +72,6 @@ _RANGES = {
 }
 
 
-def _call(cfunc, book, what, names, *args):
-    """Call a C book operation; map its status code to an exception.
-
-    The fast path hands Python ints straight to cffi, which refuses floats,
-    strings and out-of-range values; only then are the arguments inspected one
-    by one to name the offending field.
-    """
-    try:
-        rc = cfunc(book, *args)
-    except (TypeError, OverflowError):
-        for name, value in zip(names, args):
-            _int_arg(name, value, *_RANGES[name])
-        raise
-    if rc < 0:
-        raise error_for(rc, f"{what} {dict(zip(names, args))}")
-
-
 def _side(side):
     if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or int(side) not in (1, -1):
         raise InvalidOrder(f"side must be Side.BID (+1) or Side.ASK (-1), got {side!r}")
@@ -99,8 +83,16 @@ def _apply_result(res):
     return ApplyResult(int(res.applied), int(res.rejected), by_reason, int(res.first_error_index))
 
 
+_BOOLS = (bool, np.bool_)
+
+
 class _Book:
-    """Shared handle logic: ownership of the C book, views, apply."""
+    """Shared handle logic: ownership of the C book, views, apply.
+
+    cffi releases the GIL during every C call, so each call holds the book's
+    lock: a close() (or another call) from another thread waits instead of
+    freeing or mutating the book under a running call.
+    """
 
     _type = None
 
@@ -108,15 +100,17 @@ class _Book:
         out = ffi.new("lob_book **")
         check(lib.lob_book_new(self._type, out), "creating book")
         self._ptr = ffi.gc(out[0], lib.lob_book_free)
+        self._lock = threading.Lock()
         self._c_px = ffi.new("int64_t *")
         self._c_qty = ffi.new("int64_t *")
 
     # -- lifecycle -----------------------------------------------------
     def close(self):
         """Free the C book now (idempotent); later calls raise ValueError."""
-        if self._ptr is not None:
-            ffi.release(self._ptr)
-            self._ptr = None
+        with self._lock:
+            if self._ptr is not None:
+                ffi.release(self._ptr)
+                self._ptr = None
 
     def __enter__(self):
         return self
@@ -124,17 +118,46 @@ class _Book:
     def __exit__(self, *exc):
         self.close()
 
+    def __copy__(self):
+        # A copy would share (and later double-free) the C book.
+        raise TypeError(f"{type(self).__name__} cannot be copied or pickled; replay the events into a new book")
+
+    __deepcopy__ = __reduce__ = lambda self, *a: self.__copy__()
+
     @property
     def _b(self):
+        """The C handle; only use while holding self._lock."""
         if self._ptr is None:
             raise ValueError("book is closed")
         return self._ptr
 
+    def _call(self, cfunc, what, names, *args):
+        """Call a C book operation by its named integer arguments; map the status code.
+
+        The fast path hands the values straight to cffi, which refuses floats,
+        strings and out-of-range values; only then are the arguments inspected
+        one by one to name the offending field.
+        """
+        for value in args:
+            if isinstance(value, _BOOLS):
+                raise InvalidOrder(f"{what}: got a bool where an integer is expected ({dict(zip(names, args))})")
+        with self._lock:
+            try:
+                rc = cfunc(self._b, *args)
+            except (TypeError, OverflowError):
+                for name, value in zip(names, args):
+                    _int_arg(name, value, *_RANGES[name])
+                raise
+        if rc < 0:
+            raise error_for(rc, f"{what} {dict(zip(names, args))}")
+        return rc
+
     # -- views ----------------------------------------------------------
     def _best(self, side):
-        if lib.lob_book_best(self._b, side, self._c_px, self._c_qty) == 0:
-            return None
-        return int(self._c_px[0]), int(self._c_qty[0])
+        with self._lock:
+            if lib.lob_book_best(self._b, side, self._c_px, self._c_qty) == 0:
+                return None
+            return int(self._c_px[0]), int(self._c_qty[0])
 
     def best_bid(self):
         """(price, qty) of the best bid, or None. O(1)."""
@@ -150,18 +173,17 @@ class _Book:
         arrs = [np.zeros(levels, dtype=np.int64) for _ in range(4)]
         n = ffi.new("size_t *")
         for side, px, qty in ((lib.LOB_SIDE_BID, arrs[0], arrs[1]), (lib.LOB_SIDE_ASK, arrs[2], arrs[3])):
-            check(
-                lib.lob_book_depth(
-                    self._b, side, levels, ffi.cast("int64_t *", ffi.from_buffer(px)),
-                    ffi.cast("int64_t *", ffi.from_buffer(qty)), n,
-                ),
-                "depth",
-            )
+            with self._lock:
+                rc = lib.lob_book_depth(self._b, side, levels, ffi.cast("int64_t *", ffi.from_buffer(px)),
+                                        ffi.cast("int64_t *", ffi.from_buffer(qty)), n)
+            check(rc, "depth")
         return Depth(*arrs)
 
     def level_count(self, side):
         """Number of price levels on one side."""
-        return int(lib.lob_book_level_count(self._b, _side(side)))
+        side = _side(side)
+        with self._lock:
+            return int(lib.lob_book_level_count(self._b, side))
 
     def apply(self, events, strict=True):
         """Apply a whole EVENT_DTYPE array in one C call (no per-event Python).
@@ -170,27 +192,30 @@ class _Book:
         index and field (the events before it stay applied). Otherwise skip
         such events and count them in the returned ApplyResult.
         """
-        ptr, n = event_buffer(events)
+        events, ptr, n = event_buffer(events)
         res = ffi.new("lob_apply_result *")
-        rc = lib.lob_book_apply(self._b, ptr, n, 1 if strict else 0, res)
+        with self._lock:
+            rc = lib.lob_book_apply(self._b, ptr, n, 1 if strict else 0, res)
         if rc < 0:
-            raise apply_error(events, res, "apply")
+            raise apply_error(events, res, rc, "apply")
         return _apply_result(res)
 
     def clear(self):
-        check(lib.lob_book_clear(self._b), "clear")
+        self._call(lib.lob_book_clear, "clear", ())
 
     def check(self):
         """Run the C invariant checker; raise BookCorrupted with what is wrong."""
         msg = ffi.new("char[512]")
-        rc = lib.lob_book_check(self._b, msg, 512)
+        with self._lock:
+            rc = lib.lob_book_check(self._b, msg, 512)
         if rc < 0:
             raise error_for(rc, ffi.string(msg).decode())
 
     def totals(self):
-        """Conservation counters: added == resting + executed + cancelled (L3)."""
+        """Conservation counters: added == resting + executed + cancelled (L3).
+        The cumulative counters wrap modulo 2**64 (never in practice)."""
         t = ffi.new("lob_book_totals *")
-        check(lib.lob_book_totals_get(self._b, t), "totals")
+        self._call(lib.lob_book_totals_get, "totals", (), t)
         return {"added": t.added, "executed": t.executed, "cancelled": t.cancelled, "resting": t.resting}
 
 
@@ -212,33 +237,37 @@ class OrderBook(_Book):
         self._info = ffi.new("lob_order_info *")
 
     def __len__(self):
-        return int(lib.lob_book_order_count(self._b))
+        with self._lock:
+            return int(lib.lob_book_order_count(self._b))
 
     def __contains__(self, order_id):
-        try:
-            return lib.lob_book_order(self._b, order_id, self._info) == lib.LOB_OK
-        except (TypeError, OverflowError):
+        if isinstance(order_id, _BOOLS):
             return False
+        with self._lock:
+            try:
+                return lib.lob_book_order(self._b, order_id, self._info) == lib.LOB_OK
+            except (TypeError, OverflowError):
+                return False
 
     def add(self, order_id, side, price, qty):
         """Rest a new order at the tail of its level (never matches). O(1) + level lookup."""
-        _call(lib.lob_book_add, self._b, "add", ("order_id", "side", "price", "qty"), order_id, side, price, qty)
+        self._call(lib.lob_book_add, "add", ("order_id", "side", "price", "qty"), order_id, side, price, qty)
 
     def reduce(self, order_id, qty):
         """Cancel `qty` of an order (all of it removes the order); keeps priority. O(1)."""
-        _call(lib.lob_book_reduce, self._b, "reduce", ("order_id", "qty"), order_id, qty)
+        self._call(lib.lob_book_reduce, "reduce", ("order_id", "qty"), order_id, qty)
 
     def delete(self, order_id):
         """Remove an order. O(1)."""
-        _call(lib.lob_book_delete, self._b, "delete", ("order_id",), order_id)
+        self._call(lib.lob_book_delete, "delete", ("order_id",), order_id)
 
     def execute(self, order_id, qty):
         """A resting order traded `qty` (data replay). O(1)."""
-        _call(lib.lob_book_execute, self._b, "execute", ("order_id", "qty"), order_id, qty)
+        self._call(lib.lob_book_execute, "execute", ("order_id", "qty"), order_id, qty)
 
     def modify(self, order_id, price, qty):
         """New absolute price and qty. A price change or size increase loses priority."""
-        _call(lib.lob_book_modify, self._b, "modify", ("order_id", "price", "qty"), order_id, price, qty)
+        self._call(lib.lob_book_modify, "modify", ("order_id", "price", "qty"), order_id, price, qty)
 
     def submit(self, order_id, side, price, qty, tif=TimeInForce.GTC):
         """Match an incoming order; returns its fills (FILL_DTYPE array, in execution order).
@@ -249,23 +278,25 @@ class OrderBook(_Book):
         price. O(fills). `price` is ignored for MARKET.
         """
         tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1)
-        if tif == TimeInForce.MARKET and price is None:
-            price = 0
+        if tif == TimeInForce.MARKET:
+            price = 0  # ignored by the engine
         args = (_int_arg("order_id", order_id, *_RANGES["order_id"]), _side(side),
                 _int_arg("price", price, *_RANGES["price"]), _int_arg("qty", qty, *_RANGES["qty"]), tif)
-        while True:
-            buf = ffi.cast("lob_fill *", ffi.from_buffer(self._fills))
-            rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), self._n, self._rested)
-            if rc != lib.LOB_ERR_CAPACITY:
-                break
-            self._fills = np.zeros(max(int(self._n[0]), 2 * len(self._fills)), dtype=FILL_DTYPE)
+        with self._lock:
+            while True:
+                buf = ffi.cast("lob_fill *", ffi.from_buffer(self._fills))
+                rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), self._n, self._rested)
+                if rc != lib.LOB_ERR_CAPACITY:
+                    break
+                self._fills = np.zeros(max(int(self._n[0]), 2 * len(self._fills)), dtype=FILL_DTYPE)
+            fills = self._fills[: int(self._n[0])].copy()
         check(rc, f"submit order {order_id}")
-        return self._fills[: int(self._n[0])].copy()
+        return fills
 
     def order(self, order_id):
         """Copy of a resting order with its queue position. O(orders ahead)."""
-        _call(lib.lob_book_order, self._b, "order", ("order_id",), order_id, self._info)
-        i = self._info
+        self._call(lib.lob_book_order, "order", ("order_id",), order_id, self._info)
+        i = self._info  # (a concurrent call may overwrite it; the book is not meant to be shared)
         return OrderInfo(int(i.order_id), Side(i.side), int(i.price), int(i.qty), int(i.qty_ahead),
                          int(i.orders_ahead))
 
@@ -277,11 +308,12 @@ class LevelBook(_Book):
 
     def __len__(self):
         """Number of price levels, both sides."""
-        return int(lib.lob_book_level_count(self._b, 1) + lib.lob_book_level_count(self._b, -1))
+        with self._lock:
+            return int(lib.lob_book_level_count(self._b, 1) + lib.lob_book_level_count(self._b, -1))
 
     def set_level(self, side, price, qty):
         """Set the absolute size at (side, price); qty 0 deletes the level. O(log levels)."""
-        _call(lib.lob_book_set_level, self._b, "set_level", ("side", "price", "qty"), side, price, qty)
+        self._call(lib.lob_book_set_level, "set_level", ("side", "price", "qty"), side, price, qty)
 
 
 def book_type_for(events):
@@ -300,7 +332,7 @@ def depth_series(events, levels=10, batch_end_only=False, strict=True, book=None
     Returns a DepthSeries of (rows, levels) int64 arrays plus the event index
     of each row. O(n * levels) time and output memory.
     """
-    ptr, n = event_buffer(events)
+    events, ptr, n = event_buffer(events)
     levels = _int_arg("levels", levels, 1, 1 << 16)
     if book is None:
         with book_type_for(events)() as fresh:
@@ -318,8 +350,9 @@ def _depth_series(book, events, ptr, n, levels, batch_end_only, strict):
     cast = [ffi.cast("int64_t *", ffi.from_buffer(a)) if rows else ffi.NULL for a in (*arrs, index)]
     res = ffi.new("lob_apply_result *")
     rows_out = ffi.new("size_t *")
-    rc = lib.lob_depth_series(book._b, ptr, n, levels, 1 if batch_end_only else 0, 1 if strict else 0,
-                              *cast, rows, rows_out, res)
+    with book._lock:
+        rc = lib.lob_depth_series(book._b, ptr, n, levels, 1 if batch_end_only else 0, 1 if strict else 0,
+                                  *cast, rows, rows_out, res)
     if rc < 0:
-        raise apply_error(events, res, "depth_series")
+        raise apply_error(events, res, rc, "depth_series")
     return DepthSeries(*arrs, index, _apply_result(res))

@@ -119,7 +119,8 @@ def _order_id(order_id):
 
 
 def _price(price):
-    return _int_arg("price", price, INT64_MIN + 1, INT64_MAX, _ERR_BAD_PRICE)
+    """An int64 (what the C boundary can take); INT64_MIN is refused later, where C checks it."""
+    return _int_arg("price", price, INT64_MIN, INT64_MAX)
 
 
 def _qty(qty):
@@ -208,10 +209,16 @@ class ReferenceBook:
         return qty
 
     @staticmethod
-    def _check_room(level, qty):
-        """The C book keeps level totals in int64: refuse what would overflow."""
-        if level is not None and level.qty > INT64_MAX - qty:
-            raise _fail(_ERR_BAD_QTY, f"level total would exceed {INT64_MAX}")
+    def _check_price(price):
+        """INT64_MIN is refused (the C book negates ask prices)."""
+        if price == INT64_MIN:
+            raise _fail(_ERR_BAD_PRICE, f"price {price} out of range")
+        return price
+
+    def _check_total(self, extra):
+        """The book's resting total must stay <= INT64_MAX, as in the C book."""
+        if extra > 0 and self._resting + extra > INT64_MAX:
+            raise _fail(_ERR_BAD_QTY, f"the book's resting total would exceed {INT64_MAX}")
 
     def _side_map(self, side):
         return self._bids if side == BID else self._asks
@@ -258,9 +265,10 @@ class ReferenceBook:
         order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
         side = self._check_side(side)
         qty = self._check_qty(qty)
+        self._check_price(price)
         if order_id in self._orders:
             raise _fail(_ERR_DUPLICATE_ORDER, f"order {order_id} is already in the book")
-        self._check_room(self._side_map(side).get(price), qty)
+        self._check_total(qty)
         self._rest(order_id, side, price, qty)
         self._added += qty
 
@@ -307,12 +315,9 @@ class ReferenceBook:
         order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
         side, old_price, level = self._find(order_id)
         qty = self._check_qty(qty)
+        self._check_price(price)
         have = level.orders[order_id]
-        if price == old_price:
-            if qty > have:
-                self._check_room(level, qty - have)
-        else:
-            self._check_room(self._side_map(side).get(price), qty)
+        self._check_total(qty - have)
         if price == old_price and qty <= have:
             level.orders[order_id] = qty
             level.qty -= have - qty
@@ -347,11 +352,12 @@ class ReferenceBook:
         """
         self._live()
         tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1, _ERR_BAD_TIF)
-        if tif == TimeInForce.MARKET and price is None:
-            price = 0
+        if tif == TimeInForce.MARKET:
+            price = 0  # ignored
         order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
         side = self._check_side(side)
         qty = self._check_qty(qty)
+        self._check_price(price)
         if order_id in self._orders:
             raise _fail(_ERR_DUPLICATE_ORDER, f"order {order_id} is already in the book")
 
@@ -369,7 +375,7 @@ class ReferenceBook:
         if tif == TimeInForce.POST_ONLY:
             if next(levels(), None) is not None:
                 raise _fail(_ERR_WOULD_CROSS, f"post-only order {order_id} would trade at {price}")
-            self._check_room(self._side_map(side).get(price), qty)
+            self._check_total(qty)
             self._rest(order_id, side, price, qty)
             self._added += qty
             return _fill_array(())
@@ -382,7 +388,7 @@ class ReferenceBook:
         if tif == TimeInForce.FOK and available < qty:
             return _fill_array(())
         if tif == TimeInForce.GTC and available < qty:  # checked before any fill
-            self._check_room(self._side_map(side).get(price), qty - available)
+            self._check_total(qty - 2 * available)  # resting after the fills, plus the remainder
 
         fills = []
         left = qty
@@ -536,12 +542,13 @@ class ReferenceBook:
         raise BookCorrupted(f"order {order_id} is in the id map but not in its level")  # pragma: no cover
 
     def totals(self):
-        """Conservation counters: added == resting + executed + cancelled. O(1)."""
+        """Conservation counters: added == resting + executed + cancelled (mod 2**64:
+        the cumulative counters wrap like the C book's uint64). O(1)."""
         self._live()
         return {
-            "added": self._added,
-            "executed": self._executed,
-            "cancelled": self._cancelled,
+            "added": self._added % 2**64,
+            "executed": self._executed % 2**64,
+            "cancelled": self._cancelled % 2**64,
             "resting": self._resting,
         }
 
