@@ -124,13 +124,13 @@ def parse_decimal_strings(strings, where=None, line_offset=1):
     if s.size == 0:
         return np.zeros(0, dtype=np.int64), 1
     neg = np.char.startswith(s, "-")
-    body = np.where(neg, np.char.lstrip(s, "-"), s)
+    body = np.where(neg, np.char.partition(s, "-")[..., 2], s)  # drop exactly one leading '-'
     parts = np.char.partition(body, ".")
     int_part, dot, frac = parts[..., 0], parts[..., 1], parts[..., 2]
     ok = np.char.isdigit(int_part) & (np.char.isdigit(frac) | (frac == "")) & ((dot == "") | (frac != ""))
     if not ok.all():
         i = int(np.nonzero(~ok)[0][0])
-        raise DataError(f"not a decimal number: {s[i]!r}", file=where, line=i + line_offset)
+        raise DataError(f"not a decimal number: {str(s[i])!r}", file=where, line=i + line_offset)
     digits = int(np.char.str_len(frac).max())
     if digits > 18:
         raise DataError("more than 18 fractional digits", file=where)
