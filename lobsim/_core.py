@@ -6,7 +6,7 @@ from here, so no cdata or bare int code leaks into the public API.
 import numpy as np
 
 from lobsim._lobsim_c import ffi, lib
-from lobsim._types import EVENT_DTYPE
+from lobsim._types import check_event_array
 from lobsim.errors import (
     BookCorrupted,
     CapacityError,
@@ -73,14 +73,7 @@ def event_buffer(events, name="events"):
     C reads its int64 fields directly. Keep the returned array alive while C
     uses the pointer.
     """
-    if not isinstance(events, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array of lobsim.EVENT_DTYPE, got {type(events).__name__}")
-    if events.dtype != EVENT_DTYPE:
-        raise TypeError(f"{name} has dtype {events.dtype}, expected lobsim.EVENT_DTYPE")
-    if events.ndim != 1:
-        raise ValueError(f"{name} must be 1-dimensional, got shape {events.shape}")
-    if not events.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+    check_event_array(events, name)
     if events.dtype.itemsize != ffi.sizeof("lob_event"):
         raise TypeError(f"{name} itemsize {events.dtype.itemsize} != sizeof(lob_event)")
     if len(events) == 0:

@@ -83,3 +83,15 @@ FILL_DTYPE = np.dtype(
 def empty_events(n):
     """A zeroed event array of length n (reserved bytes zero)."""
     return np.zeros(n, dtype=EVENT_DTYPE)
+
+
+def check_event_array(events, name="events"):
+    """Refuse anything but a 1-d, C-contiguous numpy array of exactly EVENT_DTYPE."""
+    if not isinstance(events, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array of lobsim.EVENT_DTYPE, got {type(events).__name__}")
+    if events.dtype != EVENT_DTYPE:
+        raise TypeError(f"{name} has dtype {events.dtype}, expected lobsim.EVENT_DTYPE")
+    if events.ndim != 1:
+        raise ValueError(f"{name} must be 1-dimensional, got shape {events.shape}")
+    if not events.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")

@@ -19,7 +19,7 @@ from itertools import islice
 import numpy as np
 from sortedcontainers import SortedDict
 
-from lobsim._types import EVENT_DTYPE, FILL_DTYPE, EventKind, Side, TimeInForce
+from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce, check_event_array
 from lobsim.errors import (
     BookCorrupted,
     DuplicateOrderId,
@@ -272,18 +272,22 @@ class ReferenceBook:
         self._rest(order_id, side, price, qty)
         self._added += qty
 
-    def reduce(self, order_id, qty):
-        """Partial cancel: remove `qty` lots; all that remains removes the order,
-        more is InvalidOrder. Keeps queue position. O(1), O(log L) if a level empties."""
+    def _take_qty(self, order_id, qty, what):
+        """Take `qty` off an order (a cancel or an execution); returns the qty taken."""
         self._live()
         order_id, qty = _order_id(order_id), _qty(qty)
         side, price, level = self._find(order_id)
         qty = self._check_qty(qty)
         have = level.orders[order_id]
         if qty > have:
-            raise _fail(_ERR_BAD_QTY, f"reduce of {qty} exceeds order {order_id}'s remaining {have}")
+            raise _fail(_ERR_BAD_QTY, f"{what} of {qty} exceeds order {order_id}'s remaining {have}")
         self._take(order_id, side, price, level, qty)
-        self._cancelled += qty
+        return qty
+
+    def reduce(self, order_id, qty):
+        """Partial cancel: remove `qty` lots; all that remains removes the order,
+        more is InvalidOrder. Keeps queue position. O(1), O(log L) if a level empties."""
+        self._cancelled += self._take_qty(order_id, qty, "reduce")
 
     def delete(self, order_id):
         """Cancel an order entirely. O(1), O(log L) if its level empties."""
@@ -297,15 +301,7 @@ class ReferenceBook:
     def execute(self, order_id, qty):
         """A resting order traded `qty` lots (its whole remaining removes it;
         more is InvalidOrder). O(1), O(log L) if its level empties."""
-        self._live()
-        order_id, qty = _order_id(order_id), _qty(qty)
-        side, price, level = self._find(order_id)
-        qty = self._check_qty(qty)
-        have = level.orders[order_id]
-        if qty > have:
-            raise _fail(_ERR_BAD_QTY, f"execute of {qty} exceeds order {order_id}'s remaining {have}")
-        self._take(order_id, side, price, level, qty)
-        self._executed += qty
+        self._executed += self._take_qty(order_id, qty, "execute")
 
     def modify(self, order_id, price, qty):
         """Set an order's absolute price and qty. A new price or a larger qty
@@ -420,14 +416,7 @@ class ReferenceBook:
         event and is InvalidOrder here. O(events * log L).
         """
         self._live()
-        if not isinstance(events, np.ndarray):
-            raise TypeError(f"events must be a numpy array of lobsim.EVENT_DTYPE, got {type(events).__name__}")
-        if events.dtype != EVENT_DTYPE:
-            raise TypeError(f"events has dtype {events.dtype}, expected lobsim.EVENT_DTYPE")
-        if events.ndim != 1:
-            raise ValueError(f"events must be 1-dimensional, got shape {events.shape}")
-        if not events.flags.c_contiguous:
-            raise ValueError("events must be C-contiguous (use np.ascontiguousarray)")
+        check_event_array(events)
         kinds = events["kind"].tolist()
         ids = events["order_id"].tolist()
         prices = events["price"].tolist()
