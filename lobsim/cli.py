@@ -8,6 +8,7 @@ import numpy as np
 
 from lobsim._types import EventKind
 from lobsim.errors import LobError
+from lobsim.instrument import Instrument
 
 READERS = ("lobster", "dbn", "binance", "tardis")
 
@@ -81,10 +82,15 @@ def cmd_convert(args):
     elif args.format == "dbn":
         if len(inputs) != 1:
             raise SystemExit("dbn takes one .dbn or .dbn.zst file")
-        opts.pop("tick_size", None)
-        opts.pop("lot_size", None)
-        opts.pop("symbol", None)
-        events = data.read_dbn(inputs[0], **opts)
+        if args.lot_size and not args.tick_size:
+            raise SystemExit("dbn: --lot-size needs --tick-size (and --symbol)")
+        if args.tick_size:
+            if not args.symbol:
+                raise SystemExit("dbn: --tick-size needs --symbol")
+            events = data.read_dbn(inputs[0], strict=args.strict,
+                                   instrument=Instrument(args.symbol, args.tick_size, args.lot_size or "1"))
+        else:
+            events = data.read_dbn(inputs[0], strict=args.strict)
     elif args.format == "binance":
         events = data.read_binance(inputs, **opts)
     else:

@@ -57,3 +57,38 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing.parquet")]) == 1
     err = capsys.readouterr().err
     assert "bad.parquet" in err and "missing.parquet" in err
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+AAPL_HEAD = SHARED / "lobster" / "AAPL_10_head"
+
+
+@pytest.mark.skipif(not AAPL_HEAD.is_dir(), reason="needs the LOBSTER captures in ../shared/data")
+def test_convert_lobster_then_info_and_replay(tmp_path, capsys):
+    from lobsim.book import OrderBook
+    from lobsim.data import read_lobster, read_parquet
+
+    msg = next(AAPL_HEAD.glob("*_message_10.csv"))
+    book = next(AAPL_HEAD.glob("*_orderbook_10.csv"))
+    out = tmp_path / "aapl.parquet"
+    assert main(["convert", "lobster", str(msg), str(book), "-o", str(out)]) == 0
+    assert "validation report" in capsys.readouterr().out
+    direct = read_lobster(msg, book)
+    stored = read_parquet(out)
+    assert stored.array.tobytes() == direct.array.tobytes()  # reader -> Parquet -> identical
+    assert stored.report.counts == direct.report.counts
+    assert main(["replay", str(out)]) == 0
+    replay_out = capsys.readouterr().out
+    b = OrderBook()
+    b.apply(direct.array)
+    px, qty = b.best_bid()
+    assert f"best bid:    {direct.instrument.ticks_to_price(px)} x {qty}" in replay_out
+
+
+def test_convert_refuses_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "dbn", "a.dbn", "b.dbn", "-o", str(tmp_path / "x.parquet")])
+    with pytest.raises(SystemExit):
+        main(["convert", "dbn", "a.dbn", "--tick-size", "0.25", "-o", str(tmp_path / "x.parquet")])
+    assert main(["convert", "lobster", str(tmp_path / "missing.zip"), "-o", str(tmp_path / "x.parquet")]) == 1
+    assert "missing.zip" in capsys.readouterr().err

@@ -1,4 +1,6 @@
 """Parquet event store: exact round trip, metadata, chunked iteration, bad files."""
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -6,7 +8,19 @@ import pytest
 
 import lobsim
 from lobsim.book import OrderBook
-from lobsim.data import Events, ValidationReport, iter_parquet, read_metadata, read_parquet, synthetic, write_parquet
+from lobsim.data import (
+    Events,
+    ValidationReport,
+    iter_parquet,
+    read_binance,
+    read_dbn,
+    read_lobster,
+    read_metadata,
+    read_parquet,
+    read_tardis,
+    synthetic,
+    write_parquet,
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +88,26 @@ def test_bad_files_name_the_problem(tmp_path):
         read_parquet(tmp_path / "absent.parquet")
     with pytest.raises(TypeError):
         write_parquet(np.zeros(1, dtype=lobsim.EVENT_DTYPE), tmp_path / "x.parquet")
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+READERS = {
+    "lobster": lambda d: read_lobster(*sorted((d / "lobster" / "AAPL_10_head").glob("*_10.csv"))),
+    "dbn-mbo": lambda d: read_dbn(d / "databento" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"),
+    "dbn-mbp1": lambda d: read_dbn(next((d / "databento").glob("futures_mbp-1_*.dbn.zst"))),
+    "binance": lambda d: read_binance(d / "binance" / "usdm" / "btcusdt_20240808.gz"),
+    "tardis": lambda d: read_tardis(d / "tardis" / "deribit_incremental_book_L2_BTC-PERPETUAL.csv"),
+}
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs the vendor captures in ../shared/data")
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_real_reader_round_trip(tmp_path, reader):
+    ev = READERS[reader](SHARED)
+    assert len(ev) > 0
+    path = tmp_path / f"{reader}.parquet"
+    write_parquet(ev, path, row_group_size=10_000)
+    back = read_parquet(path)
+    assert back.array.tobytes() == ev.array.tobytes()
+    assert back.instrument == ev.instrument
+    assert back.report.to_dict() == ev.report.to_dict()
