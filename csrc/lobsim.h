@@ -198,4 +198,123 @@ int lob_book_totals_get(const lob_book *book, lob_book_totals *out);
  * LOB_OK, or LOB_ERR_CORRUPT with a description in msg (NUL-terminated). */
 int lob_book_check(const lob_book *book, char *msg, size_t msg_len);
 
+/* ======================================================================
+ * LOBSTER replay (csrc/lobster.c)
+ *
+ * Turns a LOBSTER message file plus the vendor's top-N orderbook file into
+ * normalized L3 events, tracking live orders, synthetic liquidity for ids the
+ * file never added, and depth the vendor's window reveals. The Python reader
+ * (lobsim/data/lobster.py) parses, validates and builds the report; this code
+ * runs the sequential replay and lays out the events.
+ * ====================================================================== */
+
+/* Why lob_lobster_replay stopped early in strict mode (lob_lobster_result.stop_reason). */
+enum {
+    LOB_LOBSTER_STOP_NONE = 0,           /* ran to the end */
+    LOB_LOBSTER_STOP_SIZE_MISMATCH = 1,  /* message size disagrees with a known order's remaining size */
+    LOB_LOBSTER_STOP_REMOVED = 2,        /* message on an order the file's own messages already removed */
+    LOB_LOBSTER_STOP_UNKNOWN = 3         /* message on an order id never added before it */
+};
+
+/* Columns of one orderbook level, in the vendor's order. */
+enum { LOB_LOBSTER_ASK_PX = 0, LOB_LOBSTER_ASK_SZ = 1, LOB_LOBSTER_BID_PX = 2, LOB_LOBSTER_BID_SZ = 3 };
+
+/* The vendor's book after each message, as row blocks (e.g. the chunks of a
+ * parsed CSV, so nothing is copied): block b holds rows[b] rows (0 allowed)
+ * and its column c of level j (0 = best) is columns[b * 4 * levels + 4 * j + c],
+ * c = LOB_LOBSTER_ASK_PX, _ASK_SZ, _BID_PX, _BID_SZ (the orderbook file's
+ * column order); sizes in lots, an empty level has size 0. */
+typedef struct lob_lobster_book {
+    size_t levels;
+    size_t blocks;
+    const size_t *rows;
+    const int64_t *const *columns;
+} lob_lobster_book;
+
+/* Inputs, all borrowed. Row k of the message file is type[k] (1..7),
+ * order_id[k], raw_price[k] (USD * 10000), qty[k] (lots), direction[k]
+ * (+1 / -1), ts[k] (UTC ns), skip[k] (nonzero on a type 5/6 row: a trade
+ * print between ticks, which gets no event). Row k of `book` is the
+ * vendor's book after message k. raw_tick: the tick in raw price units
+ * (>= 1). Event prices are raw_price * price_mul (wrapping, as numpy does)
+ * or raw_price / price_div (one of the two is 1; price_div must divide
+ * raw_tick; prices off price_div are truncated, the caller rejects them). */
+typedef struct lob_lobster_input {
+    size_t n;
+    const int64_t *type;
+    const int64_t *order_id;
+    const int64_t *raw_price;
+    const int64_t *qty;
+    const int64_t *direction;
+    const int64_t *ts;
+    const uint8_t *skip;
+    lob_lobster_book book;  /* its blocks hold n rows in all */
+    int64_t raw_tick;
+    int64_t price_mul;
+    int64_t price_div;
+    int strict;
+} lob_lobster_input;
+
+/* Counters and first occurrences for the validation report. Rows are 0-based
+ * message rows; -1 where none. */
+typedef struct lob_lobster_result {
+    size_t n_events;                  /* events written (or needed, on LOB_ERR_CAPACITY) */
+    int64_t error_row;                /* row of an input rejected with an error code, else -1 */
+    int64_t dup_id;                   /* LOB_ERR_DUPLICATE_ORDER: the smallest id added twice */
+    int32_t stop_reason;              /* LOB_LOBSTER_STOP_* */
+    int64_t stop_row;                 /* strict mode: the row that stopped the replay */
+    int64_t seed_mismatch;            /* 1: message 1 adds more than orderbook row 1 shows */
+    int64_t order_mismatch;           /* messages naming a known order at another side/price */
+    int64_t order_mismatch_row;
+    int64_t order_mismatch_id;
+    int64_t size_mismatch;            /* messages disagreeing with their order's tracked size */
+    int64_t size_mismatch_row;
+    int64_t size_mismatch_id;
+    int64_t size_mismatch_qty;        /* the message's size */
+    int64_t size_mismatch_remaining;  /* the tracked remaining size */
+    int64_t removed;                  /* messages on orders already removed by the file */
+    int64_t removed_row;
+    int64_t removed_id;
+    int64_t removed_type;
+    int64_t unknown_row;              /* first message on an id never added before it */
+    int64_t unknown_id;
+    int64_t unknown_type;
+    int64_t unknown_from_synthetic;   /* unknown ids taken from synthetic liquidity */
+    int64_t unknown_after_forgetting_stale;
+    int64_t unknown_from_hidden_depth;
+    int64_t depth_revealed;           /* revealed levels raised to the vendor's size */
+    int64_t stale_levels_reset;       /* revealed levels lowered to the vendor's size */
+    int64_t stale_orders_forgotten;   /* known orders dropped as stale */
+    int64_t messages_on_forgotten_orders;
+} lob_lobster_result;
+
+/* Replay n messages into events[0..cap). Layout: the seed batch (the book
+ * before message 1 as SNAPSHOT ADDs of synthetic orders, ids 2^63 + serial,
+ * or one CLEAR if it is empty), then one batch per message (none for a
+ * skipped row without inferred events); the last event of each batch has
+ * LOB_FLAG_BATCH_END. Never reads outside the inputs.
+ * Returns LOB_OK; LOB_ERR_INVALID_ARG (NULL pointer, book.levels == 0 or
+ * book rows != n with n > 0,
+ * bad tick/scale, type not 1..7, direction not +-1: error_row names the row);
+ * LOB_ERR_BAD_PRICE (price of a book message <= 0 or >= 2^61, status price
+ * not -1/0/1, or an occupied orderbook level priced so);
+ * LOB_ERR_BAD_QTY (size <= 0 on a priced message, negative orderbook size,
+ * or a level total overflowing int64); LOB_ERR_DUPLICATE_ORDER (an id added
+ * twice: dup_id is the smallest such id, error_row its second add);
+ * LOB_ERR_CAPACITY (cap too small: n_events = the number needed; call again
+ * with that many); LOB_ERR_NOMEM. strict != 0: the first size mismatch,
+ * removed or unknown id stops the replay (LOB_OK, stop_reason/stop_row set,
+ * events incomplete); order_mismatch is always counted over all rows. */
+/* Check the vendor's book: per side, sizes >= 0 and every occupied level
+ * (size > 0) priced in (0, 2^61), a multiple of raw_tick (>= 1), strictly
+ * worse than the level before it, which must be occupied too. Returns LOB_OK
+ * (*bad_row = -1), LOB_ERR_BAD_PRICE with *bad_side = LOB_SIDE_ASK and
+ * *bad_row = the first bad ask row if any ask row is bad, else with
+ * LOB_SIDE_BID and the first bad bid row (rows count across blocks), or
+ * LOB_ERR_INVALID_ARG (NULL pointer, raw_tick < 1). */
+int lob_lobster_check_book(const lob_lobster_book *book, int64_t raw_tick, int64_t *bad_row, int *bad_side);
+
+int lob_lobster_replay(const lob_lobster_input *in, lob_event *events, size_t cap,
+                       lob_lobster_result *result);
+
 #endif

@@ -342,6 +342,48 @@ def test_malformed_orderbook_line(tmp_path, line, bad, match):
     assert e.value.line == line and e.value.file.endswith("_orderbook_1.csv")
 
 
+def test_malformed_bid_levels_name_the_row_and_its_levels(tmp_path):
+    """Asks are checked before bids; a level-2 entry needs an occupied level 1 above it."""
+    msgs = GOOD_MSGS
+    books = ["1010000,5,1000000,10,1020000,5,990000,1"] * 3
+    books[2] = "1010000,5,1000000,0,1020000,5,990000,1"  # bid level 1 empty, level 2 occupied
+    path = write_pair(tmp_path, msgs, books, levels=2)
+    with pytest.raises(DataError, match="malformed bid levels") as e:
+        read_lobster(path)
+    assert e.value.line == 3 and "[1000000, 990000]" in str(e.value) and "[0, 1]" in str(e.value)
+    books[1] = "1010000,5,1000000,10,1010000,5,990000,1"  # ask level 2 not above level 1
+    path = write_pair(tmp_path, msgs, books, levels=2)
+    with pytest.raises(DataError, match="malformed ask levels") as e:
+        read_lobster(path)
+    assert e.value.line == 2
+
+
+def test_duplicate_add_names_the_second_add_of_the_smallest_id(tmp_path):
+    msgs = ["34200.1,1,9,10,1000000,1", "34200.2,1,4,10,1000000,1", "34200.3,1,9,10,1000000,1",
+            "34200.4,1,4,10,1000000,1"]
+    path = write_pair(tmp_path, msgs, GOOD_BOOKS + GOOD_BOOKS[:1])
+    with pytest.raises(DataError, match="order id 4 added twice") as e:
+        read_lobster(path)
+    assert e.value.line == 4
+
+
+def test_corrupt_zip_member_is_a_data_error(tmp_path):
+    """The member is parsed while it is unpacked; a bad CRC still names the member."""
+    path = write_pair(tmp_path, GOOD_MSGS * 50, GOOD_BOOKS * 50)
+    z = tmp_path / "sample.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.write(path, path.name)
+        ob = path.with_name(path.name.replace("_message_", "_orderbook_"))
+        zf.write(ob, ob.name)
+    data = bytearray(z.read_bytes())
+    at = data.find(b"34200.3,3,1,10,1000000,1")
+    data[at:at + 5] = b"34209"  # stored (not compressed): still valid CSV, wrong CRC
+    z.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="unreadable zip member") as e:
+        read_lobster(z)
+    assert path.name in str(e.value)
+
+
 @pytest.mark.parametrize("nbooks", [2, 4])
 def test_row_counts_differ(tmp_path, nbooks):
     books = (GOOD_BOOKS + [GOOD_BOOKS[-1]])[:nbooks]

@@ -7,24 +7,12 @@
  * cross-checks order counts and totals against a tiny shadow model.
  */
 #include "lobsim.h"
+#include "expect.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0;
-static int checks = 0;
-
-#define EXPECT(cond)                                                       \
-    do {                                                                   \
-        checks++;                                                          \
-        if (!(cond)) {                                                     \
-            failures++;                                                    \
-            fprintf(stderr, "%s:%d: expectation failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                  \
-    } while (0)
-
-#define EXPECT_EQ(a, b) EXPECT((long long)(a) == (long long)(b))
 
 static void expect_valid(lob_book *b) {
     char msg[256];
@@ -340,6 +328,5 @@ int main(void) {
     test_l2_and_events();
     test_wide_prices();
     test_random_stress();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures ? 1 : 0;
+    return report();
 }

@@ -37,18 +37,20 @@ then TRADE (aggressor = -direction); 5 TRADE flagged HIDDEN, no book change
 (aggressor = -direction); 6 TRADE with side 0; 7 STATUS (price -1 HALT,
 0 QUOTING, 1 TRADING). TRADE events carry the message's order id (LOBSTER
 writes 0 for hidden executions).
+
+This module parses (pyarrow, each zip member parsed while it is unpacked,
+the two files concurrently), validates and reports; the sequential replay
+and the event layout run in C (csrc/lobster.c, lob_lobster_replay), which
+reads the numpy/arrow columns in place and writes the event array directly.
 """
 import contextlib
 import datetime as _dt
-import gc
-import io
 import re
 import zipfile
-from bisect import bisect_left, bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from itertools import chain
 from pathlib import Path
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -56,7 +58,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from lobsim._types import EVENT_DTYPE, EventKind, Flag, TradingStatus
+from lobsim._core import ERROR_NAMES, ffi, lib
+from lobsim._types import EVENT_DTYPE
 from lobsim.data.events import HALT, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, Events, ValidationReport
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument
@@ -89,16 +92,6 @@ _OB_MEMBER_RE = re.compile(r"_orderbook_(\d+)\.csv$")
 _POW10 = np.array([10**k for k in range(10)], dtype=np.int64)
 _INT_RE = re.compile(r"-?[0-9]+")
 _TIME_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
-_I64_MIN, _I64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
-
-# inferred events are tuples (kind, order_id, side, raw price, lots, flags)
-_ADD, _REDUCE, _DELETE, _EXECUTE = (int(k) for k in (EventKind.ADD, EventKind.REDUCE,
-                                                      EventKind.DELETE, EventKind.EXECUTE))
-_SNAP = int(Flag.SNAPSHOT)
-
-
-class _StrictStop(Exception):
-    """Strict mode found its first anomaly inside the replay; report it in line order."""
 
 
 # ---------------------------------------------------------------------------
@@ -109,21 +102,45 @@ def _parse_name(name):
     return m.groupdict() if m else None
 
 
-def _zip_reader(path, member):
-    def read():
+class _ZipMember:
+    """A zip member: read() -> its bytes, open() -> a context-managed stream that unpacks as it is read.
+
+    Each call opens its own handle, so the two files can be read concurrently.
+    """
+
+    def __init__(self, path, member):
+        self.path, self.member = path, member
+
+    def read(self):
         try:
-            with zipfile.ZipFile(path) as zf:
-                return zf.read(member)
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.read(self.member)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as e:
-            raise DataError("unreadable zip member", file=f"{path}!{member}", detail=str(e)) from None
-    return read
+            raise DataError("unreadable zip member", file=f"{self.path}!{self.member}", detail=str(e)) from None
+
+    @contextlib.contextmanager
+    def open(self):
+        with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
+            yield f
+
+
+class _PlainFile:
+    """A plain file with the same read() / open() interface as _ZipMember."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def read(self):
+        return self.path.read_bytes()
+
+    def open(self):
+        return open(self.path, "rb")
 
 
 def _load_inputs(message_csv, orderbook_csv):
-    """Resolve the inputs -> (read messages, message label, read orderbook, orderbook label, base name).
+    """Resolve the inputs -> (message source, message label, orderbook source, orderbook label, base name).
 
-    The readers are zero-argument callables returning the file's bytes (each
-    opens its own handle, so the two files can be read concurrently).
+    The sources are _ZipMember / _PlainFile objects (read() -> bytes, open() -> stream).
     """
     message_csv = Path(message_csv)
     if not message_csv.is_file():
@@ -146,8 +163,8 @@ def _load_inputs(message_csv, orderbook_csv):
             raise DataError("zip holds several LOBSTER files; extract them and pass one message/orderbook pair",
                             file=message_csv, detail=f"message files {msgs}, orderbook files {obs}")
         msg_name, ob_name = msgs[0], obs[0]
-        return (_zip_reader(message_csv, msg_name), f"{message_csv}!{msg_name}",
-                _zip_reader(message_csv, ob_name), f"{message_csv}!{ob_name}", Path(msg_name).name)
+        return (_ZipMember(message_csv, msg_name), f"{message_csv}!{msg_name}",
+                _ZipMember(message_csv, ob_name), f"{message_csv}!{ob_name}", Path(msg_name).name)
     if orderbook_csv is None:
         guess = message_csv.with_name(message_csv.name.replace("_message_", "_orderbook_"))
         if guess == message_csv or not guess.is_file():
@@ -156,7 +173,8 @@ def _load_inputs(message_csv, orderbook_csv):
     orderbook_csv = Path(orderbook_csv)
     if not orderbook_csv.is_file():
         raise DataError("file not found", file=orderbook_csv)
-    return message_csv.read_bytes, str(message_csv), orderbook_csv.read_bytes, str(orderbook_csv), message_csv.name
+    return (_PlainFile(message_csv), str(message_csv), _PlainFile(orderbook_csv), str(orderbook_csv),
+            message_csv.name)
 
 
 # ---------------------------------------------------------------------------
@@ -184,7 +202,7 @@ def _diagnose(data, ncols, time_first, file, arrow_error):
 
 
 def _read_csv(data, ncols, first_type, file):
-    """Parse a header-less integer CSV whose first column has type `first_type`.
+    """Parse a header-less integer CSV (bytes or a binary stream) whose first column has type `first_type`.
 
     Raises pa.ArrowInvalid unchanged (the caller decides how to diagnose it).
     """
@@ -192,7 +210,7 @@ def _read_csv(data, ncols, first_type, file):
     types = {n: pa.int64() for n in names}
     types["c0"] = first_type
     return pacsv.read_csv(
-        io.BytesIO(data),
+        pa.BufferReader(data) if isinstance(data, bytes) else data,
         read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
         parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
@@ -206,13 +224,34 @@ def _np(table, i):
     return (c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)).to_numpy()
 
 
-def _read_messages(data, file):
-    """-> (pyarrow table of the 6 columns, int64 ns after midnight, rows with sub-ns digits dropped)."""
-    if not data.strip():
-        raise DataError("empty file", file=file, line=1)
+def _stream_csv(src, ncols, first_type, file):
+    """Parse `src` while it is unpacked (overlaps unzip and parsing) -> table, or None.
+
+    None when the stream path fails in any way or yields no rows: the caller
+    then reads the bytes and takes the checked path, which names the error.
+    """
     try:
-        # fast exact path: the time as decimal(18, 12); its unscaled int is seconds * 1e12
-        table = _read_csv(data, 6, pa.decimal128(18, _TIME_SCALE), file)
+        with src.open() as f:
+            table = _read_csv(f, ncols, first_type, file)
+    except Exception:  # noqa: BLE001 - any failure: the bytes path reports it precisely
+        return None
+    return table if table.num_rows else None
+
+
+def _read_messages(src, file):
+    """-> (pyarrow table of the 6 columns, int64 ns after midnight, rows with sub-ns digits dropped)."""
+    # fast exact path: the time as decimal(18, 12); its unscaled int is seconds * 1e12
+    time_type = pa.decimal128(18, _TIME_SCALE)
+    table = _stream_csv(src, 6, time_type, file)
+    if table is None:
+        data = src.read()
+        if not data.strip():
+            raise DataError("empty file", file=file, line=1)
+        try:
+            table = _read_csv(data, 6, time_type, file)
+        except pa.ArrowInvalid:
+            pass  # more than 12 decimals or malformed: the string path tells which
+    if table is not None:
         col = table.column(0).combine_chunks()
         words = np.frombuffer(col.buffers()[1], dtype=np.int64)[2 * col.offset: 2 * (col.offset + len(col))]
         unscaled = words[0::2]
@@ -222,8 +261,6 @@ def _read_messages(data, file):
             raise DataError(f"column 1: negative time {col[i].as_py()}", file=file, line=i + 1)
         div = 10 ** (_TIME_SCALE - 9)
         return table, unscaled // div, int(np.count_nonzero(unscaled % div))
-    except pa.ArrowInvalid:
-        pass  # more than 12 decimals or malformed: the string path tells which
     try:
         table = _read_csv(data, 6, pa.string(), file)
     except pa.ArrowInvalid as e:
@@ -232,9 +269,14 @@ def _read_messages(data, file):
     return table, ns, truncated
 
 
-def _read_orderbook(read, file, meta):
+def _read_orderbook(src, file, meta):
     """-> (levels, pyarrow table of 4 * levels int64 columns)."""
-    data = read()
+    if "levels" in meta:  # fast path: the column count the file name promises; checked below
+        levels = int(meta["levels"])
+        table = _stream_csv(src, 4 * levels, pa.int64(), file) if levels > 0 else None
+        if table is not None:
+            return levels, table
+    data = src.read()
     if not data.strip():
         raise DataError("empty file", file=file, line=1)
     first = data.split(b"\n", 1)[0].rstrip(b"\r")
@@ -274,23 +316,6 @@ def _parse_times(col, file):
         flen = np.minimum(flen, 9)
     frac = pc.cast(frac_s, pa.int64()).to_numpy() * _POW10[9 - flen]
     return secs * 10**9 + np.where(has_frac, frac, 0), truncated
-
-
-@contextlib.contextmanager
-def _gc_paused():
-    """Pause the cyclic garbage collector while the replay runs.
-
-    The replay allocates some 10^5 small tuples and lists (inferred events,
-    synthetic orders) that form no reference cycles; the collections their
-    allocation triggers would cost about a fifth of a read.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _utc_ns(ns_after_midnight, date):
@@ -338,10 +363,10 @@ def read_lobster(
     file and line. Anomalies (unknown ids, out-of-order times, halts, size
     mismatches) are counted in the report; `strict` raises on the first one.
 
-    Cost: vectorized parsing and layout plus one tight Python pass over the
-    messages (dict-based live-order tracking), O(rows).
+    Cost: vectorized parsing and validation, then one C pass over the
+    messages (csrc/lobster.c: live-order tracking and event layout), O(rows).
     """
-    read_msg, msg_file, read_ob, ob_file, base_name = _load_inputs(message_csv, orderbook_csv)
+    msg_src, msg_file, ob_src, ob_file, base_name = _load_inputs(message_csv, orderbook_csv)
     meta = _parse_name(base_name) or {}
     if symbol is None:
         symbol = meta.get("symbol") or Path(base_name).stem
@@ -361,8 +386,12 @@ def read_lobster(
     # the orderbook is unpacked and parsed on a worker thread while this one does the messages
     # (zlib and pyarrow release the GIL)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        ob_job = pool.submit(_read_orderbook, read_ob, ob_file, meta)
-        msg, ns, truncated = _read_messages(read_msg(), msg_file)
+        ob_job = pool.submit(_read_orderbook, ob_src, ob_file, meta)
+        msg, ns, truncated = _read_messages(msg_src, msg_file)
+        try:  # message-only work overlaps the orderbook's parse; its errors still come after the orderbook's
+            prep, prep_error = _prepare_messages(msg, ns, instrument, date, msg_file), None
+        except DataError as e:
+            prep, prep_error = None, e
         levels, ob = ob_job.result()
     n = msg.num_rows
     if ob.num_rows != n:
@@ -372,16 +401,18 @@ def read_lobster(
             line=min(n, ob.num_rows) + 1,
         )
 
+    if prep_error is not None:
+        raise prep_error
     report = ValidationReport(source=msg_file, strict=strict)
-    with _gc_paused():
-        events = _build(msg, ns, ob, levels, instrument, date, msg_file, ob_file, report)
+    events = _build(prep, ob, levels, instrument, ob_file, report)
     if truncated:
         report.info["timestamps_truncated_to_ns"] = truncated
     report.info.update(rows=n, levels=levels, symbol=symbol, date=date.isoformat())
     return Events(events, instrument, report)
 
 
-def _build(msg, ns, ob, N, instrument, date, msg_file, ob_file, report):
+def _prepare_messages(msg, ns, instrument, date, msg_file):
+    """Validate the message columns and find what needs no orderbook -> SimpleNamespace for _build."""
     n = msg.num_rows
     ts = _utc_ns(ns, date)
     typ, oid, size, raw_px, direction = (_np(msg, j) for j in range(1, 6))
@@ -410,18 +441,8 @@ def _build(msg, ns, ob, N, instrument, date, msg_file, ob_file, report):
     skip = np.zeros(n, dtype=bool)
     if raw_tick > 1:
         skip = ((typ == 5) | (typ == 6)) & (raw_px % raw_tick != 0)
-    px = instrument.prices_from_scaled(np.where(priced & ~skip, raw_px, 0), PRICE_SCALE, where=msg_file)
+    instrument.prices_from_scaled(np.where(priced & ~skip, raw_px, 0), PRICE_SCALE, where=msg_file)  # on tick?
     qty = instrument.qtys_from_scaled(np.where(priced, size, 0), 1, where=msg_file)
-
-    # orderbook matrix (sizes in lots), validated
-    ask_px = np.column_stack([_np(ob, 4 * j) for j in range(N)])
-    ask_sz = np.column_stack([_np(ob, 4 * j + 1) for j in range(N)])
-    bid_px = np.column_stack([_np(ob, 4 * j + 2) for j in range(N)])
-    bid_sz = np.column_stack([_np(ob, 4 * j + 3) for j in range(N)])
-    _validate_book_rows(ask_px, ask_sz, bid_px, bid_sz, raw_tick, ob_file)
-    if instrument.lot_size != 1:
-        ask_sz = np.column_stack([instrument.qtys_from_scaled(c, 1, where=ob_file) for c in ask_sz.T])
-        bid_sz = np.column_stack([instrument.qtys_from_scaled(c, 1, where=ob_file) for c in bid_sz.T])
 
     # anomalies found vectorized
     found = []
@@ -435,486 +456,169 @@ def _build(msg, ns, ob, N, instrument, date, msg_file, ob_file, report):
         i = int(np.flatnonzero(skip)[0])
         found.append((i + 1, f"skipped:{SUBTICK_TRADE}", int(skip.sum()),
                       f"trade print at {raw_px[i]}/{PRICE_SCALE} is between ticks of {instrument.tick_size}"))
+    return SimpleNamespace(ts=ts, typ=typ, oid=oid, raw_px=raw_px, qty=qty, direction=direction, skip=skip,
+                           raw_tick=raw_tick, found=found, file=msg_file)
 
-    # the replay: live orders, synthetic liquidity, revealed depth
-    replay = _Replay(N, ask_px, ask_sz, bid_px, bid_sz, raw_tick, report.strict)
-    replay.seed(int(typ[0]), int(raw_px[0]), int(qty[0]), int(direction[0]))
-    loop_oid, added_before = _check_known_orders(typ, oid, raw_px, direction, msg_file, found)
-    try:
-        replay.run(typ, loop_oid, raw_px, qty, direction, added_before)
-    except _StrictStop:
-        pass
-    found.extend(replay.anomalies)
+
+def _build(m, ob, N, instrument, ob_file, report):
+    """Check the orderbook, run the replay on the prepared messages `m`, fill the report -> events."""
+    raw_tick, found = m.raw_tick, m.found
+
+    # orderbook columns in the file's order (ask px, ask size, bid px, bid size per level), validated
+    blocks = _book_blocks(ob, N)
+    _validate_book_rows(ob, blocks, N, raw_tick, ob_file)
+    if instrument.lot_size != 1:  # sizes in lots (ask sizes first, then bid sizes, as errors go)
+        cols = [_np(ob, c) for c in range(4 * N)]
+        for c in [4 * j + 1 for j in range(N)] + [4 * j + 3 for j in range(N)]:
+            cols[c] = instrument.qtys_from_scaled(cols[c], 1, where=ob_file)
+        blocks = [cols]
+
+    # the replay (C): live orders, synthetic liquidity, revealed depth, event layout
+    scaled = instrument.tick_size * PRICE_SCALE
+    mul, div = (1, int(scaled)) if scaled == scaled.to_integral_value() else (int(1 / scaled), 1)
+    events, res = _replay(m.typ, m.oid, m.raw_px, m.qty, m.direction, m.ts, m.skip, blocks, N, raw_tick,
+                          mul, div, report.strict, m.file)
+    found.extend(_replay_anomalies(res))
     for line, reason, count, detail in sorted(found, key=lambda x: x[0]):
         report.anomaly(reason, line=line, count=count, detail=detail)
-    report.info.update(replay.stats)
-    return _assemble(replay, typ, oid, px, qty, direction, raw_px, ts, skip, instrument)
+    report.info.update({k: getattr(res, k) for k in _STATS})
+    return events
 
 
-def _validate_book_rows(ask_px, ask_sz, bid_px, bid_sz, raw_tick, ob_file):
-    """Sizes >= 0; occupied levels positive, on the tick, strictly ordered, with no gap before them."""
-    for name, p, s in (("ask", ask_px, ask_sz), ("bid", bid_px, bid_sz)):
-        occupied = s > 0
-        bad = (s < 0) | (occupied & ((p <= 0) | (p >= 1 << 61)))
-        if raw_tick > 1:
-            bad |= occupied & (p % raw_tick != 0)
-        if p.shape[1] > 1:
-            d = np.diff(p, axis=1)
-            wrong_order = (d <= 0) if name == "ask" else (d >= 0)
-            bad[:, 1:] |= occupied[:, 1:] & (~occupied[:, :-1] | wrong_order)
-        if bad.any():
-            i = int(np.flatnonzero(bad.any(axis=1))[0])
-            raise DataError(
-                f"malformed {name} levels (negative size, price off the tick, levels out of order or a gap)",
-                file=ob_file,
-                line=i + 1,
-                detail=f"{name} prices {p[i].tolist()} sizes {s[i].tolist()}",
-            )
+_STATS = ("unknown_from_synthetic", "unknown_after_forgetting_stale", "unknown_from_hidden_depth",
+          "depth_revealed", "stale_levels_reset", "stale_orders_forgotten", "messages_on_forgotten_orders")
 
 
-def _check_known_orders(typ, oid, raw_px, direction, msg_file, found):
-    """Duplicate adds are malformed; a message whose known order sits elsewhere is an anomaly.
+def _c_array(a, dtype, shape, keep):
+    """`a` as a C-contiguous, aligned array of `dtype` and `shape` -> cdata pointer (kept alive in `keep`)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.shape != shape:
+        raise ValueError(f"replay input has shape {a.shape}, want {shape}")
+    if a.ctypes.data % a.itemsize:
+        a = a.copy()
+    keep.append(a)
+    return ffi.from_buffer("int64_t[]" if dtype == np.int64 else "uint8_t[]", a)
 
-    Returns the order ids the replay uses (mismatching rows get an id that is
-    never live, so their size is taken from the level's synthetic liquidity)
-    and, per row, whether its order id was added on an earlier row.
+
+def _replay(typ, oid, raw_px, qty, direction, ts, skip, book, N, raw_tick, mul, div, strict, msg_file):
+    """Run lob_lobster_replay over the messages and the orderbook `book` (row blocks, see _book_blocks)
+    -> (EVENT_DTYPE array, lob_lobster_result).
+
+    Output goes into a numpy buffer sized from a generous estimate; if the C
+    side reports it too small, one retry with the exact size follows.
     """
-    adds = np.flatnonzero(typ == 1)
-    add_ids = oid[adds]
-    order = np.argsort(add_ids, kind="stable")
-    sorted_ids = add_ids[order]
-    dup = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
-    if len(dup):
-        row = int(adds[order[dup[0] + 1]])
-        raise DataError(f"order id {oid[row]} added twice", file=msg_file, line=row + 1)
-    refs = np.flatnonzero((typ >= 2) & (typ <= 4))
-    added_before = np.zeros(len(typ), dtype=bool)
-    if not len(refs) or not len(adds):
-        return oid, added_before
-    j = np.minimum(np.searchsorted(sorted_ids, oid[refs]), len(sorted_ids) - 1)
-    add_row = adds[order[j]]
-    known = (sorted_ids[j] == oid[refs]) & (add_row < refs)
-    added_before[refs] = known
-    elsewhere = known & ((raw_px[add_row] != raw_px[refs]) | (direction[add_row] != direction[refs]))
-    if not elsewhere.any():
-        return oid, added_before
-    rows = refs[elsewhere]
-    found.append((int(rows[0]) + 1, ORDER_MISMATCH, len(rows),
-                  f"{len(rows)} messages name a known order at another side/price than its add "
-                  f"(first: order {oid[rows[0]]}); treated as unknown ids"))
-    loop_oid = oid.copy()
-    loop_oid[rows] = -1 - rows  # never a live id
-    return loop_oid, added_before
-
-
-class _Replay:
-    """Tracks live known orders, level totals and synthetic liquidity over the messages.
-
-    A level is keyed by raw_price * 2 + (1 if bid else 0). Only rows that need
-    more than the plain message -> event translation are recorded: `repl[row]`
-    replaces the message's book event, `extra[row]` is appended to its batch.
-    """
-
-    def __init__(self, N, ask_px, ask_sz, bid_px, bid_sz, raw_tick, strict):
-        self.N = N
-        self.ask_px, self.ask_sz, self.bid_px, self.bid_sz = ask_px, ask_sz, bid_px, bid_sz
-        self.raw_tick = raw_tick
-        self.strict = strict
-        self.live = {}  # known order id -> remaining lots
-        self.forgotten = set()  # known ids dropped as stale (their later messages are expected)
-        self.tot = {}  # key -> our level total (lots)
-        self.syn = {}  # key -> [[synthetic id, lots], ...], oldest first
-        self.next_syn = SYNTHETIC_ID_BASE
-        self.seed_events = []
-        self.repl = {}
-        self.extra = {}
-        self.anomalies = []
-        self.stats = dict(
-            unknown_from_synthetic=0, unknown_after_forgetting_stale=0, unknown_from_hidden_depth=0,
-            depth_revealed=0, stale_levels_reset=0, stale_orders_forgotten=0, messages_on_forgotten_orders=0,
-        )
-
-    # -- helpers -----------------------------------------------------------
-    def _add_syn(self, key, side, p, q, evs):
-        sid = self.next_syn
-        self.next_syn += 1
-        lst = self.syn.get(key)
-        if lst is None:
-            self.syn[key] = [[sid, q]]
-        else:
-            lst.append([sid, q])
-        self.tot[key] = self.tot.get(key, 0) + q
-        evs.append((_ADD, sid, side, p, q, _SNAP))
-
-    def _forget_known(self, key, side, p, row, evs):
-        """DELETE (SNAPSHOT) every live known order at `key` added up to `row`; return their total.
-
-        The candidates are the adds at `key` (sorted by row) not scanned by an
-        earlier forget at the same level.
-        """
-        g0 = bisect_left(self._add_keys, key)
-        g1 = bisect_right(self._add_keys, key, g0)
-        start = self._scanned.get(key, g0)
-        end = bisect_right(self._add_rows, row, start, g1)
-        self._scanned[key] = end
-        live = self.live
-        total = forgotten = 0
-        for i in self._add_ids[start:end]:
-            q = live.pop(i, None)
-            if q is not None:
-                total += q
-                forgotten += 1
-                self.forgotten.add(i)
-                evs.append((_DELETE, i, side, p, q, _SNAP))
-        self.stats["stale_orders_forgotten"] += forgotten
-        self.tot[key] = self.tot.get(key, 0) - total
-        return total
-
-    def _consume(self, key, side, p, need, kind, row, evs):
-        """Take `need` lots at `key` from synthetic orders with `kind` events; -> how it was resolved."""
-        lst = self.syn.get(key)
-        pool = sum(e[1] for e in lst) if lst else 0
-        how = "unknown_from_synthetic"
-        if pool < need:
-            forgot = []
-            total = self._forget_known(key, side, p, row, forgot)
-            if total:
-                evs.extend(forgot)
-                self._add_syn(key, side, p, total, evs)
-                pool += total
-                how = "unknown_after_forgetting_stale"
-            if pool < need:
-                self._add_syn(key, side, p, need - pool, evs)
-                how = "unknown_from_hidden_depth"
-            lst = self.syn[key]
-        self.tot[key] -= need
-        while need:
-            e = lst[0]
-            q = e[1]
-            if q <= need:
-                evs.append((kind, e[0], side, p, q, 0))
-                need -= q
-                del lst[0]
-            else:
-                evs.append((kind, e[0], side, p, need, 0))
-                e[1] = q - need
-                need = 0
-        return how
-
-    def _set_level(self, key, side, p, target, row, evs):
-        """Make our level at `key` hold `target` lots (the vendor's revealed size)."""
-        ours = self.tot.get(key, 0)
-        if target == ours:
-            return
-        if target > ours:
-            self._add_syn(key, side, p, target - ours, evs)
-            self.stats["depth_revealed"] += 1
-            return
-        self.stats["stale_levels_reset"] += 1
-        lst = self.syn.get(key) or []
-        if sum(e[1] for e in lst) < ours - target:  # known orders changed out of view: forget them
-            forgot = []
-            self._forget_known(key, side, p, row, forgot)
-            evs.extend(forgot)
-        excess = self.tot[key] - target
-        while excess > 0:  # newest synthetic first
-            e = lst[-1]
-            take = min(e[1], excess)
-            evs.append((_REDUCE, e[0], side, p, take, _SNAP))
-            e[1] -= take
-            excess -= take
-            self.tot[key] -= take
-            if e[1] == 0:
-                lst.pop()
-        if excess < 0:  # forgot more than the vendor lost: the rest still rests there
-            self._add_syn(key, side, p, -excess, evs)
-
-    # -- seed ----------------------------------------------------------------
-    def seed(self, t0, p0, q0, d0):
-        """Book before message 1 = orderbook row 1 with message 1 undone."""
-        levels = {}
-        for j in range(self.N):
-            if self.bid_sz[0, j] > 0:
-                levels[int(self.bid_px[0, j]) * 2 + 1] = int(self.bid_sz[0, j])
-            if self.ask_sz[0, j] > 0:
-                levels[int(self.ask_px[0, j]) * 2] = int(self.ask_sz[0, j])
-        if 1 <= t0 <= 4:
-            key = p0 * 2 + (1 if d0 > 0 else 0)
-            have = levels.get(key, 0) + (-q0 if t0 == 1 else q0)
-            if have < 0:
-                self.anomalies.append((1, SIZE_MISMATCH, 1, "message 1 adds more than orderbook row 1 shows"))
-                have = 0
-            if have:
-                levels[key] = have
-            else:
-                levels.pop(key, None)
-        bids = sorted((k for k in levels if k & 1), reverse=True)
-        asks = sorted(k for k in levels if not k & 1)
-        for key in bids + asks:
-            self._add_syn(key, 1 if key & 1 else -1, key >> 1, levels[key], self.seed_events)
-
-    # -- main pass -------------------------------------------------------------
-    def run(self, typ, oid, raw_px, qty, direction, added_before):
-        n = len(typ)
-        N = self.N
-        keys = raw_px * 2 + (direction > 0)
-        # adds grouped by level, in row order (for forgetting stale orders)
-        adds = np.flatnonzero(typ == 1)
-        order = np.argsort(keys[adds], kind="stable")  # adds are in row order: stable keeps it per level
-        self._add_keys = keys[adds][order].tolist()
-        self._add_rows = adds[order].tolist()
-        self._add_ids = oid[adds][order].tolist()
-        self._scanned = {}
-        # rows whose visible window reaches deeper than the row before (per side)
-        lo = np.where(self.bid_sz[:, N - 1] > 0, self.bid_px[:, N - 1], _I64_MIN)
-        hi = np.where(self.ask_sz[:, N - 1] > 0, self.ask_px[:, N - 1], _I64_MAX)
-        exp_bid = np.zeros(n, dtype=bool)
-        exp_ask = np.zeros(n, dtype=bool)
-        exp_bid[1:] = lo[1:] < lo[:-1]
-        exp_ask[1:] = hi[1:] > hi[:-1]
-        recon = np.flatnonzero(exp_bid | exp_ask)
-        prev = np.maximum(recon - 1, 0)
-        tick = self.raw_tick
-        # simple: full window before and after, only the new level N lies below the old edge,
-        # and the exposed range is short -> check the exposed ticks inline
-        simple_bid = exp_bid[recon] & (lo[recon] != _I64_MIN) & (lo[prev] - lo[recon] <= 64 * tick)
-        simple_ask = exp_ask[recon] & (hi[recon] != _I64_MAX) & (hi[recon] - hi[prev] <= 64 * tick)
-        if N > 1:
-            simple_bid &= self.bid_px[recon, N - 2] >= lo[prev]
-            simple_ask &= self.ask_px[recon, N - 2] <= hi[prev]
-        mode_bid = np.where(simple_bid, 1, np.where(exp_bid[recon], 2, 0))
-        mode_ask = np.where(simple_ask, 1, np.where(exp_ask[recon], 2, 0))
-        recon_args = list(zip(
-            mode_bid.tolist(), lo[recon].tolist(), lo[prev].tolist(), self.bid_sz[recon, N - 1].tolist(),
-            mode_ask.tolist(), hi[recon].tolist(), hi[prev].tolist(), self.ask_sz[recon, N - 1].tolist(),
-        ))
-        recon_rows = recon.tolist() + [n]
-        ri = 0
-        next_recon = recon_rows[0]
-        set_level, reveal = self._set_level, self._reveal
-
-        live, tot, repl = self.live, self.tot, self.repl
-        live_get, tot_get, syn_get = live.get, tot.get, self.syn.get
-        consume = self._consume
-        strict = self.strict
-        unknown_first = removed_first = None
-        removed = 0
-        forgotten = self.forgotten
-        how_count = {"unknown_from_synthetic": 0, "unknown_after_forgetting_stale": 0,
-                     "unknown_from_hidden_depth": 0}
-        mismatch_first = None
-        mismatches = 0
-        for k, t, i, q, key in zip(range(n), typ.tolist(), oid.tolist(), qty.tolist(), keys.tolist()):
-            if t == 1:
-                live[i] = q
-                tot[key] = tot_get(key, 0) + q
-            elif t < 5:
-                rem = live_get(i)
-                if rem is not None:
-                    if q < rem and t != 3:
-                        live[i] = rem - q
-                        tot[key] -= q
-                    elif q == rem:
-                        del live[i]
-                        tot[key] -= q
-                    else:  # the order changed out of view; move the level by the message's size
-                        mismatches += 1
-                        if mismatch_first is None:
-                            mismatch_first = (k + 1, f"order {i}: message size {q}, tracked remaining {rem}")
-                            if strict:
-                                self.anomalies.append((k + 1, SIZE_MISMATCH, 1, mismatch_first[1]))
-                                raise _StrictStop
-                        del live[i]
-                        tot[key] -= rem
-                        side = 1 if key & 1 else -1
-                        p = key >> 1
-                        evs = [(_DELETE if t == 3 else (_REDUCE if t == 2 else _EXECUTE), i, side, p, rem, 0)]
-                        if q > rem:
-                            consume(key, side, p, q - rem, _EXECUTE if t == 4 else _REDUCE, k, evs)
-                        else:  # deleted with less than tracked: the rest is still there
-                            self._add_syn(key, side, p, rem - q, evs)
-                        repl[k] = evs
-                else:
-                    lst = syn_get(key)
-                    if lst and lst[0][1] >= q:  # fast path: the oldest synthetic order covers it
-                        e = lst[0]
-                        repl[k] = [(_EXECUTE if t == 4 else _REDUCE, e[0], 1 if key & 1 else -1, key >> 1, q, 0)]
-                        if e[1] == q:
-                            del lst[0]
-                        else:
-                            e[1] -= q
-                        tot[key] -= q
-                        how = "unknown_from_synthetic"
-                    else:
-                        evs = []
-                        how = consume(key, 1 if key & 1 else -1, key >> 1, q, _EXECUTE if t == 4 else _REDUCE,
-                                      k, evs)
-                        repl[k] = evs
-                    if i in forgotten:  # we dropped it as stale earlier: not a data anomaly
-                        self.stats["messages_on_forgotten_orders"] += 1
-                    elif i < 0:  # order_mismatch, reported already
-                        pass
-                    elif added_before[k]:
-                        removed += 1
-                        if removed_first is None:
-                            removed_first = (k + 1, i, t)
-                            if strict:
-                                break
-                    else:
-                        how_count[how] += 1
-                        if unknown_first is None:
-                            unknown_first = (k + 1, i, t)
-                            if strict:
-                                break
-            if k == next_recon:
-                # the vendor's window reached deeper: set the newly exposed levels to its sizes
-                evs = []
-                eb, lo_k, lo_p, szb, ea, hi_k, hi_p, sza = recon_args[ri]
-                if eb == 1:
-                    if tot_get(lo_k * 2 + 1, 0) != szb:
-                        set_level(lo_k * 2 + 1, 1, lo_k, szb, k, evs)
-                    p = lo_k + tick
-                    while p < lo_p:  # levels we hold that the vendor no longer shows
-                        if tot_get(p * 2 + 1):
-                            set_level(p * 2 + 1, 1, p, 0, k, evs)
-                        p += tick
-                elif eb:
-                    reveal(1, lo_k, lo_p, k, evs)
-                if ea == 1:
-                    if tot_get(hi_k * 2, 0) != sza:
-                        set_level(hi_k * 2, -1, hi_k, sza, k, evs)
-                    p = hi_k - tick
-                    while p > hi_p:
-                        if tot_get(p * 2):
-                            set_level(p * 2, -1, p, 0, k, evs)
-                        p -= tick
-                elif ea:
-                    reveal(-1, hi_p + 1, hi_k + 1, k, evs)
-                if evs:
-                    self.extra[k] = evs
-                ri += 1
-                next_recon = recon_rows[ri]
-        if mismatches:
-            self.anomalies.append((mismatch_first[0], SIZE_MISMATCH, mismatches,
-                                   f"{mismatches} messages disagree with their order's tracked size "
-                                   f"(changed out of view); first: {mismatch_first[1]}"))
-        if removed:
-            line, i, t = removed_first
-            self.anomalies.append((line, REMOVED_ORDER_ID, removed,
-                                   f"order {i} (type {t}) was already removed by its own messages; "
-                                   f"{removed} such messages, sizes taken from the level's synthetic liquidity"))
-        if unknown_first is not None:
-            total = sum(how_count.values()) or 1
-            line, i, t = unknown_first
-            self.anomalies.append((
-                line, UNKNOWN_ORDER_ID, total,
-                f"order {i} (type {t}) was never added; {total} such cancels/executions (orders resting "
-                f"before the start or outside the top levels), resolved: "
-                + ", ".join(f"{v} {k[8:].replace('_', ' ')}" for k, v in how_count.items()),
-            ))
-        self.stats.update(how_count)
-
-    def _reveal(self, side, a, b, row, evs):
-        """Prices in [a, b) on `side` just came into the vendor's view: our level := vendor size."""
-        if side > 0:
-            bit, vpx, vsz = 1, self.bid_px[row].tolist(), self.bid_sz[row].tolist()
-        else:
-            bit, vpx, vsz = 0, self.ask_px[row].tolist(), self.ask_sz[row].tolist()
-        vendor = {p: s for p, s in zip(vpx, vsz) if s > 0 and a <= p < b}
-        prices = set(vendor)
-        tick = self.raw_tick
-        tot = self.tot
-        if b - a <= 64 * tick:
-            for p in range(a + (-a) % tick, b, tick):
-                if tot.get(p * 2 + bit):
-                    prices.add(p)
-        else:
-            prices.update(key >> 1 for key, v in tot.items() if v and (key & 1) == bit and a <= (key >> 1) < b)
-        for p in sorted(prices, reverse=side > 0):
-            self._set_level(p * 2 + bit, side, p, vendor.get(p, 0), row, evs)
-
-
-# ---------------------------------------------------------------------------
-# layout
-# ---------------------------------------------------------------------------
-def _assemble(st, typ, oid, px, qty, direction, raw_px, ts, skip, instrument):
-    """Seed batch, then one batch per message, into one EVENT_DTYPE array."""
     n = len(typ)
-    repl_rows = np.fromiter(st.repl.keys(), dtype=np.int64, count=len(st.repl))
-    repl_len = np.fromiter(map(len, st.repl.values()), dtype=np.int64, count=len(st.repl))
-    extra_rows = np.fromiter(st.extra.keys(), dtype=np.int64, count=len(st.extra))
-    extra_len = np.fromiter(map(len, st.extra.values()), dtype=np.int64, count=len(st.extra))
-    count = np.where(typ == 4, 2, 1)
-    count[skip] = 0  # a skipped print has no event and so no batch
-    count[repl_rows] += repl_len - 1
-    count[extra_rows] += extra_len
-    nseed = max(len(st.seed_events), 1)
-    start = np.empty(n + 1, dtype=np.int64)
-    start[0] = nseed
-    np.cumsum(count, out=start[1:])
-    start[1:] += nseed
-    out = np.zeros(int(start[-1]), dtype=EVENT_DTYPE)
-    pos = start[:-1]
-    side = direction.astype(np.int8)
+    keep = []
+    inp = ffi.new("lob_lobster_input *")
+    inp.n = n
+    for field, a in (("type", typ), ("order_id", oid), ("raw_price", raw_px), ("qty", qty),
+                     ("direction", direction), ("ts", ts)):
+        setattr(inp, field, _c_array(a, np.int64, (n,), keep))
+    inp.skip = _c_array(skip, np.uint8, (n,), keep)
+    inp.book = _c_book(book, N, keep)[0]
+    inp.raw_tick, inp.price_mul, inp.price_div, inp.strict = raw_tick, mul, div, int(bool(strict))
+    res = ffi.new("lob_lobster_result *")
+    cap = 2 * N + 2 + n + int(np.count_nonzero(typ == 4)) + n // 4 + 64
+    for _ in range(2):
+        out = np.empty(cap, dtype=EVENT_DTYPE)
+        rc = lib.lob_lobster_replay(inp, ffi.cast("lob_event *", ffi.from_buffer(out)), cap, res)
+        if rc != lib.LOB_ERR_CAPACITY:
+            break
+        cap = res.n_events
+    line = res.error_row + 1 if res.error_row >= 0 else None
+    if rc == lib.LOB_ERR_DUPLICATE_ORDER:
+        raise DataError(f"order id {res.dup_id} added twice", file=msg_file, line=line)
+    if rc == lib.LOB_ERR_NOMEM:
+        raise MemoryError("LOBSTER replay: out of memory")
+    if rc != lib.LOB_OK:
+        raise DataError(f"replay rejected the input: {ERROR_NAMES.get(rc, rc)}", file=msg_file, line=line)
+    m = res.n_events
+    return (out[:m] if m * 4 >= cap * 3 else out[:m].copy()), res
 
-    # the message's own event at its batch start
-    plain = ~skip
-    plain[repl_rows] = False
-    rows = np.flatnonzero(plain)
-    at = pos[rows]
-    tk = typ[rows]
-    kind_map = np.array([0, EventKind.ADD, EventKind.REDUCE, EventKind.DELETE, EventKind.EXECUTE,
-                         EventKind.TRADE, EventKind.TRADE, EventKind.STATUS], dtype=np.uint8)
-    is_status = tk == 7
-    rp = raw_px[rows]
-    status_qty = np.where(rp == -1, int(TradingStatus.HALT),
-                          np.where(rp == 0, int(TradingStatus.QUOTING), int(TradingStatus.TRADING)))
-    s = side[rows]
-    out["kind"][at] = kind_map[tk]
-    out["order_id"][at] = np.where(is_status, 0, oid[rows]).astype(np.uint64)
-    out["price"][at] = np.where(is_status, 0, px[rows])
-    out["qty"][at] = np.where(is_status, status_qty, qty[rows])
-    out["side"][at] = np.where(tk <= 4, s, np.where(tk == 5, -s, 0)).astype(np.int8)
-    out["flags"][at[tk == 5]] = Flag.HIDDEN
 
-    # the TRADE print of each visible execution, after its book event(s)
-    ex = np.flatnonzero(typ == 4)
-    width = np.ones(n, dtype=np.int64)
-    width[repl_rows] = repl_len
-    tp = pos[ex] + width[ex]
-    out["kind"][tp] = EventKind.TRADE
-    out["order_id"][tp] = oid[ex].astype(np.uint64)
-    out["price"][tp] = px[ex]
-    out["qty"][tp] = qty[ex]
-    out["side"][tp] = -side[ex]
+def _replay_anomalies(res):
+    """(line, reason, count, detail) of what the replay found, in the order the report lists them."""
+    found = []
+    if res.order_mismatch:
+        found.append((res.order_mismatch_row + 1, ORDER_MISMATCH, res.order_mismatch,
+                      f"{res.order_mismatch} messages name a known order at another side/price than its add "
+                      f"(first: order {res.order_mismatch_id}); treated as unknown ids"))
+    if res.seed_mismatch:
+        found.append((1, SIZE_MISMATCH, 1, "message 1 adds more than orderbook row 1 shows"))
+    first_mismatch = (f"order {res.size_mismatch_id}: message size {res.size_mismatch_qty}, "
+                      f"tracked remaining {res.size_mismatch_remaining}")
+    if res.stop_reason == lib.LOB_LOBSTER_STOP_SIZE_MISMATCH:  # strict: the run stopped there
+        found.append((res.stop_row + 1, SIZE_MISMATCH, 1, first_mismatch))
+        return found
+    if res.size_mismatch:
+        found.append((res.size_mismatch_row + 1, SIZE_MISMATCH, res.size_mismatch,
+                      f"{res.size_mismatch} messages disagree with their order's tracked size "
+                      f"(changed out of view); first: {first_mismatch}"))
+    if res.removed:
+        found.append((res.removed_row + 1, REMOVED_ORDER_ID, res.removed,
+                      f"order {res.removed_id} (type {res.removed_type}) was already removed by its own "
+                      f"messages; {res.removed} such messages, sizes taken from the level's synthetic liquidity"))
+    if res.unknown_row >= 0:
+        how = {k: getattr(res, k) for k in _STATS[:3]}
+        total = sum(how.values()) or 1
+        found.append((
+            res.unknown_row + 1, UNKNOWN_ORDER_ID, total,
+            f"order {res.unknown_id} (type {res.unknown_type}) was never added; {total} such cancels/executions "
+            f"(orders resting before the start or outside the top levels), resolved: "
+            + ", ".join(f"{v} {k[8:].replace('_', ' ')}" for k, v in how.items()),
+        ))
+    return found
 
-    # inferred events: seed, replacements at the batch start, extras at the batch end
-    # (positions vectorized: each row's events are consecutive from its first slot)
-    first = np.concatenate([np.zeros(1 if st.seed_events else 0, dtype=np.int64), start[repl_rows],
-                            start[extra_rows + 1] - extra_len])
-    lens = np.concatenate([[len(st.seed_events)] if st.seed_events else np.zeros(0, dtype=np.int64),
-                           repl_len, extra_len])
-    evs = list(chain(st.seed_events, chain.from_iterable(st.repl.values()),
-                     chain.from_iterable(st.extra.values())))
-    if evs:
-        ends = np.cumsum(lens)
-        w = np.repeat(first - (ends - lens), lens) + np.arange(ends[-1])
-        kinds, ids, sides, prices, qtys, flags = zip(*evs)
-        out["kind"][w] = kinds
-        out["order_id"][w] = np.array(ids, dtype=np.uint64)
-        out["side"][w] = sides
-        out["price"][w] = instrument.prices_from_scaled(np.array(prices, dtype=np.int64), PRICE_SCALE)
-        out["qty"][w] = qtys
-        out["flags"][w] = flags
 
-    # clocks and batch ends
-    t0 = ts[0] if n else 0
-    out["ts_exch"][:nseed] = t0
-    out["ts_exch"][nseed:] = np.repeat(ts, count)
-    out["ts_local"] = out["ts_exch"]
-    if not st.seed_events:  # an empty seed is still one batch: clear the book
-        out["kind"][0] = EventKind.CLEAR
-        out["flags"][0] = Flag.SNAPSHOT
-    out["flags"][nseed - 1] |= np.uint16(Flag.BATCH_END)
-    out["flags"][start[1:][count > 0] - 1] |= np.uint16(Flag.BATCH_END)
-    return out
+def _book_blocks(ob, N):
+    """The orderbook table as row blocks: per block, its 4 * N int64 columns.
+
+    The blocks are the parser's chunks (zero-copy); columns are combined only
+    if their chunks do not line up.
+    """
+    cols = [ob.column(c) for c in range(4 * N)]
+    lens = [len(ch) for ch in cols[0].chunks]
+    if any([len(ch) for ch in c.chunks] != lens for c in cols):
+        return [[_np(ob, c) for c in range(4 * N)]]
+    return [[c.chunk(b).to_numpy() for c in cols] for b, rows in enumerate(lens) if rows]
+
+
+def _c_book(blocks, N, keep):
+    """lob_lobster_book cdata for `blocks` (see _book_blocks); its memory is kept alive in `keep`."""
+    rows = [len(b[0]) for b in blocks]
+    if any(len(b) != 4 * N or any(len(c) != r for c in b) for b, r in zip(blocks, rows)):
+        raise ValueError(f"orderbook blocks need {4 * N} columns of equal length")
+    ptrs = [_c_array(c, np.int64, (r,), keep) for b, r in zip(blocks, rows) for c in b]
+    book = ffi.new("lob_lobster_book *")
+    book.levels, book.blocks = N, len(blocks)
+    book.rows = c_rows = ffi.new("size_t[]", rows)
+    book.columns = c_cols = ffi.new("const int64_t *[]", ptrs)
+    keep += [c_rows, c_cols]
+    return book
+
+
+def _validate_book_rows(ob, blocks, N, raw_tick, ob_file):
+    """Sizes >= 0; occupied levels positive, on the tick, strictly ordered, with no gap before them.
+
+    The scan runs in C (lob_lobster_check_book); the first bad ask row is
+    reported if there is one, else the first bad bid row.
+    """
+    keep = []
+    book = _c_book(blocks, N, keep)
+    bad_row, bad_side = ffi.new("int64_t *"), ffi.new("int *")
+    rc = lib.lob_lobster_check_book(book, raw_tick, bad_row, bad_side)
+    if rc == lib.LOB_OK:
+        return
+    if rc != lib.LOB_ERR_BAD_PRICE:
+        raise DataError(f"orderbook check failed: {ERROR_NAMES.get(rc, rc)}", file=ob_file)
+    i = int(bad_row[0])
+    name, c0 = ("ask", 0) if bad_side[0] == lib.LOB_SIDE_ASK else ("bid", 2)
+    raise DataError(
+        f"malformed {name} levels (negative size, price off the tick, levels out of order or a gap)",
+        file=ob_file,
+        line=i + 1,
+        detail=f"{name} prices {[ob.column(4 * j + c0)[i].as_py() for j in range(N)]} "
+               f"sizes {[ob.column(4 * j + c0 + 1)[i].as_py() for j in range(N)]}",
+    )
+
+
