@@ -258,7 +258,7 @@ typedef struct lob_lobster_input {
 /* Counters and first occurrences for the validation report. Rows are 0-based
  * message rows; -1 where none. */
 typedef struct lob_lobster_result {
-    size_t n_events;                  /* events written (or needed, on LOB_ERR_CAPACITY) */
+    size_t n_events;                  /* events written, <= cap (or needed, on LOB_ERR_CAPACITY) */
     int64_t error_row;                /* row of an input rejected with an error code, else -1 */
     int64_t dup_id;                   /* LOB_ERR_DUPLICATE_ORDER: the smallest id added twice */
     int32_t stop_reason;              /* LOB_LOBSTER_STOP_* */
@@ -299,7 +299,7 @@ typedef struct lob_lobster_result {
  * LOB_ERR_BAD_PRICE (price of a book message <= 0 or >= 2^61, status price
  * not -1/0/1, or an occupied orderbook level priced so);
  * LOB_ERR_BAD_QTY (size <= 0 on a priced message, negative orderbook size,
- * or a level total overflowing int64); LOB_ERR_DUPLICATE_ORDER (an id added
+ * or a level total overflowing int64: error_row names the row); LOB_ERR_DUPLICATE_ORDER (an id added
  * twice: dup_id is the smallest such id, error_row its second add);
  * LOB_ERR_CAPACITY (cap too small: n_events = the number needed; call again
  * with that many); LOB_ERR_NOMEM. strict != 0: the first size mismatch,

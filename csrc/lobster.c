@@ -60,6 +60,7 @@ typedef struct state {
     size_t pos;        /* events emitted so far (may exceed cap) */
     int64_t ts;        /* clock of the events being emitted */
     int overflow;      /* sticky: a level total overflowed int64 */
+    int64_t row;       /* message row being replayed (0 while seeding), for error_row */
     int nomem;         /* sticky: a growth failed */
 
     level *lv;
@@ -96,6 +97,7 @@ static uint64_t mix(uint64_t x) { return x * 0x9E3779B97F4A7C15ULL; }
 static int64_t qadd(state *st, int64_t a, int64_t b) {
     int64_t r;
     if (__builtin_add_overflow(a, b, &r)) {
+        if (!st->overflow) st->res->error_row = st->row;
         st->overflow = 1;
         return a;
     }
@@ -105,6 +107,7 @@ static int64_t qadd(state *st, int64_t a, int64_t b) {
 static int64_t qsub(state *st, int64_t a, int64_t b) {
     int64_t r;
     if (__builtin_sub_overflow(a, b, &r)) {
+        if (!st->overflow) st->res->error_row = st->row;
         st->overflow = 1;
         return a;
     }
@@ -814,6 +817,7 @@ static int run(state *st) {
     if (n == 0) return LOB_OK;
     size_t e = 4 * (bk->levels - 1); /* the window's edge: level N */
     for (size_t k = 0; k < n; k++) {
+        st->row = (int64_t)k;
         if (k > 0) { /* move the vendor's row along (blocks sum to n rows) */
             st->prev_b = st->cur_b;
             st->prev_off = st->cur_off++;
@@ -887,6 +891,7 @@ int lob_lobster_replay(const lob_lobster_input *in, lob_event *events, size_t ca
     if (rc == LOB_OK && st.overflow) rc = LOB_ERR_BAD_QTY;
     result->n_events = st.pos;
     if (rc == LOB_OK && result->stop_reason == LOB_LOBSTER_STOP_NONE && st.pos > cap) rc = LOB_ERR_CAPACITY;
+    if (rc == LOB_OK && st.pos > cap) result->n_events = cap; /* strict stop: only what was written */
     free(st.lv);
     free(st.lv_slots);
     free(st.syn);

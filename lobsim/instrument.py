@@ -95,7 +95,13 @@ class Instrument:
             factor = Decimal(1) / step
             if factor != factor.to_integral_value():
                 raise DataError(f"{what} unit {unit} does not fit data scale 1/{scale}", file=where)
-            return values * int(factor)
+            factor = int(factor)
+            big = np.flatnonzero(np.abs(values) > (2**63 - 1) // factor)  # would wrap in int64
+            if len(big):
+                i = int(big[0])
+                raise DataError(f"{what} {Decimal(int(values[i])) / int(scale)} is too large for int64 in units of "
+                                f"{unit}", file=where, line=i + line_offset)
+            return values * factor
         step = int(step)
         bad = np.nonzero(values % step)[0]
         if len(bad):

@@ -198,6 +198,8 @@ def _diagnose(data, ncols, time_first, file, arrow_error):
             if not (_TIME_RE if is_time else _INT_RE).fullmatch(f):
                 raise DataError(f"column {col + 1}: not a valid {'time' if is_time else 'integer'}: {f!r}",
                                 file=file, line=no)
+            if not is_time and not -(2**63) <= int(f) < 2**63:
+                raise DataError(f"column {col + 1}: {f} does not fit a 64-bit integer", file=file, line=no)
     raise DataError("unreadable CSV", file=file, detail=str(arrow_error))
 
 
@@ -318,17 +320,27 @@ def _parse_times(col, file):
     return secs * 10**9 + np.where(has_frac, frac, 0), truncated
 
 
-def _utc_ns(ns_after_midnight, date):
-    """ns after local midnight (America/New_York wall clock) on `date` -> UTC epoch ns."""
+def _utc_ns(ns_after_midnight, date, file=None):
+    """ns after local midnight (America/New_York wall clock) on `date` -> UTC epoch ns.
+
+    DataError when the result would not fit int64 ns (years before 1677 or after 2262).
+    """
     midnight = (date - _dt.date(1970, 1, 1)).days * 86_400 * 10**9
     hours = ns_after_midnight // (3600 * 10**9)
     lo, hi = int(hours.min()), int(hours.max())
+    day = 86_400 * 10**9  # the NY offset is well under a day
+    first, last = midnight + int(ns_after_midnight.min()) - day, midnight + int(ns_after_midnight.max()) + day
+    if not (-(2**63) <= first and last < 2**63):
+        raise DataError(f"timestamps on {date} do not fit int64 nanoseconds since 1970", file=file)
     base = _dt.datetime(date.year, date.month, date.day)
-    table = np.array(  # UTC offset per wall-clock hour (NY switches on the hour)
-        [int((base + _dt.timedelta(hours=h)).replace(tzinfo=_NY).utcoffset().total_seconds()) * 10**9
-         for h in range(lo, hi + 1)],
-        dtype=np.int64,
-    )
+    try:
+        table = np.array(  # UTC offset per wall-clock hour (NY switches on the hour)
+            [int((base + _dt.timedelta(hours=h)).replace(tzinfo=_NY).utcoffset().total_seconds()) * 10**9
+             for h in range(lo, hi + 1)],
+            dtype=np.int64,
+        )
+    except OverflowError:
+        raise DataError(f"timestamps on {date} are out of the supported date range", file=file) from None
     off = table[0] if lo == hi or (table == table[0]).all() else table[hours - lo]
     return midnight + ns_after_midnight - off
 
@@ -414,7 +426,7 @@ def read_lobster(
 def _prepare_messages(msg, ns, instrument, date, msg_file):
     """Validate the message columns and find what needs no orderbook -> SimpleNamespace for _build."""
     n = msg.num_rows
-    ts = _utc_ns(ns, date)
+    ts = _utc_ns(ns, date, msg_file)
     typ, oid, size, raw_px, direction = (_np(msg, j) for j in range(1, 6))
 
     def fail(mask, what):
