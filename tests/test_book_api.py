@@ -186,3 +186,15 @@ def test_clear_event_and_wide_prices():
     assert len(b) == 0 and b.best_bid() is None
     b.check()
     assert b.totals()["cancelled"] == 3
+
+
+def test_depth_series_continues_a_book_across_chunks():
+    from lobsim.data import synthetic
+
+    arr = synthetic.generate(5000, seed=11)
+    whole = depth_series(arr, 3, batch_end_only=True)
+    book = OrderBook()
+    parts = [depth_series(arr[i:i + 1234], 3, batch_end_only=True, book=book) for i in range(0, len(arr), 1234)]
+    assert np.array_equal(np.concatenate([p.bid_px for p in parts]), whole.bid_px)
+    assert np.array_equal(np.concatenate([p.ask_qty for p in parts]), whole.ask_qty)
+    assert repr(book).startswith(f"<OrderBook {len(book)} orders")

@@ -118,6 +118,11 @@ class _Book:
     def __exit__(self, *exc):
         self.close()
 
+    def __repr__(self):
+        if self._ptr is None:
+            return f"<{type(self).__name__} closed>"
+        return f"<{type(self).__name__} {len(self)} {self._size_word} best_bid={self.best_bid()} best_ask={self.best_ask()}>"
+
     def __copy__(self):
         # A copy would share (and later double-free) the C book.
         raise TypeError(f"{type(self).__name__} cannot be copied or pickled; replay the events into a new book")
@@ -228,6 +233,7 @@ class OrderBook(_Book):
     """
 
     _type = lib.LOB_BOOK_L3
+    _size_word = "orders"
 
     def __init__(self):
         super().__init__()
@@ -305,6 +311,7 @@ class LevelBook(_Book):
     """L2 price-level book (absolute level sizes), in C. Same views as OrderBook."""
 
     _type = lib.LOB_BOOK_L2
+    _size_word = "levels"
 
     def __len__(self):
         """Number of price levels, both sides."""
