@@ -92,3 +92,12 @@ def test_convert_refuses_bad_arguments(tmp_path, capsys):
         main(["convert", "dbn", "a.dbn", "--tick-size", "0.25", "-o", str(tmp_path / "x.parquet")])
     assert main(["convert", "lobster", str(tmp_path / "missing.zip"), "-o", str(tmp_path / "x.parquet")]) == 1
     assert "missing.zip" in capsys.readouterr().err
+
+
+def test_bundled_sample_is_what_the_readme_says(tmp_path):
+    """data/sample.parquet is `lobsim generate --events 200000 --seed 1` (regenerate it when the generator changes)."""
+    from lobsim.data import read_parquet
+
+    out = tmp_path / "s.parquet"
+    assert main(["generate", "-o", str(out), "--events", "200000", "--seed", "1"]) == 0
+    assert read_parquet(out).array.tobytes() == read_parquet(SAMPLE).array.tobytes()
