@@ -361,8 +361,6 @@ def test_store_bad_metadata_raises_data_error(tmp_path, meta):
         read_parquet(p)
 
 
-@bug("metadata 'report' of the wrong type escapes as AttributeError/TypeError "
-     "(store.read_metadata: ValidationReport.from_dict outside the try)")
 @pytest.mark.parametrize("report", [None, [1], {"info": 5}])
 def test_store_report_metadata_wrong_type(tmp_path, report):
     p = _custom_parquet(tmp_path / "m.parquet", json.dumps({**OK_META, "report": report}).encode())
@@ -370,7 +368,6 @@ def test_store_report_metadata_wrong_type(tmp_path, report):
         read_parquet(p)
 
 
-@bug("a null in an event column becomes INT64_MIN silently (store._to_events_array: NaN cast to int)")
 def test_store_null_value_silently_wrong(tmp_path):
     import pyarrow as pa
 
@@ -382,7 +379,6 @@ def test_store_null_value_silently_wrong(tmp_path):
         read_parquet(p)
 
 
-@bug("a duplicated column name escapes as KeyError from pyarrow (store._open / read)")
 def test_store_duplicate_column(tmp_path):
     import pyarrow as pa
     p = _custom_parquet(tmp_path / "d.parquet", json.dumps(OK_META).encode(),
@@ -391,8 +387,6 @@ def test_store_duplicate_column(tmp_path):
         read_parquet(p)
 
 
-@bug("corrupt data pages escape as OSError from pyarrow in read_parquet / iter_parquet "
-     "(only pq.ParquetFile() is wrapped, not .read() / .iter_batches())")
 def test_store_bitflips_never_escape(tmp_path):
     p = tmp_path / "e.parquet"
     write_parquet(_events(), p, row_group_size=10)

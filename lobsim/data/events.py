@@ -69,8 +69,11 @@ class ValidationReport:
 
     @classmethod
     def from_dict(cls, d):
+        """Inverse of to_dict; TypeError if `d` does not have its shape."""
+        if not isinstance(d, dict) or not all(isinstance(d.get(k, {}), dict) for k in ("counts", "examples", "info")):
+            raise TypeError(f"a validation report must be a dict of dicts, got {d!r:.80}")
         return cls(
-            source=d.get("source", ""),
+            source=str(d.get("source", "")),
             counts=Counter(d.get("counts", {})),
             examples=dict(d.get("examples", {})),
             info=dict(d.get("info", {})),

@@ -42,6 +42,9 @@ def _open(path):
     missing = [c for c in COLUMNS if c not in names]
     if missing:
         raise DataError("not a lobsim event file", file=path, detail=f"missing columns {missing}")
+    doubled = sorted({c for c in names if names.count(c) > 1})
+    if doubled:
+        raise DataError("duplicated columns", file=path, detail=str(doubled))
     for name in COLUMNS:
         want = ARROW_SCHEMA.field(name).type
         got = f.schema_arrow.field(name).type
@@ -58,26 +61,40 @@ def read_metadata(path):
         raise DataError("no lobsim metadata (instrument) in file", file=path)
     try:
         meta = json.loads(raw)
+        if meta.get("version") != FORMAT_VERSION:
+            raise DataError("unsupported lobsim file version", file=path, detail=str(meta.get("version")))
         instrument = Instrument.from_dict(meta["instrument"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DataError("corrupt lobsim metadata", file=path, detail=str(exc)) from None
-    if meta.get("version") != FORMAT_VERSION:
-        raise DataError("unsupported lobsim file version", file=path, detail=str(meta.get("version")))
-    return instrument, ValidationReport.from_dict(meta.get("report", {}))
+        report = ValidationReport.from_dict(meta.get("report", {}))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError("corrupt lobsim metadata", file=path, detail=f"{type(exc).__name__}: {exc}") from None
+    return instrument, report
 
 
-def _to_events_array(batch):
+def _to_events_array(batch, path, first_row):
     out = np.zeros(batch.num_rows, dtype=EVENT_DTYPE)
     for name in COLUMNS:
-        out[name] = batch.column(name).to_numpy(zero_copy_only=False)
+        col = batch.column(name)
+        if col.null_count:
+            i = first_row + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError("null value", file=path, line=i, detail=f"column {name!r}, row {i}")
+        out[name] = col.to_numpy(zero_copy_only=False)
     return out
+
+
+def _corrupt(path, exc):
+    return DataError("corrupt Parquet data", file=path, detail=f"{type(exc).__name__}: {exc}")
 
 
 def read_parquet(path):
     """Read a whole event file into memory as an Events."""
     instrument, report = read_metadata(path)
-    table = _open(path).read(columns=COLUMNS)
-    return Events(_to_events_array(table), instrument, report)
+    try:
+        table = _open(path).read(columns=COLUMNS)
+    except (OSError, pa.ArrowException) as exc:
+        raise _corrupt(path, exc) from None
+    return Events(_to_events_array(table, path, 0), instrument, report)
 
 
 def iter_parquet(path, batch_rows=DEFAULT_ROW_GROUP):
@@ -87,8 +104,17 @@ def iter_parquet(path, batch_rows=DEFAULT_ROW_GROUP):
     and report come from read_metadata).
     """
     f = _open(path)
-    for batch in f.iter_batches(batch_size=batch_rows, columns=COLUMNS):
-        yield _to_events_array(batch)
+    batches = f.iter_batches(batch_size=batch_rows, columns=COLUMNS)
+    row = 0
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(path, exc) from None
+        yield _to_events_array(batch, path, row)
+        row += batch.num_rows
 
 
 def file_rows(path):
