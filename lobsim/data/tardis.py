@@ -20,7 +20,9 @@ Formats (detected from the header, so `read_tardis` accepts any of them):
 
 All columns are read as text with pyarrow.csv and converted in bulk; prices
 and sizes are parsed exactly (lobsim.instrument), so any bad value raises a
-DataError naming the file, line and column. Within each file the rows are in
+DataError naming the file, line and column (exponent notation such as
+``1e-05`` is accepted in plain ASCII with at most 3 exponent digits; timestamps
+must be non-negative and fit int64 nanoseconds; a UTF-8 BOM is skipped). Within each file the rows are in
 venue order: an exchange timestamp that goes backwards is raised to the
 previous one and reported (out_of_order_timestamp); all events of a batch get
 the batch's last timestamp. Book and trade streams are merged stably by
@@ -46,6 +48,11 @@ __all__ = ["read_tardis", "read_tardis_book_snapshot", "read_binance_depth_csv",
 
 _US = 1_000
 _MS = 1_000_000
+_INT64_MAX = 2**63 - 1
+_BOM = b"\xef\xbb\xbf"
+# exponent notation (e.g. '1e-05', as JavaScript prints small numbers) in strict ASCII; the exponent is capped
+# at 3 digits so that expanding it to fixed point stays cheap (the result is range-checked afterwards)
+_SCI_RE = r"^-?[0-9]+(\.[0-9]+)?[eE][-+]?[0-9]{1,3}$"
 _SNAP = int(Flag.SNAPSHOT)
 _END = int(Flag.BATCH_END)
 
@@ -73,9 +80,18 @@ def _header(path):
         raise DataError("no such file", file=path) from None
     except (OSError, EOFError) as e:
         raise DataError("cannot read (truncated or corrupt gzip?)", file=path, detail=str(e)) from None
-    names = first.decode("utf-8", "replace").strip().split(",")
+    if first.startswith(_BOM):
+        first = first[len(_BOM):]
+    try:
+        names = first.decode("utf-8").strip().split(",")
+    except UnicodeDecodeError as e:
+        raise DataError("not a text CSV (invalid UTF-8 in the header)", file=path, line=1, detail=str(e)) from None
     if not first.strip() or not all(names):
         raise DataError("no CSV header", file=path, line=1)
+    dup = [n for i, n in enumerate(names) if n in names[:i]]
+    if dup:
+        raise DataError(f"duplicate column {dup[0]!r} in the header", file=path, line=1,
+                        detail="header: " + ",".join(names))
     return names
 
 
@@ -135,6 +151,9 @@ class _Csv:
                 return pv.read_csv(src, parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as e:
             if "CSV parse error" not in str(e):
+                if "UTF8" in str(e) or "UTF-8" in str(e):
+                    raise DataError("invalid UTF-8", file=self.path, line=self._bad_utf8_line(),
+                                    detail=str(e)) from None
                 raise DataError("cannot read CSV", file=self.path, detail=str(e)) from None
         except (OSError, EOFError) as e:
             raise DataError("cannot read (truncated or corrupt gzip?)", file=self.path, detail=str(e)) from None
@@ -158,6 +177,19 @@ class _Csv:
                             line=r.number, detail=(r.text or "")[:80])
         raise DataError("malformed CSV", file=self.path)
 
+    def _bad_utf8_line(self):
+        """Physical line number of the first line that is not valid UTF-8 (error path only), or None."""
+        try:
+            with _open_bytes(self.path) as fh:
+                for number, raw in enumerate(fh, 1):
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return number
+        except (OSError, EOFError):
+            pass
+        return None
+
     def err(self, what, idx, column=None):
         i = int(idx)
         col = f" in column {column!r}" if column else ""
@@ -175,25 +207,39 @@ class _Csv:
             raise self.err("not an integer", np.nonzero(~ok)[0][0], name)
         return pc.cast(c, pa.int64()).to_numpy()
 
+    def timestamp(self, name, unit):
+        """Integer epoch timestamp column in `unit` ns -> int64 ns; negative or out-of-range values
+        (whose product would wrap int64) raise DataError naming the line and column."""
+        v = self.int(name)
+        bad = np.nonzero((v < 0) | (v > _INT64_MAX // unit))[0]
+        if len(bad):
+            i = bad[0]
+            raise self.err("negative timestamp" if v[i] < 0 else "timestamp out of range", i, name)
+        return v * unit
+
     def decimal(self, name, mask=None):
         """Exact (int64 scaled, scale) of a decimal column (rows in `mask` only)."""
         s = self.str(name)
         idx = np.arange(self.n) if mask is None else np.nonzero(mask)[0]
         s = s[idx]
         sci = np.char.find(np.char.lower(s), "e") >= 0 if len(s) else np.zeros(0, bool)
-        if sci.any():  # e.g. '1e-05': rewrite those few exactly in fixed point
+        if sci.any():  # e.g. '1e-05': check the strict grammar, then rewrite those few exactly in fixed point
+            where = np.nonzero(sci)[0]
+            ok = pc.match_substring_regex(pa.array(s[where], pa.string()), _SCI_RE).to_numpy(zero_copy_only=False)
+            if not ok.all():
+                raise self.err("not a decimal number", idx[where[np.argmin(ok)]], name)
             s = s.astype(object)
-            for i in np.nonzero(sci)[0]:
-                try:
-                    s[i] = format(Decimal(s[i]), "f")
-                except ArithmeticError:
-                    raise self.err("not a decimal number", idx[i], name) from None
+            for i in where:
+                s[i] = format(Decimal(s[i]), "f")
             s = s.astype(str)
         try:
             return parse_decimal_strings(s, line_offset=0)
         except DataError as e:
             if e.line is not None:
-                raise self.err("not a decimal number", idx[e.line], name) from None
+                raise self.err(e.reason.split(":")[0] or "not a decimal number", idx[e.line], name) from None
+            i = _range_culprit(s)
+            if i is not None:
+                raise self.err(e.reason, idx[i], name) from None
             raise DataError(f"column {name!r}: {e.reason}", file=self.path) from None
 
     def choice(self, name, mapping):
@@ -232,6 +278,22 @@ class _Csv:
             self.line = self.line[keep]
             self.n = len(self.line)
         seen[:1] = [want]
+
+
+def _range_culprit(s):
+    """Index of the first (grammatical) decimal string that cannot share an int64 scale with the
+    others: more than 18 fractional digits, or too many digits at the column's scale; else None."""
+    if not len(s):
+        return None
+    dot = np.char.find(s, ".")
+    length = np.char.str_len(s)
+    frac = np.where(dot >= 0, length - dot - 1, 0)
+    whole = np.where(dot >= 0, dot, length)
+    bad = np.nonzero(frac > 18)[0]
+    if len(bad):
+        return int(bad[0])
+    bad = np.nonzero(whole + frac.max() > 18)[0]
+    return int(bad[0]) if len(bad) else None
 
 
 def _where_of(path, lines):
@@ -362,8 +424,8 @@ def _l2_events(csv, report, prices, sizes):
     n = csv.n
     snap = csv.choice("is_snapshot", {"true": 1, "false": 0, "True": 1, "False": 0}).astype(bool)
     side = csv.choice("side", {"bid": 1, "ask": -1})
-    ts = csv.int("timestamp") * _US
-    lts = csv.int("local_timestamp") * _US
+    ts = csv.timestamp("timestamp", _US)
+    lts = csv.timestamp("local_timestamp", _US)
     px = csv.decimal("price")
     qty = csv.decimal("amount")
     _positive(csv, "price", px, "price")
@@ -413,8 +475,8 @@ def _l2_events(csv, report, prices, sizes):
 
 def _trade_events(csv, report, prices, sizes):
     side = csv.choice("side", {"buy": 1, "sell": -1, "unknown": 0, "": 0})
-    ts = csv.int("timestamp") * _US
-    lts = csv.int("local_timestamp") * _US
+    ts = csv.timestamp("timestamp", _US)
+    lts = csv.timestamp("local_timestamp", _US)
     px = csv.decimal("price")
     qty = csv.decimal("amount")
     _positive(csv, "price", px, "price")
@@ -464,8 +526,8 @@ def read_tardis_book_snapshot(path, trades_csv=None, *, symbol=None, tick_size=N
     csv = _Csv(path, required)
     csv.select_symbol(symbol, seen)
     n = csv.n
-    ts = _monotone(csv.int("timestamp") * _US, report, csv.line, _where_of(csv.path, csv.line), "snapshot row")
-    lts = csv.int("local_timestamp") * _US
+    ts = _monotone(csv.timestamp("timestamp", _US), report, csv.line, _where_of(csv.path, csv.line), "snapshot row")
+    lts = csv.timestamp("local_timestamp", _US)
 
     # present[r, j]: level j of row r has a price; empty price and amount = no level
     present = np.zeros((n, len(levels)), bool)
@@ -541,7 +603,7 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
         csv = _Csv(p, _BDEPTH_COLS)
         csv.select_symbol(symbol, seen)
         csvs.append(csv)
-        cols["ts"].append(csv.int("timestamp") * _MS)
+        cols["ts"].append(csv.timestamp("timestamp", _MS))
         cols["U"].append(csv.int("first_update_id"))
         cols["u"].append(csv.int("last_update_id"))
         cols["pu"].append(csv.int("pu"))
