@@ -32,7 +32,17 @@ Mapping (MBO, the venue's sequence order = file order, never re-sorted):
   emitted event when the record emits none); F_SNAPSHOT -> SNAPSHOT; a snapshot run
   that ends without F_LAST (Databento files before 2024-02-10) gets a BATCH_END at its
   end. F_BAD_TS_RECV is counted in info; F_MAYBE_BAD_BOOK is a SEQUENCE_GAP anomaly.
-- Clocks: ts_exch = ts_event, ts_local = ts_recv. Snapshot records carry the order's
+- Undefined prices (UNDEF_PRICE, INT64_MAX): an A, M or F without a price cannot be
+  placed on or matched against a book, so it is a DataError naming the record (turning
+  it into price 0, or dropping it and every later record of that order, would both
+  corrupt the book silently). A T without a price (a print some venues send for certain
+  auction or off-book trades) changes no book and has no usable price: it is skipped
+  and counted as skipped:trade_without_price (strict mode raises). C, R and N may carry
+  UNDEF: their own price is never used (a C takes the tracked order's price).
+- Clocks: ts_exch = ts_event, ts_local = ts_recv. Both are u64 in DBN; a value of
+  2**63 or more (in practice UNDEF_TIMESTAMP, u64::MAX: "no time") does not fit the
+  int64 ns of an event and is a DataError naming the record and field, in every
+  schema: an event needs both clocks and the reader will not invent one. Snapshot records carry the order's
   old ts_event and the snapshot time as ts_recv; they are excluded from the
   out-of-order count, live records with ts_event below an earlier live one are counted
   (OUT_OF_ORDER_TS) but never reordered.
@@ -40,7 +50,10 @@ Mapping (MBO, the venue's sequence order = file order, never re-sorted):
 MBP-1 carries the vendor's best bid/offer after each record; it becomes a one-level L2
 book: SET_LEVEL events for the sides whose BBO changed (the old best level set to 0
 first when the best price moved), so the L2 best equals the vendor BBO after every
-record. Action T becomes a TRADE. Trades (and TBBO) files give TRADE events only.
+record; UNDEF_PRICE in the bid/ask columns means "no level" on that side. Action T
+becomes a TRADE. Trades (and TBBO) files give TRADE events only. T records without a
+price are skipped and counted there too (as in MBO); other MBP-1 actions' own price
+field is not used and may be UNDEF.
 
 After conversion the book is replayed (lobsim.book.depth_series) and every batch end
 with bid >= ask is counted: crossings followed by an aggressor-less trade (the opening
@@ -79,6 +92,9 @@ REPLAY_REJECTED = "replay_rejected"  # the reader's own verification replay refu
 
 PRICE_SCALE = 10**9  # DBN prices are int64 in units of 1e-9
 UNDEF_PRICE = 2**63 - 1
+UNDEF_TIMESTAMP = 2**64 - 1
+_INT64_MAX = 2**63 - 1
+TRADE_WITHOUT_PRICE = "trade_without_price"  # skipped:<this>, a T record with UNDEF_PRICE
 _CHUNK = 1 << 20
 _ZSTD_MAGIC = 0xFD2FB528
 
@@ -431,6 +447,7 @@ def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
     info.update({"schema": schema, "dataset": meta.dataset, "dbn_version": int(meta.version),
                  "records": int(d.n_records)})
     rec, recno, inst = _select_instrument(rec, recno, meta, instrument, path, report, dbn)
+    _check_timestamps(rec, recno, path)
 
     if schema == "mbo":
         arr, ev_rec = _mbo_events(rec, recno, inst, report, fills)
@@ -502,10 +519,37 @@ def _select_instrument(rec, recno, meta, instrument, path, report, dbn):
     return rec, recno, inst
 
 
-def _ticks(inst, raw, recno, path):
-    """1e-9 prices -> ticks; UNDEF_PRICE -> 0. DataError names the record."""
+def _check_timestamps(rec, recno, path):
+    """DataError for the first record whose ts_event or ts_recv (u64) does not fit int64
+    ns: UNDEF_TIMESTAMP (u64::MAX, no time) or any value >= 2**63; a plain cast would
+    make it a negative time."""
+    first = None
+    for field in ("ts_event", "ts_recv"):
+        bad = np.nonzero(rec[field] > np.uint64(_INT64_MAX))[0]
+        if len(bad) and (first is None or bad[0] < first[0]):
+            first = (int(bad[0]), field)
+    if first is None:
+        return
+    i, field = first
+    v = int(rec[field][i])
+    n = int(recno[i])
+    what = "UNDEF_TIMESTAMP (u64::MAX, undefined)" if v == UNDEF_TIMESTAMP else "beyond int64 nanoseconds"
+    raise DataError(f"{field} out of range", file=path, line=n,
+                    detail=f"record {n}: {field} = {v} is {what}; timestamps must be below 2**63")
+
+
+def _ticks(inst, raw, recno, path, undef_ok=False, what="price"):
+    """1e-9 prices -> ticks. UNDEF_PRICE becomes 0 where undef_ok (True or a bool mask:
+    columns whose undefined entries are never used) and is a DataError elsewhere.
+    DataError names the record."""
     raw = np.asarray(raw, dtype=np.int64)
     undef = raw == UNDEF_PRICE
+    bad = np.nonzero(undef & ~np.asarray(undef_ok, dtype=bool))[0]
+    if len(bad):
+        n = int(recno[bad[0]])
+        raise DataError(f"undefined {what} (UNDEF_PRICE)", file=path, line=n,
+                        detail=f"record {n}: {what} is UNDEF_PRICE ({UNDEF_PRICE}) where a price is required"
+                               + (f" ({len(bad)} such records)" if len(bad) > 1 else ""))
     vals = np.where(undef, 0, raw)
     try:
         return inst.prices_from_scaled(vals, PRICE_SCALE, where=path)
@@ -577,7 +621,8 @@ def _mbo_events(rec, recno, inst, report, fills):
     info["snapshot_records"] = int(np.count_nonzero(flags & F_SNAPSHOT))
     info["bad_ts_recv_records"] = int(np.count_nonzero(flags & F_BAD_TS_RECV))
     side = _side_codes(rec["side"])
-    _ticks(inst, rec["price"], recno, path)  # validates every price against the tick
+    # validates every price against the tick; A/M/F need one (module docstring)
+    _ticks(inst, rec["price"], recno, path, undef_ok=~np.isin(act, (_A, _M, _F)), what="price of an A/M/F record")
     _lots(inst, rec["size"], recno, path)  # and every size against the lot
     execute = fills == "execute"
     res = None
@@ -589,6 +634,14 @@ def _mbo_events(rec, recno, inst, report, fills):
     if res is None:
         res = _mbo_loop(rec, side, execute)
     ev_rec, kind, qty, price_raw, ev_side, counts, anomalies, resting = res
+    t_undef = (kind == EventKind.TRADE) & (price_raw == UNDEF_PRICE)  # one TRADE per T record
+    if t_undef.any():
+        skipped = ev_rec[t_undef]
+        keep = ~t_undef
+        ev_rec, kind, qty, price_raw, ev_side = ev_rec[keep], kind[keep], qty[keep], price_raw[keep], ev_side[keep]
+        anomalies = dict(anomalies)
+        anomalies[f"{SKIPPED}:{TRADE_WITHOUT_PRICE}"] = (skipped, lambda i: (
+            f"trade of size {int(rec['size'][i])} with UNDEF_PRICE (no price), not emitted"))
     _report_anomalies(report, anomalies, recno)
     info["fill_handling"] = fills
     info["mbo_mapping"] = {k: int(v) for k, v in sorted(counts.items()) if v}
@@ -957,9 +1010,10 @@ def _bbo_events(rec, recno, inst, report):
     cols = []  # per candidate column: (mask, kind, side, price ticks, qty lots)
     zeros = np.zeros(n, dtype=np.int64)
     cols.append((is_r, EventKind.CLEAR, zeros, zeros, zeros))
-    is_t = act == _T
+    is_t = _trades_with_price(act == _T, rec, recno, report)
+    # undefined prices only where unused: non-T records and skipped T records
     cols.append((is_t, EventKind.TRADE, _side_codes(rec["side"]).astype(np.int64),
-                 _ticks(inst, rec["price"], recno, path), _lots(inst, rec["size"], recno, path)))
+                 _ticks(inst, rec["price"], recno, path, undef_ok=True), _lots(inst, rec["size"], recno, path)))
     for px_name, sz_name, sd in (("bid_px", "bid_sz", 1), ("ask_px", "ask_sz", -1)):
         px = rec[px_name].astype(np.int64)
         sz = rec[sz_name].astype(np.int64)
@@ -974,8 +1028,10 @@ def _bbo_events(rec, recno, inst, report):
         remove_old = moved & (prev_px != UNDEF_PRICE)
         set_new = live & (moved | (sz != prev_sz))
         sides = np.full(n, sd, dtype=np.int64)
-        cols.append((remove_old, EventKind.SET_LEVEL, sides, _ticks(inst, prev_px, recno, path), zeros))
-        cols.append((set_new, EventKind.SET_LEVEL, sides, _ticks(inst, px, recno, path),
+        # UNDEF here is "no level": such entries are masked out by remove_old / set_new
+        cols.append((remove_old, EventKind.SET_LEVEL, sides, _ticks(inst, prev_px, recno, path, undef_ok=True),
+                     zeros))
+        cols.append((set_new, EventKind.SET_LEVEL, sides, _ticks(inst, px, recno, path, undef_ok=True),
                      _lots(inst, sz, recno, path)))
     mask = np.stack([c[0] for c in cols], axis=1)
     r, c = np.nonzero(mask)  # row-major: record order, then column order
@@ -995,25 +1051,40 @@ def _bbo_events(rec, recno, inst, report):
     return out, r
 
 
+def _trades_with_price(mask, rec, recno, report):
+    """mask without the records whose price is UNDEF_PRICE; those are counted as
+    skipped:trade_without_price (strict: DataError at the first)."""
+    undef = np.nonzero(mask & (rec["price"] == UNDEF_PRICE))[0]
+    if len(undef):
+        n = int(recno[undef[0]])
+        report.skip(TRADE_WITHOUT_PRICE, line=n, count=len(undef),
+                    detail=f"record {n}: trade with UNDEF_PRICE (no price), not emitted")
+        mask = mask.copy()
+        mask[undef] = False
+    return mask
+
+
 def _trade_events(rec, recno, inst, report, is_tbbo=False):
-    """Trades / TBBO -> TRADE events (side = aggressor, 'N' -> 0)."""
+    """Trades / TBBO -> TRADE events (side = aggressor, 'N' -> 0); records without a
+    price are skipped and counted."""
     path = report.source
     if is_tbbo:
         report.info["note"] = "tbbo: only the trades are converted (its BBO is the one before each trade)"
-    out = empty_events(len(rec))
-    out["ts_exch"] = rec["ts_event"]
-    out["ts_local"] = rec["ts_recv"]
+    ev_rec = np.nonzero(_trades_with_price(np.ones(len(rec), dtype=bool), rec, recno, report))[0]
+    out = empty_events(len(ev_rec))
+    out["ts_exch"] = rec["ts_event"][ev_rec]
+    out["ts_local"] = rec["ts_recv"][ev_rec]
     out["kind"] = EventKind.TRADE
-    out["side"] = _side_codes(rec["side"])
-    out["price"] = _ticks(inst, rec["price"], recno, path)
-    out["qty"] = _lots(inst, rec["size"], recno, path)
+    out["side"] = _side_codes(rec["side"][ev_rec])
+    out["price"] = _ticks(inst, rec["price"][ev_rec], recno[ev_rec], path)
+    out["qty"] = _lots(inst, rec["size"][ev_rec], recno[ev_rec], path)
     bad = rec["action"] != _T
     if bad.any():
         report.info["non_trade_actions"] = int(np.count_nonzero(bad))
-    fl = np.zeros(len(rec), dtype=np.uint16)
-    fl[(rec["flags"] & F_LAST) != 0] |= np.uint16(Flag.BATCH_END)
+    fl = np.zeros(len(ev_rec), dtype=np.uint16)
+    fl[_batch_end_positions(ev_rec, len(rec), (rec["flags"] & F_LAST) != 0)] |= np.uint16(Flag.BATCH_END)
     out["flags"] = fl
-    return out, np.arange(len(rec))
+    return out, ev_rec
 
 
 # --------------------------------------------------------------------------- checks
