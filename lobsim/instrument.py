@@ -131,7 +131,10 @@ def parse_decimal_strings(strings, where=None, line_offset=1):
     Vectorized in Arrow's C++ kernels: a regex check of the grammar
     (-?digits[.digits]), the scale is 10**(most fractional digits seen), and
     an exact string -> decimal128 cast whose unscaled integers are read in
-    place. Raises DataError naming the first malformed entry.
+    place. Every value must fit in int64 at that common scale (at most 18
+    significant digits: whole digits, sign and leading zeros not counted, plus
+    the scale's digits). Raises DataError naming the first offending entry
+    (line = index + line_offset).
     """
     arr = strings if isinstance(strings, pa.Array) else pa.array(np.asarray(strings).astype(str), type=pa.string())
     if len(arr) == 0:
@@ -144,12 +147,29 @@ def parse_decimal_strings(strings, where=None, line_offset=1):
     dot = pc.find_substring(arr, ".")
     has_dot = pc.greater_equal(dot, 0)
     frac = pc.if_else(has_dot, pc.subtract(pc.subtract(length, dot), 1), 0)
-    whole = pc.if_else(has_dot, dot, length)  # includes a leading '-'
+    # significant whole digits: the sign and leading zeros do not count toward int64 range
+    trimmed = pc.utf8_ltrim(arr, characters="-0")
+    tdot = pc.find_substring(trimmed, ".")
+    whole = pc.if_else(pc.greater_equal(tdot, 0), tdot, pc.utf8_length(trimmed))
     digits = int(pc.max(frac).as_py())
     if digits > 18:
-        raise DataError("more than 18 fractional digits", file=where)
-    if int(pc.max(pc.add(whole, digits)).as_py()) > 18:
-        raise DataError("decimal value too large for int64", file=where)
+        i = int(np.flatnonzero(pc.greater(frac, 18).to_numpy(zero_copy_only=False))[0])
+        raise DataError(f"more than 18 fractional digits: {arr[i].as_py()!r}", file=where, line=i + line_offset)
+    over = pc.greater(pc.add(whole, digits), 18)
+    if pc.any(over).as_py():
+        whole_np = whole.to_numpy(zero_copy_only=False)
+        i = int(np.flatnonzero(over.to_numpy(zero_copy_only=False))[0])
+        v, w = arr[i].as_py(), int(whole_np[i])
+        if w + int(frac[i].as_py()) > 18:
+            raise DataError(f"decimal value too large for int64: {v!r} has more than 18 significant digits",
+                            file=where, line=i + line_offset)
+        j = int(np.flatnonzero(frac.to_numpy(zero_copy_only=False) == digits)[0])
+        raise DataError(
+            f"decimal value {v!r} needs {w + digits} digits at scale 10^{digits} (more than int64's 18): "
+            f"it cannot share one int64 scale with {arr[j].as_py()!r} ({digits} fractional digits) "
+            f"in the same column",
+            file=where, line=i + line_offset,
+        )
     dec = arr.cast(pa.decimal128(38, digits))
     # decimal128 stores the unscaled value as a little-endian 128-bit integer;
     # it fits in int64 (at most 18 digits), so the low word is the value.

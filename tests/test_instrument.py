@@ -58,3 +58,14 @@ def test_decimal_strings():
 def test_round_trip_dict():
     ins = Instrument("ESH4", "0.25", "1")
     assert Instrument.from_dict(ins.to_dict()) == ins
+
+
+def test_decimal_errors_name_the_entry():
+    with pytest.raises(DataError, match="cannot share one int64 scale") as e:
+        parse_decimal_strings(["1.5", "1234567890", "0.000000001"], where="x.csv")
+    assert e.value.line == 2
+    with pytest.raises(DataError) as e:
+        parse_decimal_strings(["1", "1.0000000000000000001"], where="x.csv")
+    assert e.value.line == 2
+    v, scale = parse_decimal_strings(["-123456789012345678"])  # 18 digits fit, the sign does not count
+    assert v.tolist() == [-123456789012345678] and scale == 1

@@ -98,6 +98,9 @@ BOOK_TICKER_DTYPE = np.dtype(
 """One bookTicker message: vendor BBO after update ``update_id``, prices in ticks, sizes in lots."""
 
 _MS = 1_000_000
+_INT64_MAX = 2**63 - 1
+_MAX_MS = _INT64_MAX // _MS  # largest ms time whose ns value fits int64
+_MAX_ID = _INT64_MAX - 1  # update ids: +1 (spot chaining) must still fit int64
 _MAX_GAP_EXAMPLES = 5
 
 
@@ -152,6 +155,8 @@ def _split(line, path, ln):
     head = line[:sp]
     if not head.isdigit():
         raise DataError(f"local timestamp {head[:30]!r} is not an integer", file=path, line=ln)
+    if len(head) > 19 or int(head) > _INT64_MAX:
+        raise DataError(f"local timestamp {head[:30]!r} is beyond int64 nanoseconds", file=path, line=ln)
     return int(head), line[sp + 1 :]
 
 
@@ -160,6 +165,8 @@ def _loads(body, path, ln):
         d = json.loads(body)
     except ValueError as e:
         raise DataError("bad JSON", file=path, line=ln, detail=str(e)) from None
+    except RecursionError:
+        raise DataError("bad JSON: nested too deeply", file=path, line=ln) from None
     if not isinstance(d, dict):
         raise DataError("JSON message is not an object", file=path, line=ln)
     return d
@@ -199,10 +206,26 @@ def _field(d, key, path, ln):
         raise DataError(f"missing field {key!r}", file=path, line=ln) from None
 
 
-def _int(d, key, path, ln):
+def _int(d, key, path, ln, lo=0, hi=_MAX_ID):
+    """Integer field in [lo, hi] (default: an update id); DataError naming file and line otherwise."""
     v = _field(d, key, path, ln)
     if type(v) is not int:
         raise DataError(f"field {key!r} is not an integer: {v!r}", file=path, line=ln)
+    if not lo <= v <= hi:
+        raise DataError(f"field {key!r} = {v} is out of range [{lo}, {hi}]", file=path, line=ln)
+    return v
+
+
+def _ms(d, key, path, ln):
+    """Millisecond time field: non-negative and small enough that its ns value fits int64."""
+    return _int(d, key, path, ln, 0, _MAX_MS)
+
+
+def _dec(d, key, path, ln):
+    """Decimal field: must be a JSON string (a JSON number would go through float)."""
+    v = _field(d, key, path, ln)
+    if not isinstance(v, str):
+        raise DataError(f"field {key!r} is not a decimal string: {v!r}", file=path, line=ln)
     return v
 
 
@@ -429,10 +452,10 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
                     )
                 d_g.append(g)
                 d_tl.append(ts_local)
-                d_E.append(_int(data, "E", path, ln))
+                d_E.append(_ms(data, "E", path, ln))
                 d_U.append(_int(data, "U", path, ln))
                 d_u.append(_int(data, "u", path, ln))
-                d_pu.append(_int(data, "pu", path, ln) if futures else -1)
+                d_pu.append(_int(data, "pu", path, ln, -1) if futures else -1)
                 b = _levels(data, "b", path, ln)
                 a = _levels(data, "a", path, ln)
                 d_nb.append(len(b))
@@ -446,13 +469,13 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
                     continue
                 t_g.append(g)
                 t_tl.append(ts_local)
-                t_T.append(_int(data, "T", path, ln) if "T" in data else _int(data, "E", path, ln))
+                t_T.append(_ms(data, "T" if "T" in data else "E", path, ln))
                 m = _field(data, "m", path, ln)
                 if type(m) is not bool:
                     raise DataError(f"field 'm' is not a boolean: {m!r}", file=path, line=ln)
                 t_m.append(m)
-                t_px.append(_field(data, "p", path, ln))
-                t_qty.append(_field(data, "q", path, ln))
+                t_px.append(_dec(data, "p", path, ln))
+                t_qty.append(_dec(data, "q", path, ln))
             elif kind == "ticker":
                 n_ticker += 1
             elif kind == "snapshot":
@@ -461,9 +484,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
                     continue
                 bids = _levels(data, "bids", path, ln)
                 asks = _levels(data, "asks", path, ln)
-                e = data.get("E")
-                if e is not None and type(e) is not int:
-                    raise DataError(f"field 'E' is not an integer: {e!r}", file=path, line=ln)
+                e = _ms(data, "E", path, ln) if data.get("E") is not None else None
                 last_id = _int(data, "lastUpdateId", path, ln)
                 snaps.append({"g": g, "tl": ts_local, "id": last_id, "E": e, "bids": bids, "asks": asks})
             else:
@@ -509,8 +530,8 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     lq = _parse(lq_s, d_owner, where, "depth size")
     sp = _parse(sp_s, s_owner, where, "snapshot price")
     sq = _parse(sq_s, s_owner, where, "snapshot size")
-    tp = _parse(np.asarray(t_px, dtype=object).astype(str) if t_px else [], t_g, where, "trade price")
-    tq = _parse(np.asarray(t_qty, dtype=object).astype(str) if t_qty else [], t_g, where, "trade size")
+    tp = _parse(np.asarray(t_px, dtype=str) if t_px else [], t_g, where, "trade price")
+    tq = _parse(np.asarray(t_qty, dtype=str) if t_qty else [], t_g, where, "trade size")
     for (vals, _), owner, what in (
         (lp, d_owner, "depth price"),
         (sp, s_owner, "snapshot price"),
@@ -749,10 +770,7 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
             u.append(_int(data, "u", path, ln))
             tl.append(ts_local)
             for c, key in zip(cols, ("b", "B", "a", "A")):
-                v = _field(data, key, path, ln)
-                if not isinstance(v, str):
-                    raise DataError(f"field {key!r} is not a decimal string: {v!r}", file=path, line=ln)
-                c.append(v)
+                c.append(_dec(data, key, path, ln))
             owner.append(gbase + ln)
         gbase += ln + 1
     owner = np.asarray(owner, np.int64)
@@ -761,6 +779,13 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
     out["ts_local"] = tl
     names = ("bid price", "bid size", "ask price", "ask size")
     parsed = [_parse(np.asarray(c, dtype=str), owner, where, what) for c, what in zip(cols, names)]
+    # same rules as read_binance: prices positive, sizes non-negative; name the earliest bad line
+    bad = [(int(owner[b[0]]), what) for (vals, _), what in zip(parsed, names)
+           for b in [np.nonzero(vals <= 0 if what.endswith("price") else vals < 0)[0]] if len(b)]
+    if bad:
+        g, what = min(bad)
+        f, ln = where(g)
+        raise DataError(f"{what} must be {'positive' if what.endswith('price') else 'non-negative'}", file=f, line=ln)
     if instrument is None:
         report = ValidationReport()
         instrument = _instrument(
