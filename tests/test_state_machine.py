@@ -243,7 +243,7 @@ class BookPair(RuleBasedStateMachine):
 
 
 BookPair.TestCase.settings = settings(
-    max_examples=200,
+    max_examples=800,
     stateful_step_count=50,
     derandomize=True,
     database=None,
