@@ -301,8 +301,8 @@ class OrderBook(_Book):
 
     def order(self, order_id):
         """Copy of a resting order with its queue position. O(orders ahead)."""
-        self._call(lib.lob_book_order, "order", ("order_id",), order_id, self._info)
-        i = self._info  # (a concurrent call may overwrite it; the book is not meant to be shared)
+        i = ffi.new("lob_order_info *")  # per call, so concurrent calls cannot mix results
+        self._call(lib.lob_book_order, "order", ("order_id",), order_id, i)
         return OrderInfo(int(i.order_id), Side(i.side), int(i.price), int(i.qty), int(i.qty_ahead),
                          int(i.orders_ahead))
 
