@@ -3,64 +3,18 @@
 Everything else in lobsim goes through `ffi`, `lib`, `check` and `event_buffer`
 from here, so no cdata or bare int code leaks into the public API.
 """
-import numpy as np
-
 from lobsim._lobsim_c import ffi, lib
 from lobsim._types import check_event_array
-from lobsim.errors import (
-    BookCorrupted,
-    CapacityError,
-    DuplicateOrderId,
-    InvalidOrder,
-    LobError,
-    OrderNotFound,
-    OrderRejected,
-)
+from lobsim.errors import STATUS_INFO, event_error, status_error
 
-# One table: C status code -> Python exception class.
-ERROR_TYPES = {
-    lib.LOB_ERR_NOMEM: MemoryError,
-    lib.LOB_ERR_INVALID_ARG: InvalidOrder,
-    lib.LOB_ERR_UNKNOWN_ORDER: OrderNotFound,
-    lib.LOB_ERR_DUPLICATE_ORDER: DuplicateOrderId,
-    lib.LOB_ERR_BAD_QTY: InvalidOrder,
-    lib.LOB_ERR_BAD_PRICE: InvalidOrder,
-    lib.LOB_ERR_BAD_SIDE: InvalidOrder,
-    lib.LOB_ERR_BAD_KIND: InvalidOrder,
-    lib.LOB_ERR_BAD_TIF: InvalidOrder,
-    lib.LOB_ERR_WOULD_CROSS: OrderRejected,
-    lib.LOB_ERR_CAPACITY: CapacityError,
-    lib.LOB_ERR_CORRUPT: BookCorrupted,
-}
-
-# Which event field each code is about, for messages naming the field.
-ERROR_FIELDS = {
-    lib.LOB_ERR_UNKNOWN_ORDER: "order_id",
-    lib.LOB_ERR_DUPLICATE_ORDER: "order_id",
-    lib.LOB_ERR_BAD_QTY: "qty",
-    lib.LOB_ERR_BAD_PRICE: "price",
-    lib.LOB_ERR_BAD_SIDE: "side",
-    lib.LOB_ERR_BAD_KIND: "kind",
-}
-
-ERROR_NAMES = {
-    code: ffi.string(lib.lob_strerror(code)).decode() for code in range(-lib.LOB_N_ERRORS + 1, 1)
-}
-
-
-def error_for(code, context):
-    """The exception for a negative status code, with `context` leading the message."""
-    cls = ERROR_TYPES.get(code, LobError)
-    msg = f"{context}: {ERROR_NAMES.get(code, f'error {code}')}"
-    if cls is MemoryError:
-        return MemoryError(msg)
-    return cls(msg)
+# Names of the status codes, the keys of ApplyResult.by_reason.
+ERROR_NAMES = {int(code): name for code, (name, _, _) in STATUS_INFO.items()}
 
 
 def check(code, context):
     """Raise the mapped exception if `code` is an error; return it otherwise."""
     if code < 0:
-        raise error_for(code, context)
+        raise status_error(code, context)
     return code
 
 
@@ -85,13 +39,5 @@ def event_buffer(events, name="events"):
 
 def apply_error(events, result, code, context):
     """Exception for the event that stopped an apply (status `code`), naming index and field."""
-    idx = result.first_error_index
-    field = ERROR_FIELDS.get(code)
-    ev = events[idx]
-    desc = (
-        f"event {idx} (kind={int(ev['kind'])}, order_id={int(ev['order_id'])}, side={int(ev['side'])}, "
-        f"price={int(ev['price'])}, qty={int(ev['qty'])})"
-    )
-    if field:
-        desc += f", field {field!r}"
-    return error_for(code, f"{context}: {desc}")
+    idx = int(result.first_error_index)
+    return event_error(code, idx, events[idx], context)

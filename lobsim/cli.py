@@ -22,6 +22,7 @@ def _fmt_level(instrument, level):
 
 def cmd_replay(args):
     from lobsim.book import LevelBook, OrderBook
+    from lobsim.book._book import book_type_for
     from lobsim.data.store import file_rows, iter_parquet, read_metadata
 
     instrument, report = read_metadata(args.file)
@@ -32,7 +33,7 @@ def cmd_replay(args):
     t0 = time.perf_counter()
     for chunk in iter_parquet(args.file, args.batch_rows):
         if book is None:  # the first chunk decides L2 or L3
-            book = LevelBook() if np.any(chunk["kind"] == EventKind.SET_LEVEL) else OrderBook()
+            book = book_type_for(chunk)()
         t = time.perf_counter()
         res = book.apply(chunk, strict=not args.lenient)
         apply_s += time.perf_counter() - t

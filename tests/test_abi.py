@@ -35,3 +35,13 @@ def test_enums_mirror_header():
     for st in lobsim.TradingStatus:
         assert getattr(lib, f"LOB_STATUS_{st.name}") == st.value
     assert lib.LOB_SIDE_BID == lobsim.Side.BID and lib.LOB_SIDE_ASK == lobsim.Side.ASK
+
+
+def test_status_table_mirrors_header():
+    from lobsim.errors import STATUS_INFO, Status
+
+    assert lib.LOB_N_ERRORS == len(Status)
+    for status in Status:
+        assert getattr(lib, f"LOB_{status.name}" if status == Status.OK else f"LOB_ERR_{status.name}") == status
+        if status != Status.OK:
+            assert ffi.string(lib.lob_strerror(status)).decode() == STATUS_INFO[status][0]

@@ -4,7 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lobsim._core import apply_error, check, error_for, event_buffer, ffi, lib, ERROR_NAMES
+from lobsim._core import ERROR_NAMES, apply_error, check, event_buffer, ffi, lib
+from lobsim.errors import status_error
 from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce
 from lobsim.errors import InvalidOrder
 
@@ -154,7 +155,7 @@ class _Book:
                     _int_arg(name, value, *_RANGES[name])
                 raise
         if rc < 0:
-            raise error_for(rc, f"{what} {dict(zip(names, args))}")
+            raise status_error(rc, f"{what} {dict(zip(names, args))}")
         return rc
 
     # -- views ----------------------------------------------------------
@@ -214,7 +215,7 @@ class _Book:
         with self._lock:
             rc = lib.lob_book_check(self._b, msg, 512)
         if rc < 0:
-            raise error_for(rc, ffi.string(msg).decode())
+            raise status_error(rc, ffi.string(msg).decode())
 
     def totals(self):
         """Conservation counters: added == resting + executed + cancelled (L3).

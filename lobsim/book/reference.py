@@ -20,14 +20,7 @@ import numpy as np
 from sortedcontainers import SortedDict
 
 from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce, check_event_array
-from lobsim.errors import (
-    BookCorrupted,
-    DuplicateOrderId,
-    InvalidOrder,
-    LobError,
-    OrderNotFound,
-    OrderRejected,
-)
+from lobsim.errors import STATUS_INFO, BookCorrupted, InvalidOrder, LobError, Status, event_error
 
 try:  # the shared result types, once the C-backed module is importable
     from lobsim.book._book import ApplyResult, Depth, OrderInfo
@@ -43,71 +36,17 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 UINT64_MAX = 2**64 - 1
 
-# Mirrors of the C status codes (csrc/lobsim.h), used to name apply() rejections.
-_ERR_INVALID_ARG = -2
-_ERR_UNKNOWN_ORDER = -3
-_ERR_DUPLICATE_ORDER = -4
-_ERR_BAD_QTY = -5
-_ERR_BAD_PRICE = -6
-_ERR_BAD_SIDE = -7
-_ERR_BAD_KIND = -8
-_ERR_BAD_TIF = -9
-_ERR_WOULD_CROSS = -10
-
-_ERR_CLASS = {
-    _ERR_INVALID_ARG: InvalidOrder,
-    _ERR_UNKNOWN_ORDER: OrderNotFound,
-    _ERR_DUPLICATE_ORDER: DuplicateOrderId,
-    _ERR_BAD_QTY: InvalidOrder,
-    _ERR_BAD_PRICE: InvalidOrder,
-    _ERR_BAD_SIDE: InvalidOrder,
-    _ERR_BAD_KIND: InvalidOrder,
-    _ERR_BAD_TIF: InvalidOrder,
-    _ERR_WOULD_CROSS: OrderRejected,
-}
-
-_ERR_FIELD = {
-    _ERR_UNKNOWN_ORDER: "order_id",
-    _ERR_DUPLICATE_ORDER: "order_id",
-    _ERR_BAD_QTY: "qty",
-    _ERR_BAD_PRICE: "price",
-    _ERR_BAD_SIDE: "side",
-    _ERR_BAD_KIND: "kind",
-}
-
-_ERR_NAME_FALLBACK = {
-    _ERR_INVALID_ARG: "invalid argument",
-    _ERR_UNKNOWN_ORDER: "unknown order id",
-    _ERR_DUPLICATE_ORDER: "duplicate order id",
-    _ERR_BAD_QTY: "bad quantity",
-    _ERR_BAD_PRICE: "bad price",
-    _ERR_BAD_SIDE: "bad side",
-    _ERR_BAD_KIND: "bad event kind",
-    _ERR_BAD_TIF: "bad time in force",
-    _ERR_WOULD_CROSS: "post-only order would cross",
-}
-
-
-def _error_names():
-    """The C core's names of status codes (the keys of ApplyResult.by_reason), else fallbacks."""
-    try:
-        from lobsim._core import ERROR_NAMES
-    except ImportError:
-        return dict(_ERR_NAME_FALLBACK)
-    return {code: ERROR_NAMES.get(code, name) for code, name in _ERR_NAME_FALLBACK.items()}
-
-
 def _fail(code, msg):
     """The lobsim exception for `code`, tagged with the code so apply() can count it."""
-    exc = _ERR_CLASS[code](msg)
+    exc = STATUS_INFO[code][1](msg)
     exc.code = code
     return exc
 
 
-def _int_arg(name, value, lo, hi, code=_ERR_INVALID_ARG):
+def _int_arg(name, value, lo, hi, code=Status.INVALID_ARG):
     """An integer argument in [lo, hi] (as the C boundary demands), else InvalidOrder."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise _fail(_ERR_INVALID_ARG, f"{name} must be an integer, got {value!r}")
+        raise _fail(Status.INVALID_ARG, f"{name} must be an integer, got {value!r}")
     value = int(value)
     if not lo <= value <= hi:
         raise _fail(code, f"{name} {value} out of range [{lo}, {hi}]")
@@ -124,7 +63,7 @@ def _price(price):
 
 
 def _qty(qty):
-    return _int_arg("qty", qty, INT64_MIN, INT64_MAX, _ERR_BAD_QTY)
+    return _int_arg("qty", qty, INT64_MIN, INT64_MAX, Status.BAD_QTY)
 
 
 _FILL_FIELDS = ("maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side")
@@ -165,7 +104,6 @@ class ReferenceBook:
         self._cancelled = 0
         self._resting = 0
         self._closed = False
-        self._names = None
 
     # -- lifecycle ---------------------------------------------------------
     def close(self):
@@ -199,26 +137,26 @@ class ReferenceBook:
     @staticmethod
     def _check_side(side):
         if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or int(side) not in (BID, ASK):
-            raise _fail(_ERR_BAD_SIDE, f"side must be Side.BID (+1) or Side.ASK (-1), got {side!r}")
+            raise _fail(Status.BAD_SIDE, f"side must be Side.BID (+1) or Side.ASK (-1), got {side!r}")
         return int(side)
 
     @staticmethod
     def _check_qty(qty):
         if qty <= 0:
-            raise _fail(_ERR_BAD_QTY, f"qty must be positive, got {qty}")
+            raise _fail(Status.BAD_QTY, f"qty must be positive, got {qty}")
         return qty
 
     @staticmethod
     def _check_price(price):
         """INT64_MIN is refused (the C book negates ask prices)."""
         if price == INT64_MIN:
-            raise _fail(_ERR_BAD_PRICE, f"price {price} out of range")
+            raise _fail(Status.BAD_PRICE, f"price {price} out of range")
         return price
 
     def _check_total(self, extra):
         """The book's resting total must stay <= INT64_MAX, as in the C book."""
         if extra > 0 and self._resting + extra > INT64_MAX:
-            raise _fail(_ERR_BAD_QTY, f"the book's resting total would exceed {INT64_MAX}")
+            raise _fail(Status.BAD_QTY, f"the book's resting total would exceed {INT64_MAX}")
 
     def _side_map(self, side):
         return self._bids if side == BID else self._asks
@@ -228,7 +166,7 @@ class ReferenceBook:
         try:
             side, price = self._orders[order_id]
         except KeyError:
-            raise _fail(_ERR_UNKNOWN_ORDER, f"order {order_id} is not in the book") from None
+            raise _fail(Status.UNKNOWN_ORDER, f"order {order_id} is not in the book") from None
         return side, price, self._side_map(side)[price]
 
     def _rest(self, order_id, side, price, qty):
@@ -267,7 +205,7 @@ class ReferenceBook:
         qty = self._check_qty(qty)
         self._check_price(price)
         if order_id in self._orders:
-            raise _fail(_ERR_DUPLICATE_ORDER, f"order {order_id} is already in the book")
+            raise _fail(Status.DUPLICATE_ORDER, f"order {order_id} is already in the book")
         self._check_total(qty)
         self._rest(order_id, side, price, qty)
         self._added += qty
@@ -280,7 +218,7 @@ class ReferenceBook:
         qty = self._check_qty(qty)
         have = level.orders[order_id]
         if qty > have:
-            raise _fail(_ERR_BAD_QTY, f"{what} of {qty} exceeds order {order_id}'s remaining {have}")
+            raise _fail(Status.BAD_QTY, f"{what} of {qty} exceeds order {order_id}'s remaining {have}")
         self._take(order_id, side, price, level, qty)
         return qty
 
@@ -347,7 +285,7 @@ class ReferenceBook:
         O(log L + fills).
         """
         self._live()
-        tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1, _ERR_BAD_TIF)
+        tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1, Status.BAD_TIF)
         if tif == TimeInForce.MARKET:
             price = 0  # ignored
         order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
@@ -355,7 +293,7 @@ class ReferenceBook:
         qty = self._check_qty(qty)
         self._check_price(price)
         if order_id in self._orders:
-            raise _fail(_ERR_DUPLICATE_ORDER, f"order {order_id} is already in the book")
+            raise _fail(Status.DUPLICATE_ORDER, f"order {order_id} is already in the book")
 
         market = tif == TimeInForce.MARKET
         opp = self._asks if side == BID else self._bids
@@ -370,7 +308,7 @@ class ReferenceBook:
 
         if tif == TimeInForce.POST_ONLY:
             if next(levels(), None) is not None:
-                raise _fail(_ERR_WOULD_CROSS, f"post-only order {order_id} would trade at {price}")
+                raise _fail(Status.WOULD_CROSS, f"post-only order {order_id} would trade at {price}")
             self._check_total(qty)
             self._rest(order_id, side, price, qty)
             self._added += qty
@@ -445,27 +383,22 @@ class ReferenceBook:
                     self.clear()
                 elif kind == TRADE:  # a print: only its fields are checked
                     if not -1 <= sides[i] <= 1:
-                        raise _fail(_ERR_BAD_SIDE, f"trade side {sides[i]} is not -1, 0 or +1")
+                        raise _fail(Status.BAD_SIDE, f"trade side {sides[i]} is not -1, 0 or +1")
                     if qtys[i] <= 0:
-                        raise _fail(_ERR_BAD_QTY, f"trade qty {qtys[i]} is not positive")
+                        raise _fail(Status.BAD_QTY, f"trade qty {qtys[i]} is not positive")
                 elif kind == STATUS:
                     if qtys[i] not in (1, 2, 3):
-                        raise _fail(_ERR_BAD_QTY, f"status {qtys[i]} is not a TradingStatus")
+                        raise _fail(Status.BAD_QTY, f"status {qtys[i]} is not a TradingStatus")
                 else:
-                    raise _fail(_ERR_BAD_KIND, f"event kind {kind} is not applicable to an L3 book")
+                    raise _fail(Status.BAD_KIND, f"event kind {kind} is not applicable to an L3 book")
             except LobError as exc:
                 code = getattr(exc, "code", None)
                 if code is None:
                     raise
                 if strict:
-                    field = _ERR_FIELD.get(code)
-                    desc = (
-                        f"apply: event {i} (kind={kind}, order_id={ids[i]}, side={sides[i]}, "
-                        f"price={prices[i]}, qty={qtys[i]})"
-                    )
-                    if field:
-                        desc += f", field {field!r}"
-                    err = type(exc)(f"{desc}: {exc}")
+                    event = {"kind": kind, "order_id": ids[i], "side": sides[i], "price": prices[i], "qty": qtys[i]}
+                    err = event_error(code, i, event, "apply")
+                    err = type(err)(f"{err} ({exc})")
                     err.code = code
                     raise err from None
                 rejected += 1
@@ -474,9 +407,7 @@ class ReferenceBook:
                     first = i
             else:
                 applied += 1
-        if self._names is None:
-            self._names = _error_names()
-        by_reason = {self._names[c]: n for c, n in sorted(by_code.items(), reverse=True)}
+        by_reason = {STATUS_INFO[c][0]: n for c, n in sorted(by_code.items(), reverse=True)}
         return ApplyResult(applied, rejected, by_reason, first)
 
     # -- views ---------------------------------------------------------------

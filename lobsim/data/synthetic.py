@@ -16,8 +16,8 @@ without a single error, so tests and benchmarks need no vendor data:
   the last one flagged BATCH_END;
 - occasional MODIFYs (new qty, sometimes a new price a few ticks away).
 
-Every single event is its own batch (flag BATCH_END). ts_exch is strictly
-non-decreasing (exponential gaps, a sweep shares one timestamp); ts_local is
+Every event outside a sweep is its own batch (flag BATCH_END); a sweep is one
+batch. ts_exch is non-decreasing (exponential gaps, a sweep shares one timestamp); ts_local is
 ts_exch plus a seeded feed latency, kept non-decreasing like a real capture.
 The same arguments give bit-identical output: all randomness is pre-drawn in
 fixed-size chunks from numpy's PCG64 seeded by `seed`.
