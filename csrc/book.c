@@ -21,7 +21,7 @@
  *   invariant checker compares them modulo 2^64.
  * An L2 book uses the same ladders and levels with no orders attached.
  */
-#include "lobsim.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,25 +107,10 @@ static const ladder_t *cladder_of(const lob_book *b, int side) {
     return side == LOB_SIDE_BID ? &b->bids : &b->asks;
 }
 
-static int grow(void **p, size_t *cap, size_t elem, size_t need) {
-    if (need <= *cap) return LOB_OK;
-    size_t c = *cap ? *cap : 64;
-    while (c < need) {
-        if (c > SIZE_MAX / 2 / elem) return LOB_ERR_NOMEM;
-        c *= 2;
-    }
-    void *q = realloc(*p, c * elem);
-    if (!q) return LOB_ERR_NOMEM;
-    *p = q;
-    *cap = c;
-    return LOB_OK;
-}
-
 /* ------------------------------------------------------------- id hash map */
 
 static size_t map_hash(const lob_book *b, uint64_t id) {
-    /* Fibonacci hashing: good spread for sequential ids. */
-    return (size_t)((id * 0x9E3779B97F4A7C15ULL) >> b->map_shift);
+    return (size_t)(lob_fib_mix(id) >> b->map_shift);
 }
 
 /* Slot holding id, or the empty slot where it would go. */
@@ -186,7 +171,7 @@ static int order_reserve(lob_book *b) {
     if (b->order_free == NIL) {
         size_t old = b->orders_cap;
         if (old >= (size_t)INT32_MAX / 2) return LOB_ERR_NOMEM;
-        int rc = grow((void **)&b->orders, &b->orders_cap, sizeof(order_t), old + 1);
+        int rc = LOB_GROW(b->orders, b->orders_cap, old + 1);
         if (rc) return rc;
         for (size_t i = b->orders_cap; i-- > old;) {
             b->orders[i].next = b->order_free;
@@ -213,7 +198,7 @@ static int level_reserve(lob_book *b) {
     if (b->level_free == NIL) {
         size_t old = b->levels_cap;
         if (old >= (size_t)INT32_MAX / 2) return LOB_ERR_NOMEM;
-        int rc = grow((void **)&b->levels, &b->levels_cap, sizeof(level_t), old + 1);
+        int rc = LOB_GROW(b->levels, b->levels_cap, old + 1);
         if (rc) return rc;
         for (size_t i = b->levels_cap; i-- > old;) {
             b->levels[i].next_free = b->level_free;
@@ -253,8 +238,7 @@ static size_t ladder_find(const ladder_t *l, int64_t key, int *found) {
 static int ladder_reserve(ladder_t *l) {
     if (l->n < l->cap) return LOB_OK;
     size_t kcap = l->cap, vcap = l->cap;
-    if (grow((void **)&l->key, &kcap, sizeof(int64_t), l->n + 1) ||
-        grow((void **)&l->lv, &vcap, sizeof(int32_t), l->n + 1))
+    if (LOB_GROW(l->key, kcap, l->n + 1) != LOB_OK || LOB_GROW(l->lv, vcap, l->n + 1) != LOB_OK)
         return LOB_ERR_NOMEM; /* a grown key array alone is harmless */
     l->cap = kcap < vcap ? kcap : vcap;
     return LOB_OK;
@@ -400,8 +384,6 @@ void lob_book_free(lob_book *b) {
     free(b->map);
     free(b);
 }
-
-int lob_book_type(const lob_book *b) { return b ? b->type : LOB_ERR_INVALID_ARG; }
 
 /* ---------------------------------------------------------- L3 operations */
 

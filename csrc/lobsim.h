@@ -138,7 +138,6 @@ const char *lob_strerror(int code);
 int lob_book_new(int book_type, lob_book **out);
 /* Free a book and everything it owns; NULL is a no-op. */
 void lob_book_free(lob_book *book);
-int lob_book_type(const lob_book *book);
 
 /* L3 operations (LOB_ERR_BAD_KIND on an L2 book). A reduce or execute of an
  * order's whole remaining qty removes it; more than that is LOB_ERR_BAD_QTY.

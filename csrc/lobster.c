@@ -27,7 +27,7 @@
  *   front (types, directions, price and size ranges) so that level keys,
  *   price steps and sums cannot overflow; level totals use checked adds.
  */
-#include "lobsim.h"
+#include "internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -92,8 +92,6 @@ enum { REF_ELSEWHERE = -2 };
 enum { HOW_SYNTHETIC = 0, HOW_STALE = 1, HOW_HIDDEN = 2 };
 
 /* ---------------------------------------------------------------- helpers */
-static uint64_t mix(uint64_t x) { return x * 0x9E3779B97F4A7C15ULL; }
-
 static int64_t qadd(state *st, int64_t a, int64_t b) {
     int64_t r;
     if (__builtin_add_overflow(a, b, &r)) {
@@ -112,20 +110,6 @@ static int64_t qsub(state *st, int64_t a, int64_t b) {
         return a;
     }
     return r;
-}
-
-static int grow(void **p, size_t *cap, size_t need, size_t elem) {
-    if (need <= *cap) return 1;
-    size_t nc = *cap ? *cap : 16;
-    while (nc < need) {
-        if (nc > SIZE_MAX / 2 / elem) return 0;
-        nc *= 2;
-    }
-    void *q = realloc(*p, nc * elem);
-    if (!q) return 0;
-    *p = q;
-    *cap = nc;
-    return 1;
 }
 
 /* Column c (4 * level + LOB_LOBSTER_*) of the vendor's current row (prev = 0) or the row before. */
@@ -167,7 +151,7 @@ static int lv_rehash(state *st, int bits) {
     int64_t *slots = calloc(size, sizeof *slots);
     if (!slots) return 0;
     for (size_t i = 0; i < st->nlv; i++) {
-        size_t h = (size_t)(mix((uint64_t)st->lv[i].key) >> (64 - bits));
+        size_t h = (size_t)(lob_fib_mix((uint64_t)st->lv[i].key) >> (64 - bits));
         while (slots[h]) h = (h + 1) & (size - 1);
         slots[h] = (int64_t)i + 1;
     }
@@ -180,7 +164,7 @@ static int lv_rehash(state *st, int bits) {
 
 /* Index of the level `key`, or NIL. */
 static int64_t lv_find(const state *st, int64_t key) {
-    size_t h = (size_t)(mix((uint64_t)key) >> (64 - st->lv_bits));
+    size_t h = (size_t)(lob_fib_mix((uint64_t)key) >> (64 - st->lv_bits));
     for (;;) {
         int64_t s = st->lv_slots[h];
         if (!s) return NIL;
@@ -197,7 +181,7 @@ static int64_t lv_get(state *st, int64_t key) {
         st->nomem = 1;
         return NIL;
     }
-    if (!grow((void **)&st->lv, &st->lv_cap, st->nlv + 1, sizeof *st->lv)) {
+    if (LOB_GROW(st->lv, st->lv_cap, st->nlv + 1) != LOB_OK) {
         st->nomem = 1;
         return NIL;
     }
@@ -206,7 +190,7 @@ static int64_t lv_get(state *st, int64_t key) {
     l->tot = l->syn_sum = 0;
     l->syn_head = l->syn_tail = NIL;
     l->add_lo = l->add_hi = l->scanned = 0;
-    size_t h = (size_t)(mix((uint64_t)key) >> (64 - st->lv_bits));
+    size_t h = (size_t)(lob_fib_mix((uint64_t)key) >> (64 - st->lv_bits));
     while (st->lv_slots[h]) h = (h + 1) & st->lv_mask;
     st->lv_slots[h] = (int64_t)st->nlv + 1;
     return (int64_t)st->nlv++;
@@ -220,7 +204,7 @@ static int64_t tot_of(const state *st, int64_t key) {
 /* ------------------------------------------------------- book operations */
 /* New synthetic order of q lots at the tail of level li (SNAPSHOT ADD). */
 static void add_syn(state *st, int64_t li, int side, int64_t p, int64_t q) {
-    if (!grow((void **)&st->syn, &st->syn_cap, st->nsyn + 1, sizeof *st->syn)) {
+    if (LOB_GROW(st->syn, st->syn_cap, st->nsyn + 1) != LOB_OK) {
         st->nomem = 1;
         return;
     }
@@ -360,7 +344,7 @@ static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
     for (size_t j = 0; j < N; j++) {
         int64_t vp = cell(st, 0, 4 * j + cp), vs = cell(st, 0, 4 * j + cp + 1);
         if (vs > 0 && vp >= lo && vp <= hi) {
-            if (!grow((void **)&st->scratch, &st->scratch_cap, nc + 1, sizeof *st->scratch)) goto oom;
+            if (LOB_GROW(st->scratch, st->scratch_cap, nc + 1) != LOB_OK) goto oom;
             st->scratch[nc++] = vp;
         }
     }
@@ -374,7 +358,7 @@ static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
             int64_t p = (int64_t)((uint64_t)lo + off);
             for (;;) {
                 if (p > 0 && p < PRICE_LIMIT && tot_of(st, p * 2 + bit)) {
-                    if (!grow((void **)&st->scratch, &st->scratch_cap, nc + 1, sizeof *st->scratch)) goto oom;
+                    if (LOB_GROW(st->scratch, st->scratch_cap, nc + 1) != LOB_OK) goto oom;
                     st->scratch[nc++] = p;
                 }
                 if ((uint64_t)hi - (uint64_t)p < (uint64_t)tick) break;
@@ -386,7 +370,7 @@ static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
             const level *l = &st->lv[i];
             int64_t p = l->key >> 1;
             if (l->tot && (l->key & 1) == bit && p >= lo && p <= hi) {
-                if (!grow((void **)&st->scratch, &st->scratch_cap, nc + 1, sizeof *st->scratch)) goto oom;
+                if (LOB_GROW(st->scratch, st->scratch_cap, nc + 1) != LOB_OK) goto oom;
                 st->scratch[nc++] = p;
             }
         }
@@ -597,7 +581,7 @@ static int index_orders(state *st) {
     for (size_t k = 0; k < n; k++) {
         if (in->type[k] != 1) continue;
         uint64_t id = (uint64_t)in->order_id[k];
-        size_t h = (size_t)(mix(id) >> (64 - bits));
+        size_t h = (size_t)(lob_fib_mix(id) >> (64 - bits));
         int found = 0;
         while (st->id_slots[h]) {
             if (st->add_id[st->id_slots[h] - 1] == id) {
@@ -638,7 +622,7 @@ static int index_orders(state *st) {
         int64_t t = in->type[k];
         if (t < 2 || t > 4) continue;
         uint64_t id = (uint64_t)in->order_id[k];
-        size_t h = (size_t)(mix(id) >> (64 - bits));
+        size_t h = (size_t)(lob_fib_mix(id) >> (64 - bits));
         int64_t ref = NIL;
         while (st->id_slots[h]) {
             int64_t s = st->id_slots[h] - 1;
@@ -667,7 +651,7 @@ static int index_orders(state *st) {
 static int seed(state *st) {
     const lob_lobster_input *in = st->in;
     size_t N = in->book.levels, nk = 0;
-    if (!grow((void **)&st->scratch, &st->scratch_cap, 4 * N + 2, sizeof *st->scratch)) return LOB_ERR_NOMEM;
+    if (LOB_GROW(st->scratch, st->scratch_cap, 4 * N + 2) != LOB_OK) return LOB_ERR_NOMEM;
     int64_t *kv = st->scratch; /* (key, size) pairs */
     for (size_t j = 0; j < N; j++) {
         const int64_t px[2] = {cell(st, 0, 4 * j + LOB_LOBSTER_BID_PX), cell(st, 0, 4 * j + LOB_LOBSTER_ASK_PX)};
