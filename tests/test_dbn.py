@@ -383,6 +383,18 @@ def test_unsupported_schema(tmp_path):
     assert "status.dbn" in str(ei.value)
 
 
+def test_missing_file(tmp_path):
+    for call in (lambda p: read_dbn(p), lambda p: instrument_from_dbn(p),
+                 lambda p: read_dbn(_some_mbo().write(tmp_path / "ok.dbn"), instrument=p)):
+        with pytest.raises(DataError, match="file not found") as ei:
+            call(tmp_path / "nonexistent.dbn")
+        assert ei.value.file is not None and "nonexistent.dbn" in str(ei.value.file)
+    with pytest.raises(DataError, match="file not found"):
+        read_dbn("/nonexistent")
+    with pytest.raises(DataError, match="file not found"):  # a directory is no file either
+        read_dbn(tmp_path)
+
+
 def test_missing_package_gives_install_hint(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "databento_dbn", None)
     with pytest.raises(ImportError, match=r"pip install 'lobsim\[databento\]'"):
@@ -619,7 +631,7 @@ def test_truncated_real_file(tmp_path):
         assert "cut.mbo.dbn.zst" in str(ei.value)
 
 
-# --------------------------------------------------------------------------- vector vs loop tracker
+# --------------------------------------------------------------------------- MBO tracker vs Databento's rules
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -637,7 +649,7 @@ def mbo_records(draw):
         last = draw(st.booleans())
         if act == "A":
             if book and draw(st.integers(0, 30)) == 0:
-                oid = draw(st.sampled_from(sorted(book)))  # duplicate add: loop only
+                oid = draw(st.sampled_from(sorted(book)))  # duplicate add
             else:
                 oid, next_id = next_id, next_id + 1
             side, price, size = draw(st.sampled_from("BA")), draw(st.integers(396, 404)), draw(st.integers(1, 5))
@@ -680,14 +692,9 @@ def mbo_records(draw):
     return rec
 
 
-def _convert(rec, fills, path):
-    old = dbn_mod._MBO_PATH
-    dbn_mod._MBO_PATH = path
-    try:
-        report = ValidationReport(source="mem")
-        out, ev_rec = dbn_mod._mbo_events(rec, np.arange(1, len(rec) + 1), TICK, report, fills)
-    finally:
-        dbn_mod._MBO_PATH = old
+def _convert(rec, fills):
+    report = ValidationReport(source="mem")
+    out, ev_rec = dbn_mod._mbo_events(rec, np.arange(1, len(rec) + 1), TICK, report, fills)
     return out, ev_rec, report
 
 
@@ -721,38 +728,78 @@ def _databento_depth_after_each(rec):
     return out
 
 
+def _depth_plus_pending_executions(rec, events, ev_rec):
+    """Our book after each record, with the executions not yet reconciled by a later
+    A/C/M of the same order (or an R) added back: Databento's book keeps those until then."""
+    ds = depth_series(events, 60)
+    pending = {}  # order id -> [side, price, executed qty]
+    out, j = [], 0
+    for i, r in enumerate(rec):
+        a = chr(r["action"])
+        if a == "R":
+            pending.clear()
+        elif a in "ACM":
+            pending.pop(int(r["order_id"]), None)
+        while j < len(ev_rec) and ev_rec[j] == i:
+            e = events[j]
+            if e["kind"] == K.EXECUTE:
+                pending.setdefault(int(e["order_id"]), [int(e["side"]), int(e["price"]), 0])[2] += int(e["qty"])
+            j += 1
+        got = {"B": Counter(), "A": Counter()}
+        if j:
+            got = {"B": Counter({int(p): int(q) for p, q in zip(ds.bid_px[j - 1], ds.bid_qty[j - 1]) if q}),
+                   "A": Counter({int(p): int(q) for p, q in zip(ds.ask_px[j - 1], ds.ask_qty[j - 1]) if q})}
+        for sd, p, q in pending.values():
+            got["B" if sd > 0 else "A"][p] += q
+        out.append({k: {p: q for p, q in c.items() if q} for k, c in got.items()})
+    return out
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rec=mbo_records(), fills=st.sampled_from(["execute", "ignore"]))
-def test_vector_tracker_equals_loop_and_databento(rec, fills):
-    loop = _convert(rec, fills, "loop")
-    vec = _convert(rec, fills, "auto")
-    assert np.array_equal(loop[0], vec[0])
-    assert np.array_equal(loop[1], vec[1])
-    a, b = loop[2].to_dict(), vec[2].to_dict()
-    a["info"].pop("mbo_path"), b["info"].pop("mbo_path")
-    assert a == b
-    events, ev_rec = vec[0], vec[1]
+def test_mbo_tracker_equals_databento_rules(rec, fills):
+    events, ev_rec, report = _convert(rec, fills)
+    assert np.all(np.diff(ev_rec) >= 0) and len(ev_rec) == len(events)
+    mapping = report.info["mbo_mapping"]
+    n_fills = int((rec["action"] == ord("F")).sum())
+    if fills == "ignore":
+        assert not (events["kind"] == K.EXECUTE).any()
+        assert mapping.get("fill_not_emitted", 0) == n_fills
+    else:  # every F is executed or counted under one reason
+        assert mapping.get("fill_executed", 0) == int((events["kind"] == K.EXECUTE).sum())
+        assert sum(mapping.get(k, 0) for k in ("fill_executed", "fill_unknown_order", "fill_not_at_resting_order",
+                                                "fill_exceeds_order")) == n_fills
     with OrderBook() as book:  # every event is valid for the C book
         res = book.apply(events, strict=False)
         assert res.rejected == 0, res
         book.check()
-    if fills == "ignore" and len(events):  # then equal to Databento's book after every record
-        ds = depth_series(events, 60)
+        # resting_orders_at_end counts Databento's orders; ours lack those fully executed
+        # by fills whose C/M has not come yet
+        assert len(book) <= report.info["resting_orders_at_end"]
+        if fills == "ignore":
+            assert len(book) == report.info["resting_orders_at_end"]
+    if len(events):  # equal to Databento's book after every record (plus unreconciled executions)
         want = _databento_depth_after_each(rec)
+        got = _depth_plus_pending_executions(rec, events, ev_rec)
         for i in range(len(rec)):
-            j = np.searchsorted(ev_rec, i, side="right") - 1
-            got = {"B": {}, "A": {}}
-            if j >= 0:
-                got = {"B": {int(p): int(q) for p, q in zip(ds.bid_px[j], ds.bid_qty[j]) if q},
-                       "A": {int(p): int(q) for p, q in zip(ds.ask_px[j], ds.ask_qty[j]) if q}}
-            assert got == want[i], f"after record {i}"
+            assert got[i] == want[i], f"after record {i}"
 
 
 @needs_data
-def test_esh4_vector_tracker_equals_loop(esh4, monkeypatch):
-    monkeypatch.setattr(dbn_mod, "_MBO_PATH", "loop")
+def test_esh4_mbo_mapping_accounts_for_every_record(esh4):
+    """Each A/M/C record gives exactly one event, except a C that only removes what fills
+    already executed; each F is executed or counted under one reason."""
+    acts = esh4["execute"].report.info["actions"]
     for mode in ("execute", "ignore"):
-        loop = read_dbn(ESH4, fills=mode)
-        assert esh4[mode].report.info["mbo_path"] == "vector"
-        assert np.array_equal(loop.array, esh4[mode].array)
-        assert loop.report.info["mbo_mapping"] == esh4[mode].report.info["mbo_mapping"]
+        ev = esh4[mode]
+        m = ev.report.info["mbo_mapping"]
+        kinds = Counter(ev.array["kind"].tolist())
+        book_events = kinds[K.ADD] + kinds[K.MODIFY] + kinds[K.DELETE] + kinds[K.REDUCE]
+        assert book_events == acts["A"] + acts["M"] + acts["C"] - m.get("cancel_absorbed_by_execute", 0)
+        assert kinds[K.TRADE] == acts["T"] and kinds[K.EXECUTE] == m.get("fill_executed", 0)
+        assert ev.report.info["resting_orders_at_end"] == esh4["execute"].report.info["resting_orders_at_end"]
+    assert esh4["ignore"].report.info["mbo_mapping"] == {"fill_not_emitted": acts["F"]}
+    m = esh4["execute"].report.info["mbo_mapping"]
+    assert sum(m[k] for k in ("fill_executed", "fill_unknown_order", "fill_not_at_resting_order",
+                              "fill_exceeds_order")) == acts["F"]
+    assert m["fill_executed"] > 0.9 * acts["F"]  # most fills are executions of resting orders

@@ -3,10 +3,9 @@
 Decoding uses the optional ``databento-dbn`` package (``pip install 'lobsim[databento]'``),
 which also decompresses zstd (multi-frame) itself. Its record objects are turned back
 into their fixed-size DBN v3 bytes and viewed as one numpy structured array per file,
-so every conversion below is vectorized, including the MBO order tracker (per-order
-segment sums after a stable sort by order id). A plain Python loop tracker handles the
-rare streams the vectorized one declines (duplicate adds, side-changing modifies, ...)
-and is its test oracle.
+so every conversion below is vectorized except the MBO order tracker: one Python step
+per record over a dict of live orders, which handles every stream (duplicate adds,
+side-changing modifies, fills that do not fit, ...) with a single implementation.
 
 Mapping (MBO, the venue's sequence order = file order, never re-sorted):
 
@@ -99,7 +98,7 @@ _CHUNK = 1 << 20
 _ZSTD_MAGIC = 0xFD2FB528
 
 # DBN flag bits (databento_dbn.F_*)
-F_LAST, F_TOB, F_SNAPSHOT, F_MBP, F_BAD_TS_RECV, F_MAYBE_BAD_BOOK = 128, 64, 32, 16, 8, 4
+F_LAST, F_TOB, F_SNAPSHOT, F_BAD_TS_RECV, F_MAYBE_BAD_BOOK = 128, 64, 32, 8, 4
 
 # DBN v3 record layouts (little endian). tests/test_dbn.py checks every field against
 # databento_dbn's own attribute decoding.
@@ -255,6 +254,8 @@ def _decode(path, dbn, keep_objects=False):
     size in memory), or as databento_dbn objects with keep_objects (small files only).
     """
     path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", file=path)
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(4)
@@ -407,8 +408,8 @@ def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
     gcd of all prices (report.info says so). Files with several instruments need an
     Instrument/definition whose symbol selects one. fills: "execute" or "ignore"
     (MBO F records; see the module docstring). strict: the first anomaly raises
-    DataError naming the file and record number. O(records log records) (a stable
-    sort by order id), vectorized.
+    DataError naming the file and record number. O(records); vectorized except the
+    MBO order tracker (a Python loop, one step per record).
     """
     if fills not in ("execute", "ignore"):
         raise ValueError(f"fills must be 'execute' or 'ignore', got {fills!r}")
@@ -582,7 +583,7 @@ def _side_codes(side_chars):
     return np.where(side_chars == _SIDE_B, 1, np.where(side_chars == _SIDE_A, -1, 0)).astype(np.int8)
 
 
-def _batch_end_positions(ev_rec, n_records, last_mask):
+def _batch_end_positions(ev_rec, last_mask):
     """Event index carrying BATCH_END for every record in last_mask: the record's last
     emitted event, or the closest earlier event when the record emitted none."""
     recs = np.nonzero(last_mask)[0]
@@ -592,16 +593,9 @@ def _batch_end_positions(ev_rec, n_records, last_mask):
 
 
 # --------------------------------------------------------------------------- MBO
-_MBO_PATH = "auto"  # "auto" | "vector" | "loop"; tests pin one path and compare them
-
-
 def _mbo_events(rec, recno, inst, report, fills):
-    """Convert MBO records to L3 events (see the module docstring for the mapping).
-
-    The vectorized tracker handles every stream in which each record maps to at most one
-    event; the few that need more (duplicate add, side-changing modify, ...) go through
-    the reference loop, which tests check gives the same events on real data.
-    """
+    """Convert MBO records to L3 events (see the module docstring for the mapping):
+    checks and validation vectorized, order tracking by _mbo_loop, then the event array."""
     path = report.source
     n = len(rec)
     info = report.info
@@ -624,16 +618,7 @@ def _mbo_events(rec, recno, inst, report, fills):
     # validates every price against the tick; A/M/F need one (module docstring)
     _ticks(inst, rec["price"], recno, path, undef_ok=~np.isin(act, (_A, _M, _F)), what="price of an A/M/F record")
     _lots(inst, rec["size"], recno, path)  # and every size against the lot
-    execute = fills == "execute"
-    res = None
-    if _MBO_PATH != "loop":
-        res = _mbo_vector(rec, side, execute)
-        if res is None and _MBO_PATH == "vector":
-            raise RuntimeError("stream needs the MBO loop")
-    info["mbo_path"] = "vector" if res is not None else "loop"
-    if res is None:
-        res = _mbo_loop(rec, side, execute)
-    ev_rec, kind, qty, price_raw, ev_side, counts, anomalies, resting = res
+    ev_rec, kind, qty, price_raw, ev_side, counts, anomalies, resting = _mbo_loop(rec, side, fills == "execute")
     t_undef = (kind == EventKind.TRADE) & (price_raw == UNDEF_PRICE)  # one TRADE per T record
     if t_undef.any():
         skipped = ev_rec[t_undef]
@@ -659,7 +644,7 @@ def _mbo_events(rec, recno, inst, report, fills):
     out["side"] = np.where(clear, 0, ev_side)
     fl = np.zeros(m, dtype=np.uint16)
     fl[(flags[ev_rec] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
-    fl[_batch_end_positions(ev_rec, n, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
+    fl[_batch_end_positions(ev_rec, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
     out["flags"] = fl
     return out, ev_rec
 
@@ -686,8 +671,10 @@ def _report_anomalies(report, anomalies, recno):
 
 
 def _mbo_loop(rec, side, execute):
-    """Reference tracker: one Python step per record, any stream. Returns event-level
-    arrays (record index, kind, qty, raw price, side), counts, anomalies, resting orders."""
+    """The MBO order tracker: one Python step per record over a dict of live orders
+    (Databento's size and ours, which is lower by the fills executed since), any stream.
+    Returns event-level arrays (record index, kind, qty, raw price, side), counts,
+    anomalies, resting orders."""
     n = len(rec)
     ev_rec, ev_kind, ev_qty = [], [], []
     override = {}  # event position -> (raw price, side) where the record's own do not apply
@@ -827,167 +814,6 @@ def _mbo_loop(rec, side, execute):
             counts, anomalies, len(orders))
 
 
-def _seg_incl(values, starts):
-    """Cumulative sum of values restarting at every True of starts (starts[0] True)."""
-    c = np.cumsum(values)
-    seg = np.cumsum(starts) - 1
-    first = np.nonzero(starts)[0]
-    return c - (c[first] - values[first])[seg]
-
-
-def _mbo_vector(rec, side, execute):
-    """Vectorized tracker, same output as _mbo_loop, or None if the stream needs the loop.
-
-    Records of each order (between book clears) are grouped by a stable sort. A and M
-    set the order's Databento size, C subtracts from it, F leaves it. Our size equals
-    Databento's after every A/C/M and falls below it only by the fills executed since,
-    so everything follows from segment-wise cumulative sums: one event per record at most.
-    """
-    n = len(rec)
-    act = rec["action"]
-    oid = rec["order_id"]
-    px = rec["price"].astype(np.int64)
-    sz = rec["size"].astype(np.int64)
-    is_a, is_c, is_m, is_f = act == _A, act == _C, act == _M, act == _F
-    is_t, is_r, is_n = act == _T, act == _R, act == _N
-    if not (is_a | is_c | is_m | is_f | is_t | is_r | is_n).all():
-        return None
-    if (is_a & ((side == 0) | (sz == 0))).any() or (is_m & ((side == 0) | (sz == 0))).any():
-        return None
-    kind = np.zeros(n, dtype=np.uint8)
-    qty = sz.copy()
-    price = px.copy()
-    ev_side = side.astype(np.int8).copy()
-    kind[is_t] = EventKind.TRADE
-    kind[is_r] = EventKind.CLEAR
-    qty[is_r] = 0
-    counts = Counter(none_action=int(is_n.sum()))
-
-    book = np.nonzero(is_a | is_c | is_m | is_f)[0]
-    epoch = np.cumsum(is_r)[book]
-    r = book[np.lexsort((oid[book], epoch))]  # by (clear epoch, order id), file order within
-    if not len(r):
-        return _vector_result(kind, qty, price, ev_side, counts, {}, 0)
-    a_, s_, p_, d_ = act[r], sz[r], px[r], side[r].astype(np.int64)
-    o_, e_ = oid[r], np.cumsum(is_r)[r]
-    gstart = np.r_[True, (o_[1:] != o_[:-1]) | (e_[1:] != e_[:-1])]
-    isset = (a_ == _A) | (a_ == _M)
-    cc = a_ == _C
-    ff = a_ == _F
-
-    # Databento's size: set by A/M, minus C since
-    sstart = isset | gstart
-    sid = np.cumsum(sstart) - 1
-    sfirst = np.nonzero(sstart)[0]
-    has_set = isset[sfirst][sid]
-    base = np.where(has_set, s_[sfirst][sid], 0)
-    cdec = np.where(cc, s_, 0)
-    db_after = base - _seg_incl(cdec, sstart)
-    prev_after = np.r_[0, db_after[:-1]]
-    prev_after[gstart] = 0
-    db_before = np.where(isset, prev_after, db_after + cdec)
-    cur_px = p_[sfirst][sid]
-    cur_side = d_[sfirst][sid]
-    prev_side = np.r_[0, cur_side[:-1]]
-
-    if (isset & (a_ == _A) & (prev_after > 0)).any():  # duplicate add
-        return None
-    m_known = (a_ == _M) & (prev_after > 0)
-    if (m_known & (d_ != prev_side)).any():  # side change
-        return None
-
-    # fills: executed if at the order's side and price and within what is left
-    known_f = ff & (db_before > 0)
-    match = known_f & (d_ == cur_side) & (p_ == cur_px)
-    if execute:
-        ps_ok = match & (s_ > 0)
-        sync = ~ff | gstart
-        vinc = _seg_incl(np.where(ps_ok, s_, 0), sync)
-        done = ps_ok & (vinc <= db_before)
-        over = match & ~done
-        seen_over = _seg_incl(over.astype(np.int64), sync) - over
-        if (ps_ok & (seen_over > 0)).any():  # a later fill after one that did not fit
-            return None
-        yfirst = np.nonzero(sync)[0]
-        executed = np.add.reduceat(np.where(done, s_, 0), yfirst)
-        yid = np.cumsum(sync) - 1
-        prev_exec = np.r_[0, executed][yid]  # executed fills of the previous sync segment
-        our_before = prev_after - np.where(gstart, 0, prev_exec)
-        counts["fill_executed"] = int(done.sum())
-        counts["fill_unknown_order"] = int((ff & ~known_f).sum())
-        counts["fill_not_at_resting_order"] = int((known_f & ~match).sum())
-        counts["fill_exceeds_order"] = int(over.sum())
-        # fills not reconciled within their batch: a batch end between F and the next
-        # A/C/M of the order (or none follows)
-        last_cum = np.cumsum((rec["flags"] & F_LAST) != 0)
-        before = np.r_[0, last_cum[:-1]]  # batch ends strictly before each record
-        nxt = np.r_[yfirst[1:], len(r)][yid]  # the sync record closing each F's segment
-        closes = (nxt < len(r))
-        closes[closes] &= ~gstart[nxt[closes]]
-        rf = r[done]
-        rn = np.where(closes[done], r[np.minimum(nxt[done], len(r) - 1)], n)
-        unrec = (rn == n) | (np.r_[before, last_cum[-1:]][rn] > before[rf])
-        counts["fills_unreconciled_at_batch_end"] = int(unrec.sum())
-    else:
-        done = np.zeros(len(r), dtype=bool)
-        our_before = prev_after
-        counts["fill_not_emitted"] = int(ff.sum())
-
-    k = np.zeros(len(r), dtype=np.uint8)
-    q = s_.copy()
-    pr = p_.copy()
-    sd = d_.copy()
-    k[a_ == _A] = EventKind.ADD
-    k[done] = EventKind.EXECUTE
-    # M: MODIFY, or ADD when unknown (as Databento's book does) or executed away in ours
-    m_add = (a_ == _M) & ((our_before <= 0) | ~m_known)
-    k[a_ == _M] = EventKind.MODIFY
-    k[m_add] = EventKind.ADD
-    counts["readded_after_execute"] += int((m_add & m_known).sum())
-    # C: reconcile our size with Databento's after the cancel
-    c_known = cc & (db_before > 0)
-    target = np.maximum(db_after, 0)
-    c_del = c_known & (target == 0) & (our_before > 0)
-    c_readd = c_known & (target > 0) & (our_before <= 0)
-    c_red = c_known & (target > 0) & (our_before > target)
-    c_up = c_known & (target > 0) & (our_before > 0) & (our_before < target)
-    k[c_del] = EventKind.DELETE
-    q[c_del] = our_before[c_del]
-    k[c_readd] = EventKind.ADD
-    q[c_readd] = target[c_readd]
-    k[c_red] = EventKind.REDUCE
-    q[c_red] = (our_before - target)[c_red]
-    k[c_up] = EventKind.MODIFY
-    q[c_up] = target[c_up]
-    pr[cc] = cur_px[cc]
-    sd[cc] = cur_side[cc]
-    counts["readded_after_execute"] += int(c_readd.sum())
-    counts["cancel_below_executed"] = int(c_up.sum())
-    counts["cancel_absorbed_by_execute"] = int((c_known & ~(c_del | c_readd | c_red | c_up)).sum())
-
-    kind[r], qty[r], price[r], ev_side[r] = k, q, pr, sd
-    unknown = np.sort(r[(cc & ~c_known) | ((a_ == _M) & ~m_known)])
-    exceeds = np.sort(r[c_known & (db_after < 0)])
-    db_at = np.zeros(n, dtype=np.int64)
-    db_at[r] = db_before
-    anomalies = {}
-    if len(unknown):
-        anomalies[UNKNOWN_ORDER_ID] = (unknown, lambda i: (
-            f"cancel of unknown order id {oid[i]}" if act[i] == _C
-            else f"modify of unknown order id {oid[i]} (applied as an add)"))
-    if len(exceeds):
-        anomalies[CANCEL_EXCEEDS_ORDER] = (exceeds, lambda i: (
-            f"cancel of {sz[i]} from order {oid[i]} of {db_at[i]}"))
-    last_in_group = np.r_[gstart[1:], True]
-    resting = int((last_in_group & (e_ == is_r.sum()) & (db_after > 0)).sum())
-    return _vector_result(kind, qty, price, ev_side, counts, anomalies, resting)
-
-
-def _vector_result(kind, qty, price, ev_side, counts, anomalies, resting):
-    ev_rec = np.nonzero(kind)[0]
-    return (ev_rec, kind[ev_rec], qty[ev_rec], price[ev_rec], ev_side[ev_rec], counts, anomalies, resting)
-
-
 def _batch_last_mask(flags, report):
     """Records ending a batch: F_LAST, plus the end of a snapshot run that lacks F_LAST."""
     last = (flags & F_LAST) != 0
@@ -1045,7 +871,7 @@ def _bbo_events(rec, recno, inst, report):
     flags = rec["flags"]
     fl = np.zeros(len(r), dtype=np.uint16)
     fl[(flags[r] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
-    fl[_batch_end_positions(r, n, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
+    fl[_batch_end_positions(r, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
     out["flags"] = fl
     report.info["snapshot_records"] = int(np.count_nonzero(flags & F_SNAPSHOT))
     return out, r
@@ -1082,7 +908,7 @@ def _trade_events(rec, recno, inst, report, is_tbbo=False):
     if bad.any():
         report.info["non_trade_actions"] = int(np.count_nonzero(bad))
     fl = np.zeros(len(ev_rec), dtype=np.uint16)
-    fl[_batch_end_positions(ev_rec, len(rec), (rec["flags"] & F_LAST) != 0)] |= np.uint16(Flag.BATCH_END)
+    fl[_batch_end_positions(ev_rec, (rec["flags"] & F_LAST) != 0)] |= np.uint16(Flag.BATCH_END)
     out["flags"] = fl
     return out, ev_rec
 
