@@ -76,16 +76,6 @@ class Instrument:
         """Integer sizes in units of 1/scale -> int64 lots."""
         return self._scaled_to_units(values, scale, self.lot_size, "size", where, line_offset)
 
-    def prices_from_strings(self, strings, where=None, line_offset=1):
-        """Decimal strings (e.g. '61234.10') -> int64 ticks, exactly."""
-        scaled, scale = parse_decimal_strings(strings, where, line_offset)
-        return self._scaled_to_units(scaled, scale, self.tick_size, "price", where, line_offset)
-
-    def qtys_from_strings(self, strings, where=None, line_offset=1):
-        """Decimal strings -> int64 lots, exactly."""
-        scaled, scale = parse_decimal_strings(strings, where, line_offset)
-        return self._scaled_to_units(scaled, scale, self.lot_size, "size", where, line_offset)
-
     @staticmethod
     def _scaled_to_units(values, scale, unit, what, where, line_offset):
         values = np.asarray(values, dtype=np.int64)
@@ -175,3 +165,47 @@ def parse_decimal_strings(strings, where=None, line_offset=1):
     # it fits in int64 (at most 18 digits), so the low word is the value.
     words = np.frombuffer(dec.buffers()[1], dtype=np.int64)[2 * dec.offset : 2 * (dec.offset + len(dec))]
     return words[0::2].copy(), 10**digits
+
+
+def _finest_unit(values, scale):
+    """Largest 10**k / scale (k <= digits) dividing every value: the resolution the data uses."""
+    digits = len(str(scale)) - 1
+    k = 0
+    nz = values[values != 0]
+    while k < digits and not np.any(nz % (10 ** (k + 1))):
+        k += 1
+    return Decimal(10**k) / Decimal(scale)
+
+
+def rescale(parts):
+    """[(scaled, scale), ...] (parse_decimal_strings results) -> (one int64 array at the finest scale, scale)."""
+    scale = max([s for _, s in parts] + [1])
+    out = [v * (scale // s) for v, s in parts]
+    return (np.concatenate(out) if out else np.zeros(0, np.int64)), scale
+
+
+def infer_instrument(symbol, tick_size, lot_size, prices, sizes, info=None):
+    """Instrument with the given tick / lot sizes, or (None) the finest decimal resolution the data uses.
+
+    prices / sizes: lists of (scaled, scale) as parse_decimal_strings returns.
+    The result is a power of ten, which can be coarser than the venue's true
+    tick if the data never uses the finer digits. If `info` (a dict, e.g. a
+    report's info) is given, the sizes, which were inferred and the decimals
+    seen on the wire are written to it.
+    """
+    px, qty = rescale(prices), rescale(sizes)
+    inferred = []
+    if tick_size is None:
+        tick_size = _finest_unit(*px)
+        inferred.append("tick_size")
+    if lot_size is None:
+        lot_size = _finest_unit(*qty)
+        inferred.append("lot_size")
+    inst = Instrument(symbol or "", Decimal(str(tick_size)), Decimal(str(lot_size)))
+    if info is not None:
+        info["tick_size"] = str(inst.tick_size.normalize())
+        info["lot_size"] = str(inst.lot_size.normalize())
+        info["inferred"] = inferred
+        info["price_decimals_on_wire"] = len(str(px[1])) - 1
+        info["size_decimals_on_wire"] = len(str(qty[1])) - 1
+    return inst

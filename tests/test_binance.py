@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from lobsim import DataError, EventKind, Flag
-from lobsim.data.binance import NO_SNAPSHOT, load_binance, read_binance, read_binance_book_ticker
-from lobsim.data.events import OUT_OF_ORDER_TS, SEQUENCE_GAP
+from lobsim.book import LevelBook, depth_series
+from lobsim.data.binance import _load_binance, read_binance, read_binance_book_ticker
+from lobsim.data.events import NO_SNAPSHOT, OUT_OF_ORDER_TS, SEQUENCE_GAP
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
 USDM = DATA / "usdm" / "btcusdt_20240808.gz"
@@ -95,7 +96,7 @@ FUT = [
 
 
 def test_futures_snapshot_bridge_and_merge(tmp_path):
-    cap = load_binance(write_capture(tmp_path / "f.gz", FUT))
+    cap = _load_binance(write_capture(tmp_path / "f.gz", FUT))
     ev, rep = cap.events.array, cap.events.report
     inst = cap.events.instrument
     assert (str(inst.tick_size), str(inst.lot_size)) == ("0.1", "0.001")
@@ -131,9 +132,8 @@ def test_futures_snapshot_bridge_and_merge(tmp_path):
 
 
 def test_c_book_agrees_with_tracker(tmp_path):
-    book_mod = pytest.importorskip("lobsim.book")
     ev = read_binance(write_capture(tmp_path / "f.gz", FUT)).array
-    with book_mod.LevelBook() as b:
+    with LevelBook() as b:
         b.apply(ev)
         assert b.best_bid() == (1000, 1000)
         assert b.best_ask() == (1015, 2500)
@@ -149,7 +149,7 @@ def test_spot_rules_and_gap(tmp_path):
         depth(1005, 111, 111, None, [], [["10.20", "2.0"]], spot=True),  # 6: chains again
     ]
     path = write_capture(tmp_path / "s.gz", msgs)
-    cap = load_binance(path)
+    cap = _load_binance(path)
     rep = cap.events.report
     assert rep.info["venue"] == "spot"
     assert rep.info["stale_diffs_dropped"] == 1
@@ -171,7 +171,7 @@ def test_bridge_failure_is_a_gap(tmp_path):
         snapshot(100, [["10.0", "1"]], [["11.0", "1"]], E=999),
         depth(1000, 105, 107, 104, [["10.0", "2"]], []),  # U > id: updates 101..104 were missed
     ]
-    cap = load_binance(write_capture(tmp_path / "f.gz", msgs))
+    cap = _load_binance(write_capture(tmp_path / "f.gz", msgs))
     assert cap.events.report.counts[SEQUENCE_GAP] == 1
     assert "missed" in cap.events.report.examples[SEQUENCE_GAP][0]
 
@@ -185,7 +185,7 @@ def test_second_snapshot_resyncs_after_gap(tmp_path):
         snapshot(105, [["10.0", "4"]], [["11.0", "2"], ["12.0", "1"]], E=1003),  # 5: resync
         depth(1004, 107, 108, 106, [["10.5", "1"]], []),  # 6
     ]
-    cap = load_binance(write_capture(tmp_path / "f.gz", msgs))
+    cap = _load_binance(write_capture(tmp_path / "f.gz", msgs))
     ev, rep = cap.events.array, cap.events.report
     assert rep.counts[SEQUENCE_GAP] == 1
     assert rep.info["snapshots"] == 2
@@ -257,8 +257,8 @@ def test_given_instrument_and_off_grid_price(tmp_path):
 def test_plain_text_and_two_files(tmp_path):
     a = write_capture(tmp_path / "a.txt", FUT[:4], gz=False)
     b = write_capture(tmp_path / "b.gz", FUT[4:])
-    one = load_binance(write_capture(tmp_path / "all.gz", FUT))
-    two = load_binance([a, b])
+    one = _load_binance(write_capture(tmp_path / "all.gz", FUT))
+    two = _load_binance([a, b])
     assert rows(one.events.array) == rows(two.events.array)
     assert not two.events.report
 
@@ -309,9 +309,10 @@ def test_truncated_gzip_names_file(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(DataError, match="cannot open") as ei:
-        read_binance(tmp_path / "nope.gz")
-    assert ei.value.file == str(tmp_path / "nope.gz")
+    for fn in (read_binance, read_binance_book_ticker):
+        with pytest.raises(DataError, match="file not found") as ei:
+            fn(tmp_path / "nope.gz")
+        assert ei.value.file == str(tmp_path / "nope.gz")
 
 
 # -- real captures ---------------------------------------------------------------------------
@@ -329,28 +330,27 @@ def _count_lines(paths, needle):
 def usdm():
     if not USDM.exists():
         pytest.skip(f"{USDM} absent")
-    return load_binance(USDM)
+    return _load_binance(USDM)
 
 
 @pytest.fixture(scope="module")
 def cm():
     if not all(p.exists() for p in CM):
         pytest.skip("COIN-M captures absent")
-    return load_binance(CM)
+    return _load_binance(CM)
 
 
 @pytest.fixture(scope="module")
 def spot():
     if not all(p.exists() for p in SPOT):
         pytest.skip("spot captures absent")
-    return load_binance(SPOT)
+    return _load_binance(SPOT)
 
 
 def _ticker_check(cap, paths):
     """Replay the book in C at every diff end; compare with bookTicker at equal update ids."""
-    book = pytest.importorskip("lobsim.book")
     ev = cap.events.array
-    ds = book.depth_series(ev, 1, batch_end_only=True)
+    ds = depth_series(ev, 1, batch_end_only=True)
     u = cap.update_id[ds.index]
     row_of = {int(x): i for i, x in enumerate(u)}  # last row of each update id
     bt = read_binance_book_ticker(paths, cap.events.instrument)

@@ -46,8 +46,8 @@ def test_decimal_strings():
     v, scale = parse_decimal_strings(["61837.63000000", "1", "-0.5", "12.3"])
     assert scale == 10**8 and v.tolist() == [6183763000000, 100000000, -50000000, 1230000000]
     ins = Instrument("X", "0.01", "0.00001")
-    assert ins.prices_from_strings(["61837.63000000", "0.01"]).tolist() == [6183763, 1]
-    assert ins.qtys_from_strings(["0.00100", "2"]).tolist() == [100, 200000]
+    assert ins.prices_from_scaled(*parse_decimal_strings(["61837.63000000", "0.01"])).tolist() == [6183763, 1]
+    assert ins.qtys_from_scaled(*parse_decimal_strings(["0.00100", "2"])).tolist() == [100, 200000]
     for bad in (["1.2.3"], ["abc"], ["1e5"], [""], ["1."], ["--1"]):
         with pytest.raises(DataError, match="not a decimal number"):
             parse_decimal_strings(bad, where="x.csv")

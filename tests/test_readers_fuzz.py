@@ -20,7 +20,7 @@ from lobsim._types import EVENT_DTYPE
 from lobsim.data.binance import read_binance, read_binance_book_ticker
 from lobsim.data.events import Events
 from lobsim.data.store import iter_parquet, read_parquet, write_parquet
-from lobsim.data.tardis import read_binance_depth_csv, read_tardis
+from lobsim.data.tardis import _read_binance_depth_csv, read_tardis
 from lobsim.instrument import Instrument
 
 MS = 1_000_000
@@ -259,7 +259,7 @@ def test_tardis_timestamp_unit_conversion_wraps(tmp_path, kind):
         fn = lambda: read_tardis(None, p)  # noqa: E731
     else:
         p = csv_file(tmp_path, BDH, ["BTCUSDT,99999999999999,10,12,a,snap,20472.80,1.000,9"])
-        fn = lambda: read_binance_depth_csv(p)  # noqa: E731
+        fn = lambda: _read_binance_depth_csv(p)  # noqa: E731
     raises_data_error(fn, 2)
 
 

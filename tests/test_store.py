@@ -84,8 +84,10 @@ def test_bad_files_name_the_problem(tmp_path):
     pq.write_table(pa.table(cols), nometa)
     with pytest.raises(lobsim.DataError, match="no lobsim metadata"):
         read_parquet(nometa)
-    with pytest.raises(FileNotFoundError):
-        read_parquet(tmp_path / "absent.parquet")
+    for fn in (read_parquet, read_metadata, lambda p: next(iter_parquet(p))):
+        with pytest.raises(lobsim.DataError, match="file not found") as ei:
+            fn(tmp_path / "absent.parquet")
+        assert ei.value.file == str(tmp_path / "absent.parquet")
     with pytest.raises(TypeError):
         write_parquet(np.zeros(1, dtype=lobsim.EVENT_DTYPE), tmp_path / "x.parquet")
 
@@ -111,3 +113,17 @@ def test_real_reader_round_trip(tmp_path, reader):
     assert back.array.tobytes() == ev.array.tobytes()
     assert back.instrument == ev.instrument
     assert back.report.to_dict() == ev.report.to_dict()
+
+
+def test_events_checks_its_array():
+    inst = lobsim.Instrument("X", "0.01")
+    base = np.zeros(4, dtype=lobsim.EVENT_DTYPE)
+    base["price"] = [1, 2, 3, 4]
+    strided = Events(base[::2], inst)  # made contiguous, same values
+    assert strided.array.flags.c_contiguous and strided.array["price"].tolist() == [1, 3]
+    with pytest.raises(TypeError, match="dtype"):
+        Events(np.zeros(4, dtype=np.int64), inst)
+    with pytest.raises(TypeError, match="numpy array"):
+        Events([1, 2], inst)
+    with pytest.raises(ValueError, match="1-dimensional"):
+        Events(np.zeros((2, 2), dtype=lobsim.EVENT_DTYPE), inst)

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from lobsim import DataError, EventKind, Flag
-from lobsim.data.binance import NO_SNAPSHOT
-from lobsim.data.events import OUT_OF_ORDER_TS, SEQUENCE_GAP
-from lobsim.data.tardis import csv_format, read_binance_depth_csv, read_tardis, read_tardis_book_snapshot
+from lobsim.data.events import NO_SNAPSHOT, OUT_OF_ORDER_TS, SEQUENCE_GAP
+from lobsim.data.tardis import _csv_format, _read_binance_depth_csv, _read_book_snapshot, read_tardis
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "tardis"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"Tardis fixtures not found at {DATA}")
@@ -131,10 +130,13 @@ def test_out_of_order_timestamps(tmp_path):
     with pytest.raises(DataError) as ei:
         read_tardis(path, strict=True)
     assert (ei.value.file, ei.value.line) == (str(path), 6)
+    # counted: rows earlier than the latest time before them (both late rows, though only one steps back)
+    path = write(tmp_path / "c.csv", L2_HEADER, [*BOOK_ROWS[:4], "x,BTC-X,900,2200,false,bid,100.0,2",
+                                                 "x,BTC-X,950,2300,false,bid,100.0,3"])
+    assert read_tardis(path).report.counts[OUT_OF_ORDER_TS] == 2
 
 
 def test_crossed_book_is_counted(tmp_path):
-    pytest.importorskip("lobsim.book")
     path = write(tmp_path / "b.csv", L2_HEADER, [*BOOK_ROWS[:3], "x,BTC-X,2000,2100,false,bid,101.0,2"])
     ev = read_tardis(path)
     assert ev.report.counts["crossed_book"] == 1
@@ -215,8 +217,9 @@ def test_truncated_gzip_and_empty_file(tmp_path):
     empty.write_text("")
     with pytest.raises(DataError, match="no CSV header"):
         read_tardis(empty)
-    with pytest.raises(DataError, match="no such file"):
+    with pytest.raises(DataError, match="file not found") as ei:
         read_tardis(tmp_path / "missing.csv")
+    assert ei.value.file == str(tmp_path / "missing.csv")
 
 
 # -- fixtures -----------------------------------------------------------------------------
@@ -262,7 +265,7 @@ def test_bitmex_trades_fixture():
                                          ("binance-futures_book_snapshot_25_BTCUSDT.csv", 25)])
 def test_book_snapshot_fixtures(name, depth):
     path = DATA / name
-    assert csv_format(path) == "book_snapshot"
+    assert _csv_format(path) == "book_snapshot"
     ev = read_tardis(path)
     src = _csv_rows(path)
     a = ev.array
@@ -289,7 +292,7 @@ def test_book_snapshot_fixtures(name, depth):
 @needs_data
 def test_quotes_fixture():
     path = DATA / "huobi-dm-swap_quotes_BTC-USD.csv"
-    ev = read_tardis_book_snapshot(path)
+    ev = _read_book_snapshot(path)
     src = _csv_rows(path)
     a = ev.array
     assert len(a) == 3 * len(src)
@@ -310,10 +313,10 @@ def test_binance_depth_csv_fixtures():
     assert np.all(a["flags"] & SNAP) and int(np.sum(a["flags"] & END != 0)) == 1
     assert list(a["ts_local"]) == list(a["ts_exch"])
     assert not ev.report
-    alone = read_binance_depth_csv(upd)
+    alone = _read_binance_depth_csv(upd)
     assert alone.report.counts[NO_SNAPSHOT] == len(_csv_rows(upd))
     # the two fixtures do not chain (README): reading them in order must report the gap
-    both = read_binance_depth_csv([snap, upd])
+    both = _read_binance_depth_csv([snap, upd])
     assert both.report.counts[SEQUENCE_GAP] == 1
     assert f"{upd}:2" in both.report.examples[SEQUENCE_GAP][0]
 
@@ -331,7 +334,7 @@ def test_binance_depth_csv_sequencing(tmp_path):
         "BTCUSDT,1003,102,103,a,set,11.5,3.000,101",  # chains
         "BTCUSDT,1004,105,106,b,set,9.5,1.000,104",  # gap: pu 104 != 103
     ])
-    ev = read_binance_depth_csv(path, lot_size="0.001")
+    ev = _read_binance_depth_csv(path, lot_size="0.001")
     assert ev.report.info["stale_batches_dropped"] == 1
     assert ev.report.counts[SEQUENCE_GAP] == 1
     assert f"{path}:8" in ev.report.examples[SEQUENCE_GAP][0]
@@ -339,5 +342,18 @@ def test_binance_depth_csv_sequencing(tmp_path):
     assert final == {1: {100: 2000, 95: 1000}, -1: {115: 3000}} and crossed == 0
     assert [int(f) for f in ev.array["flags"]] == [SNAP, SNAP, SNAP | END, 0, END, END, END]
     with pytest.raises(DataError) as ei:
-        read_binance_depth_csv(path, strict=True)
+        _read_binance_depth_csv(path, strict=True)
     assert ei.value.line == 8
+
+
+def test_binance_depth_csv_names_file_and_line_across_files(tmp_path):
+    a = write(tmp_path / "a.csv", BD_HEADER, ["BTCUSDT,1000,1,11,b,snap,100.0,1,0",
+                                              "BTCUSDT,1000,1,11,a,snap,101.0,1,0"])
+    b = write(tmp_path / "b.csv", BD_HEADER, ["BTCUSDT,2000,11,12,b,set,100.0,2,10",
+                                              "BTCUSDT,1500,13,14,b,set,100.0,3,12"])
+    ev = _read_binance_depth_csv([a, b])
+    assert ev.report.counts == {OUT_OF_ORDER_TS: 1}
+    assert ev.report.examples[OUT_OF_ORDER_TS][0].startswith(f"{b}:3:")
+    with pytest.raises(DataError) as ei:
+        _read_binance_depth_csv([a, b], strict=True)
+    assert (ei.value.file, ei.value.line) == (str(b), 3)

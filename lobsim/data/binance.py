@@ -39,51 +39,31 @@ is the venue order: a timestamp that goes backwards is raised to the previous
 one and reported as out_of_order_timestamp. The two streams are then merged
 stably by ts_exch, ties in file order; a diff's events stay contiguous.
 
-After merging, the book is replayed in C (when lobsim.book is built) and every
+After merging, the book is replayed in C (lobsim.book) and every
 batch end with best bid >= best ask is reported as crossed_book.
 ``report.info["feed_latency_ms"]`` gives percentiles of ts_local - ts_exch; it
 is negative when the recording host's clock lags the venue's (about -1.27 s on
-the shared captures) and is not corrected here. `load_binance` also returns
-each event's update id, to line the book up with bookTicker.
+the shared captures) and is not corrected here.
 
 Instrument: given tick/lot sizes, else the finest decimal resolution actually
 used by the prices / sizes in the capture (trailing zeros of the wire format
 ignored, so spot ``"61837.63000000"`` gives 0.01): a power of ten, which can be
 coarser than the venue's true tick if the capture never uses the finer digits.
 """
-import gzip
-import io
 import json
 import zlib
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data.events import (
-    CROSSED_BOOK,
-    OUT_OF_ORDER_TS,
-    SEQUENCE_GAP,
-    Events,
-    ValidationReport,
-    crossed_batch_ends,
-)
+from lobsim.data._io import Locator, open_input
+from lobsim.data.events import NO_SNAPSHOT, SEQUENCE_GAP, Events, ValidationReport, monotone_ts, report_crossed
 from lobsim.errors import DataError
-from lobsim.instrument import Instrument, parse_decimal_strings
+from lobsim.instrument import infer_instrument, parse_decimal_strings
 
-__all__ = [
-    "read_binance",
-    "load_binance",
-    "BinanceCapture",
-    "read_binance_book_ticker",
-    "BOOK_TICKER_DTYPE",
-    "NO_SNAPSHOT",
-]
-
-NO_SNAPSHOT = "no_snapshot"
-"""Anomaly: depth diffs with no snapshot before them (the book is partial)."""
+__all__ = ["read_binance", "read_binance_book_ticker"]
 
 BOOK_TICKER_DTYPE = np.dtype(
     [
@@ -105,8 +85,8 @@ _MAX_GAP_EXAMPLES = 5
 
 
 @dataclass
-class BinanceCapture:
-    """Result of `load_binance`: the events plus, per event, the update id it belongs to.
+class _Capture:
+    """Result of `_load_binance`: the events plus, per event, the update id it belongs to.
 
     ``update_id[i]`` is the diff's final update id ``u`` for depth events, the
     snapshot's ``lastUpdateId`` for snapshot events and -1 for trades; it lets a
@@ -130,15 +110,8 @@ def _as_paths(paths):
 
 
 def _iter_lines(path):
-    """Yield (line_no, bytes line without newline); DataError on unreadable/truncated input."""
-    try:
-        fh = open(path, "rb")
-    except OSError as e:
-        raise DataError(f"cannot open: {e.strerror}", file=path) from None
-    with fh:
-        magic = fh.read(2)
-        fh.seek(0)
-        stream = io.BufferedReader(gzip.GzipFile(fileobj=fh), 1 << 20) if magic == b"\x1f\x8b" else fh
+    """Yield (line_no, bytes line without newline); DataError on missing/unreadable/truncated input."""
+    with open_input(path) as stream:
         ln = 0
         try:
             for ln, line in enumerate(stream, 1):
@@ -288,41 +261,6 @@ def _parse(strings, owner_line, where, what):
         raise DataError(f"{what}: {e.reason}", file=where(owner_line[0])[0] if len(owner_line) else None) from None
 
 
-def _rescale(parts):
-    """[(scaled, scale), ...] -> (one int64 array at the finest scale, scale)."""
-    scale = max([s for _, s in parts] + [1])
-    out = [v * (scale // s) for v, s in parts]
-    return (np.concatenate(out) if out else np.zeros(0, np.int64)), scale
-
-
-def _finest_unit(values, scale):
-    """Largest 10**k / scale (k <= digits) dividing every value: the resolution the data uses."""
-    digits = len(str(scale)) - 1
-    k = 0
-    nz = values[values != 0]
-    while k < digits and not np.any(nz % (10 ** (k + 1))):
-        k += 1
-    return Decimal(10**k) / Decimal(scale)
-
-
-def _instrument(symbol, tick_size, lot_size, px, qty, report):
-    """Given sizes, or the finest decimal resolution seen in (scaled, scale) prices / sizes."""
-    inferred = []
-    if tick_size is None:
-        tick_size = _finest_unit(*px)
-        inferred.append("tick_size")
-    if lot_size is None:
-        lot_size = _finest_unit(*qty)
-        inferred.append("lot_size")
-    inst = Instrument(symbol or "", Decimal(str(tick_size)), Decimal(str(lot_size)))
-    report.info["tick_size"] = str(inst.tick_size.normalize())
-    report.info["lot_size"] = str(inst.lot_size.normalize())
-    report.info["inferred"] = inferred
-    report.info["price_decimals_on_wire"] = len(str(px[1])) - 1
-    report.info["size_decimals_on_wire"] = len(str(qty[1])) - 1
-    return inst
-
-
 def _to_units(inst, scaled, scale, kind, owner_line, where):
     """Scaled ints -> ticks / lots, errors naming the line of the offending entry."""
     try:
@@ -351,39 +289,6 @@ def _all_units(inst, groups, where):
     return out
 
 
-def _monotone(ts, report, lines, where, what):
-    """Raise backward steps of ts to the running max; report them. Returns the fixed copy."""
-    if len(ts) < 2:
-        return ts.copy()
-    fixed = np.maximum.accumulate(ts)
-    bad = np.nonzero(fixed != ts)[0]
-    if len(bad):
-        f, ln = where(lines[bad[0]])
-        report.anomaly(
-            OUT_OF_ORDER_TS,
-            file=f,
-            line=ln,
-            count=len(bad),
-            detail=f"{what} exchange time {int(ts[bad[0]])} ns before the previous "
-            f"{int(fixed[bad[0]])} ns; raised to it",
-        )
-    return fixed
-
-
-def _check_crossed(events, eline, report, where):
-    """Report batches after which the replayed book is crossed (best bid >= best ask)."""
-    if not np.any(events["kind"] == EventKind.SET_LEVEL):
-        return
-    idx, bid_px, ask_px, checked, _, _ = crossed_batch_ends(events)
-    report.info["batches_checked_for_crossing"] = checked
-    if len(idx):
-        f, ln = where(eline[idx[0]])
-        report.anomaly(
-            CROSSED_BOOK, file=f, line=ln, count=len(idx),
-            detail=f"best bid {bid_px[0]} >= best ask {ask_px[0]} (ticks) after this batch",
-        )
-
-
 # -- main reader -----------------------------------------------------------------
 
 
@@ -393,23 +298,19 @@ def read_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     See the module docstring for the streams, sequencing, clocks and instrument
     inference. O(lines); one json.loads per non-bookTicker line, the rest in numpy.
     """
-    return load_binance(paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size, strict=strict).events
+    return _load_binance(paths, symbol=symbol, tick_size=tick_size, lot_size=lot_size, strict=strict).events
 
 
-def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=False):
-    """Like `read_binance`, but also returns each event's update id (`BinanceCapture`)."""
+def _load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=False):
+    """Like `read_binance`, but also returns each event's update id (`_Capture`); the tests use it to
+    line the replayed book up with bookTicker."""
     paths = _as_paths(paths)
     want = symbol.upper() if symbol else None
     seen_symbol = []
     report = ValidationReport(source=",".join(str(p) for p in paths), strict=strict)
 
     # global line numbers (across files) keep file order; `where` maps back to (file, line)
-    file_start = []
-    gbase = 0
-
-    def where(g):
-        i = int(np.searchsorted(file_start, g, side="right")) - 1
-        return paths[i], int(g - file_start[i])
+    where = Locator()
 
     # depth diffs (columns)
     d_g, d_tl, d_E, d_U, d_u, d_pu, d_nb, d_na = [], [], [], [], [], [], [], []
@@ -423,7 +324,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     futures = None
 
     for path in paths:
-        file_start.append(gbase)
+        gbase = where.add(path)
         ln = 0
         for ln, line in _iter_lines(path):
             n_lines += 1
@@ -490,7 +391,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
             else:
                 unknown[kind] = unknown.get(kind, 0) + 1
                 report.skip("unknown_stream", file=path, line=ln, detail=kind)
-        gbase += ln + 1
+        where.end(ln)
 
     sym = want or (seen_symbol[0] if seen_symbol else None)
     info = report.info
@@ -548,7 +449,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
             f, ln = where(owner[bad[0]])
             raise DataError(f"{what} is negative", file=f, line=ln)
 
-    inst = _instrument(sym, tick_size, lot_size, _rescale([lp, sp, tp]), _rescale([lq, sq, tq]), report)
+    inst = infer_instrument(sym, tick_size, lot_size, [lp, sp, tp], [lq, sq, tq], report.info)
     lpx, lqty, spx, sqty, tpx, tqty = _all_units(
         inst,
         [(lp, "price", d_owner), (lq, "qty", d_owner), (sp, "price", s_owner), (sq, "qty", s_owner),
@@ -629,7 +530,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     # ---- timestamps -----------------------------------------------------------
     kept = np.nonzero(keep)[0]
     ts_fixed = np.empty(nd, np.int64)
-    ts_fixed[kept] = _monotone(d_ts[kept], report, d_g[kept], where, "depth diff")
+    ts_fixed[kept] = monotone_ts(d_ts[kept], report, d_g[kept], where, "depth diff")
     tl_fixed = d_tl.copy()
     buffered = 0
     snap_rows = []  # (place k, snapshot j, ts_exch, merge key)
@@ -654,7 +555,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
         snap_rows.append((k, j, ts, key))
     if buffered:
         info["diffs_buffered_until_snapshot"] = buffered
-    t_ts = _monotone(np.asarray(t_T, np.int64) * _MS, report, t_g, where, "trade")
+    t_ts = monotone_ts(np.asarray(t_T, np.int64) * _MS, report, t_g, where, "trade")
 
     # ---- events ---------------------------------------------------------------
     # depth levels of kept diffs
@@ -686,7 +587,7 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     for s in snaps:
         s_offsets.append(s_start)
         s_start += len(s["bids"]) + len(s["asks"])
-    for k, j, ts, key in snap_rows:
+    for _, j, ts, key in snap_rows:
         s = snaps[j]
         nb, na = len(s["bids"]), len(s["asks"])
         sl = slice(s_offsets[j], s_offsets[j] + nb + na)
@@ -725,14 +626,14 @@ def load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=Fa
     events = events[order]
     uid = uid[order]
     eline = np.concatenate([p[3] for p in parts])[order]
-    _check_crossed(events, eline, report, where)
+    report_crossed(events, eline, report, where)
 
     info["events"] = len(events)
     if len(events):
         lat = events["ts_local"] - events["ts_exch"]
         p1, p50, p99 = np.percentile(lat, [1, 50, 99]) / 1e6
         info["feed_latency_ms"] = {k: round(float(v), 3) for k, v in (("p1", p1), ("median", p50), ("p99", p99))}
-    return BinanceCapture(Events(events, inst, report), uid)
+    return _Capture(Events(events, inst, report), uid)
 
 
 # -- bookTicker ------------------------------------------------------------------
@@ -749,14 +650,10 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
     want = symbol.upper() if symbol else None
     seen = []
     u, tl, cols, owner = [], [], ([], [], [], []), []
-    file_start, gbase = [], 0
-
-    def where(g):
-        i = int(np.searchsorted(file_start, g, side="right")) - 1
-        return paths[i], int(g - file_start[i])
+    where = Locator()  # global line number -> (file, line)
 
     for path in paths:
-        file_start.append(gbase)
+        gbase = where.add(path)
         ln = 0
         for ln, line in _iter_lines(path):
             if b"bookTicker" not in line[:140] and b'"B"' not in line:
@@ -772,7 +669,7 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
             for c, key in zip(cols, ("b", "B", "a", "A")):
                 c.append(_dec(data, key, path, ln))
             owner.append(gbase + ln)
-        gbase += ln + 1
+        where.end(ln)
     owner = np.asarray(owner, np.int64)
     out = np.zeros(len(u), BOOK_TICKER_DTYPE)
     out["update_id"] = u
@@ -787,11 +684,8 @@ def read_binance_book_ticker(paths, instrument=None, *, symbol=None):
         f, ln = where(g)
         raise DataError(f"{what} must be {'positive' if what.endswith('price') else 'non-negative'}", file=f, line=ln)
     if instrument is None:
-        report = ValidationReport()
-        instrument = _instrument(
-            want or (seen[0] if seen else None), None, None,
-            _rescale([parsed[0], parsed[2]]), _rescale([parsed[1], parsed[3]]), report,
-        )
+        instrument = infer_instrument(want or (seen[0] if seen else None), None, None,
+                                      [parsed[0], parsed[2]], [parsed[1], parsed[3]])
     for (vals, scale), name, kind in zip(parsed, ("bid_px", "bid_qty", "ask_px", "ask_qty"), ("price", "qty") * 2):
         out[name] = _to_units(instrument, vals, scale, kind, owner, where)
     return out

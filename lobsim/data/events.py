@@ -1,21 +1,22 @@
 """Events (an event array with its instrument and validation report) and ValidationReport."""
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 
-from lobsim._types import EVENT_DTYPE
+from lobsim._types import EventKind, check_event_array
+from lobsim.book import depth_series
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument
 
 # Anomaly reasons every reader uses (add more only with a clear meaning).
 UNKNOWN_ORDER_ID = "unknown_order_id"
 SEQUENCE_GAP = "sequence_gap"
-OUT_OF_ORDER_TS = "out_of_order_timestamp"
+OUT_OF_ORDER_TS = "out_of_order_timestamp"  # count: records earlier than the latest time seen before them
 CROSSED_BOOK = "crossed_book"
 HALT = "halt"
+NO_SNAPSHOT = "no_snapshot"  # depth updates with no snapshot before them (the book is partial)
 SKIPPED = "skipped"  # prefix: "skipped:<why>"
 
 MAX_EXAMPLES = 5
@@ -102,9 +103,9 @@ class Events:
     report: ValidationReport = field(default_factory=ValidationReport)
 
     def __post_init__(self):
-        if not isinstance(self.array, np.ndarray) or self.array.dtype != EVENT_DTYPE:
-            raise TypeError("Events.array must be a numpy array of EVENT_DTYPE")
-        self.array = np.ascontiguousarray(self.array)
+        if isinstance(self.array, np.ndarray):
+            self.array = np.ascontiguousarray(self.array)
+        check_event_array(self.array, "Events.array")
 
     def __len__(self):
         return len(self.array)
@@ -112,9 +113,6 @@ class Events:
     def metadata(self):
         """JSON-able dict stored beside the array (Parquet metadata)."""
         return {"instrument": self.instrument.to_dict(), "report": self.report.to_dict()}
-
-    def metadata_json(self):
-        return json.dumps(self.metadata(), sort_keys=True)
 
 
 class CrossedBatches(NamedTuple):
@@ -134,10 +132,62 @@ def crossed_batch_ends(array):
     Events the book refuses are skipped and counted (a reader should produce
     none). O(n) in C.
     """
-    from lobsim.book import depth_series  # needs the compiled core; readers need it only here
-
     ds = depth_series(array, 1, batch_end_only=True, strict=False)
     bid_px, ask_px = ds.bid_px[:, 0], ds.ask_px[:, 0]
     crossed = (ds.bid_qty[:, 0] > 0) & (ds.ask_qty[:, 0] > 0) & (bid_px >= ask_px)
     return CrossedBatches(ds.index[crossed], bid_px[crossed], ask_px[crossed], len(ds.index),
                           ds.result.rejected, ds.result.first_error_index)
+
+
+def report_crossed(events, lines, report, where):
+    """Report the batch ends after which the replayed L2 book is crossed (best bid >= best ask).
+
+    `lines[i]` is the line number of event i and `where(line)` -> (file, line)
+    names it; batches checked go to report.info. L3-only arrays are not checked.
+    """
+    if not np.any(events["kind"] == EventKind.SET_LEVEL):
+        return
+    idx, bid_px, ask_px, checked, _, _ = crossed_batch_ends(events)
+    report.info["batches_checked_for_crossing"] = checked
+    if len(idx):
+        f, ln = where(lines[idx[0]])
+        report.anomaly(
+            CROSSED_BOOK, file=f, line=ln, count=len(idx),
+            detail=f"best bid {bid_px[0]} >= best ask {ask_px[0]} (ticks) after this batch",
+        )
+
+
+def below_running_max(ts):
+    """Positions of the records earlier than the latest time seen before them (the OUT_OF_ORDER_TS count).
+
+    One late record after a jump forward counts once; every record that stays
+    behind the jump counts, not just the first drop.
+    """
+    ts = np.asarray(ts)
+    if len(ts) < 2:
+        return np.zeros(0, np.intp)
+    return np.flatnonzero(ts < np.maximum.accumulate(ts))
+
+
+def monotone_ts(ts, report, lines, where, what):
+    """Copy of `ts` with every record below the running max raised to it, reported as OUT_OF_ORDER_TS
+    (see below_running_max for the count).
+
+    `lines[i]` is the line number of record i, `where(line)` -> (file, line);
+    `what` names the records in the detail.
+    """
+    if len(ts) < 2:
+        return ts.copy()
+    fixed = np.maximum.accumulate(ts)
+    bad = below_running_max(ts)
+    if len(bad):
+        f, ln = where(lines[bad[0]])
+        report.anomaly(
+            OUT_OF_ORDER_TS,
+            file=f,
+            line=ln,
+            count=len(bad),
+            detail=f"{what} exchange time {int(ts[bad[0]])} ns before the previous "
+            f"{int(fixed[bad[0]])} ns; raised to it",
+        )
+    return fixed

@@ -60,12 +60,12 @@ import pyarrow.csv as pacsv
 
 from lobsim._core import ERROR_NAMES, ffi, lib
 from lobsim._types import EVENT_DTYPE
-from lobsim.data.events import HALT, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, Events, ValidationReport
+from lobsim.data._io import open_input, require_file
+from lobsim.data.events import HALT, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, Events, ValidationReport, below_running_max
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument
 
-__all__ = ["read_lobster", "SYNTHETIC_ID_BASE", "SIZE_MISMATCH", "ORDER_MISMATCH", "REMOVED_ORDER_ID",
-           "SUBTICK_TRADE"]
+__all__ = ["read_lobster"]
 
 SYNTHETIC_ID_BASE = 1 << 63
 """Synthetic order ids (seed, revealed depth, forgotten stale orders) are SYNTHETIC_ID_BASE + n."""
@@ -131,10 +131,11 @@ class _PlainFile:
         self.path = path
 
     def read(self):
-        return self.path.read_bytes()
+        with open_input(self.path) as f:
+            return f.read()
 
     def open(self):
-        return open(self.path, "rb")
+        return open_input(self.path)
 
 
 def _load_inputs(message_csv, orderbook_csv):
@@ -143,8 +144,7 @@ def _load_inputs(message_csv, orderbook_csv):
     The sources are _ZipMember / _PlainFile objects (read() -> bytes, open() -> stream).
     """
     message_csv = Path(message_csv)
-    if not message_csv.is_file():
-        raise DataError("file not found", file=message_csv)
+    require_file(message_csv)
     if zipfile.is_zipfile(message_csv):
         if orderbook_csv is not None:
             raise DataError("pass either a LOBSTER zip or two CSV paths, not a zip and a CSV", file=message_csv)
@@ -171,8 +171,7 @@ def _load_inputs(message_csv, orderbook_csv):
             raise DataError("orderbook file not given and not found beside the message file", file=message_csv)
         orderbook_csv = guess
     orderbook_csv = Path(orderbook_csv)
-    if not orderbook_csv.is_file():
-        raise DataError("file not found", file=orderbook_csv)
+    require_file(orderbook_csv)
     return (_PlainFile(message_csv), str(message_csv), _PlainFile(orderbook_csv), str(orderbook_csv),
             message_csv.name)
 
@@ -203,7 +202,7 @@ def _diagnose(data, ncols, time_first, file, arrow_error):
     raise DataError("unreadable CSV", file=file, detail=str(arrow_error))
 
 
-def _read_csv(data, ncols, first_type, file):
+def _read_csv(data, ncols, first_type):
     """Parse a header-less integer CSV (bytes or a binary stream) whose first column has type `first_type`.
 
     Raises pa.ArrowInvalid unchanged (the caller decides how to diagnose it).
@@ -226,7 +225,7 @@ def _np(table, i):
     return (c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)).to_numpy()
 
 
-def _stream_csv(src, ncols, first_type, file):
+def _stream_csv(src, ncols, first_type):
     """Parse `src` while it is unpacked (overlaps unzip and parsing) -> table, or None.
 
     None when the stream path fails in any way or yields no rows: the caller
@@ -234,7 +233,7 @@ def _stream_csv(src, ncols, first_type, file):
     """
     try:
         with src.open() as f:
-            table = _read_csv(f, ncols, first_type, file)
+            table = _read_csv(f, ncols, first_type)
     except Exception:  # noqa: BLE001 - any failure: the bytes path reports it precisely
         return None
     return table if table.num_rows else None
@@ -244,13 +243,13 @@ def _read_messages(src, file):
     """-> (pyarrow table of the 6 columns, int64 ns after midnight, rows with sub-ns digits dropped)."""
     # fast exact path: the time as decimal(18, 12); its unscaled int is seconds * 1e12
     time_type = pa.decimal128(18, _TIME_SCALE)
-    table = _stream_csv(src, 6, time_type, file)
+    table = _stream_csv(src, 6, time_type)
     if table is None:
         data = src.read()
         if not data.strip():
             raise DataError("empty file", file=file, line=1)
         try:
-            table = _read_csv(data, 6, time_type, file)
+            table = _read_csv(data, 6, time_type)
         except pa.ArrowInvalid:
             pass  # more than 12 decimals or malformed: the string path tells which
     if table is not None:
@@ -264,7 +263,7 @@ def _read_messages(src, file):
         div = 10 ** (_TIME_SCALE - 9)
         return table, unscaled // div, int(np.count_nonzero(unscaled % div))
     try:
-        table = _read_csv(data, 6, pa.string(), file)
+        table = _read_csv(data, 6, pa.string())
     except pa.ArrowInvalid as e:
         _diagnose(data, 6, True, file, e)
     ns, truncated = _parse_times(table.column(0), file)
@@ -275,7 +274,7 @@ def _read_orderbook(src, file, meta):
     """-> (levels, pyarrow table of 4 * levels int64 columns)."""
     if "levels" in meta:  # fast path: the column count the file name promises; checked below
         levels = int(meta["levels"])
-        table = _stream_csv(src, 4 * levels, pa.int64(), file) if levels > 0 else None
+        table = _stream_csv(src, 4 * levels, pa.int64()) if levels > 0 else None
         if table is not None:
             return levels, table
     data = src.read()
@@ -289,7 +288,7 @@ def _read_orderbook(src, file, meta):
     if "levels" in meta and int(meta["levels"]) != levels:
         raise DataError(f"file name says {meta['levels']} levels but rows have {levels}", file=file, line=1)
     try:
-        return levels, _read_csv(data, ncols, pa.int64(), file)
+        return levels, _read_csv(data, ncols, pa.int64())
     except pa.ArrowInvalid as e:
         _diagnose(data, ncols, False, file, e)
 
@@ -458,9 +457,10 @@ def _prepare_messages(msg, ns, instrument, date, msg_file):
 
     # anomalies found vectorized
     found = []
-    back = np.flatnonzero(np.diff(ts) < 0)
+    back = below_running_max(ts)
     if len(back):
-        found.append((int(back[0]) + 2, OUT_OF_ORDER_TS, len(back), f"time goes back at {len(back)} rows"))
+        found.append((int(back[0]) + 1, OUT_OF_ORDER_TS, len(back),
+                      f"{len(back)} rows earlier than the latest time seen before them"))
     halts = np.flatnonzero(status & (raw_px == -1))
     if len(halts):
         found.append((int(halts[0]) + 1, HALT, len(halts), f"{len(halts)} trading halt message(s)"))

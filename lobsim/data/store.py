@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lobsim._types import EVENT_DTYPE
+from lobsim.data._io import require_file
 from lobsim.data.events import Events, ValidationReport
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument
@@ -32,10 +33,9 @@ def write_parquet(events, path, *, row_group_size=DEFAULT_ROW_GROUP, compression
 
 
 def _open(path):
+    require_file(path)
     try:
         f = pq.ParquetFile(str(path))
-    except FileNotFoundError:
-        raise
     except (OSError, pa.ArrowException) as exc:
         raise DataError("not a readable Parquet file", file=path, detail=str(exc)) from None
     names = f.schema_arrow.names
@@ -118,6 +118,7 @@ def iter_parquet(path, batch_rows=DEFAULT_ROW_GROUP):
 
 
 def file_rows(path):
+    """Number of events in a lobsim Parquet file, from its footer (no data is read)."""
     return _open(path).metadata.num_rows
 
 

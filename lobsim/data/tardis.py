@@ -15,8 +15,8 @@ Formats (detected from the header, so `read_tardis` accepts any of them):
   and ``quotes`` (bid/ask price/amount): each row a full top-N book -> CLEAR +
   SET_LEVEL batch flagged SNAPSHOT (empty levels are left out).
 - Binance historical depth CSV (symbol, timestamp (ms), first_update_id,
-  last_update_id, side a/b, update_type snap/set, price, qty, pu): see
-  `read_binance_depth_csv`.
+  last_update_id, side a/b, update_type snap/set, price, qty, pu), sequenced
+  by Binance's futures rules (see `_read_binance_depth_csv`).
 
 All columns are read as text with pyarrow.csv and converted in bulk; prices
 and sizes are parsed exactly (lobsim.instrument), so any bad value raises a
@@ -29,7 +29,6 @@ the batch's last timestamp. Book and trade streams are merged stably by
 ts_exch; at equal ts_exch trades go first (a trade explains the level decrease
 published with it, which is what the L2 queue model needs).
 """
-import gzip
 from decimal import Decimal
 from pathlib import Path
 
@@ -39,12 +38,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pv
 
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data.binance import NO_SNAPSHOT, _check_crossed, _instrument, _monotone, _rescale
-from lobsim.data.events import SEQUENCE_GAP, Events, ValidationReport
+from lobsim.data._io import Locator, open_input
+from lobsim.data.events import NO_SNAPSHOT, SEQUENCE_GAP, Events, ValidationReport, monotone_ts, report_crossed
 from lobsim.errors import DataError
-from lobsim.instrument import parse_decimal_strings
+from lobsim.instrument import infer_instrument, parse_decimal_strings
 
-__all__ = ["read_tardis", "read_tardis_book_snapshot", "read_binance_depth_csv", "csv_format"]
+__all__ = ["read_tardis"]
 
 _US = 1_000
 _MS = 1_000_000
@@ -65,19 +64,10 @@ _BDEPTH_COLS = ("symbol", "timestamp", "first_update_id", "last_update_id", "sid
 # -- CSV input -------------------------------------------------------------------
 
 
-def _open_bytes(path):
-    """Readable binary stream of the (possibly gzip) file."""
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
 def _header(path):
     try:
-        with _open_bytes(path) as fh:
+        with open_input(path) as fh:
             first = fh.readline()
-    except FileNotFoundError:
-        raise DataError("no such file", file=path) from None
     except (OSError, EOFError) as e:
         raise DataError("cannot read (truncated or corrupt gzip?)", file=path, detail=str(e)) from None
     if first.startswith(_BOM):
@@ -95,7 +85,7 @@ def _header(path):
     return names
 
 
-def csv_format(path):
+def _csv_format(path):
     """Which CSV format the header says: 'incremental_book_L2', 'trades', 'book_snapshot',
     'quotes' or 'binance_depth'; DataError if none fits."""
     names = set(_header(path))
@@ -113,9 +103,13 @@ def csv_format(path):
 
 
 class _Csv:
-    """All columns of one CSV as numpy str arrays, blank lines dropped, line numbers kept."""
+    """All columns of one CSV as numpy str arrays, blank lines dropped, line numbers kept.
 
-    def __init__(self, path, required):
+    The file is registered with the reader's Locator `where`: `gline` are the
+    rows' global line numbers, which `where` maps back to (file, line).
+    """
+
+    def __init__(self, path, required, where):
         self.path = Path(path)
         names = _header(self.path)
         missing = [c for c in required if c not in names]
@@ -134,6 +128,13 @@ class _Csv:
         self.line = (np.nonzero(keep)[0] + 2).astype(np.int64)  # header is line 1
         self.cols = {n: c.filter(pa.array(keep)) if self.blank_lines else c for n, c in cols.items()}
         self.n = len(self.line)
+        self.where = where
+        self.base = where.add(self.path, len(blank) + 1)
+
+    @property
+    def gline(self):
+        """Global line number of each row (see Locator)."""
+        return self.line + self.base
 
     def _read(self, names):
         convert = pv.ConvertOptions(
@@ -143,11 +144,7 @@ class _Csv:
         )
         parse = pv.ParseOptions(ignore_empty_lines=False)
         try:
-            with open(self.path, "rb") as fh:
-                gz = fh.read(2) == b"\x1f\x8b"
-            # pyarrow reads a path with its own (threaded) I/O; gzip by magic, not by extension
-            src = pa.input_stream(str(self.path), compression="gzip" if gz else None)
-            with src:
+            with open_input(self.path, arrow=True) as src:
                 return pv.read_csv(src, parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as e:
             if "CSV parse error" not in str(e):
@@ -165,7 +162,7 @@ class _Csv:
             return "error"
 
         try:
-            with _open_bytes(self.path) as fh:
+            with open_input(self.path) as fh:
                 pv.read_csv(fh, read_options=pv.ReadOptions(use_threads=False),
                             parse_options=pv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=handler),
                             convert_options=convert)
@@ -180,7 +177,7 @@ class _Csv:
     def _bad_utf8_line(self):
         """Physical line number of the first line that is not valid UTF-8 (error path only), or None."""
         try:
-            with _open_bytes(self.path) as fh:
+            with open_input(self.path) as fh:
                 for number, raw in enumerate(fh, 1):
                     try:
                         raw.decode("utf-8")
@@ -296,11 +293,6 @@ def _range_culprit(s):
     return int(bad[0]) if len(bad) else None
 
 
-def _where_of(path, lines):
-    """(file, line) of a line number of `path` (for _monotone, which passes line numbers)."""
-    return lambda ln: (path, int(ln))
-
-
 def _positive(csv, name, parsed, what, allow_zero=False, mask=None):
     vals = parsed[0]
     bad = np.nonzero(vals < 0 if allow_zero else vals <= 0)[0]
@@ -329,8 +321,8 @@ def _finish(parts, symbol, tick_size, lot_size, prices, sizes, report):
 
     prices / sizes: [((scaled, scale), (event array, event rows, path, column, line of each value))].
     """
-    inst = _instrument(symbol, tick_size, lot_size, _rescale([p for p, _ in prices]),
-                       _rescale([q for q, _ in sizes]), report)
+    inst = infer_instrument(symbol, tick_size, lot_size, [p for p, _ in prices], [q for q, _ in sizes],
+                            report.info)
     for field, fn, items in (("price", inst.prices_from_scaled, prices), ("qty", inst.qtys_from_scaled, sizes)):
         for (scaled, scale), (ev_arr, rows, path, col, lines) in items:
             ev_arr[field][rows] = _units(fn, scaled, scale, path, col, lines)
@@ -361,14 +353,14 @@ def read_tardis(incremental_book_l2_csv, trades_csv=None, *, symbol=None, tick_s
     module docstring for batching, snapshots, clocks and ordering. O(rows),
     vectorized (pyarrow.csv + numpy).
     """
-    fmt = None if incremental_book_l2_csv is None else csv_format(incremental_book_l2_csv)
+    fmt = None if incremental_book_l2_csv is None else _csv_format(incremental_book_l2_csv)
     if fmt == "binance_depth":
         if trades_csv is not None:
             raise ValueError("trades_csv is not supported with a Binance depth CSV")
-        return read_binance_depth_csv(incremental_book_l2_csv, symbol=symbol, tick_size=tick_size,
+        return _read_binance_depth_csv(incremental_book_l2_csv, symbol=symbol, tick_size=tick_size,
                                       lot_size=lot_size, strict=strict)
     if fmt in ("book_snapshot", "quotes"):
-        return read_tardis_book_snapshot(incremental_book_l2_csv, trades_csv, symbol=symbol, tick_size=tick_size,
+        return _read_book_snapshot(incremental_book_l2_csv, trades_csv, symbol=symbol, tick_size=tick_size,
                                          lot_size=lot_size, strict=strict)
     if fmt == "trades":
         if trades_csv is not None:
@@ -379,48 +371,38 @@ def read_tardis(incremental_book_l2_csv, trades_csv=None, *, symbol=None, tick_s
     files = [p for p in (incremental_book_l2_csv, trades_csv) if p is not None]
     report = ValidationReport(source=",".join(str(p) for p in files), strict=strict)
     seen = []
+    where = Locator()
     parts, prices, sizes, eline = [], [], [], []
 
     if incremental_book_l2_csv is not None:
-        book = _Csv(incremental_book_l2_csv, _L2_COLS)
+        book = _Csv(incremental_book_l2_csv, _L2_COLS, where)
         book.select_symbol(symbol, seen)
-        ev, rows, line = _l2_events(book, report, prices, sizes)
+        ev, line = _l2_events(book, report, prices, sizes)
         parts.append((ev, 1))
-        eline.append((book.path, line))
+        eline.append(line)
         report.info["book_rows"] = book.n
         if book.blank_lines:
             report.info["book_blank_lines"] = book.blank_lines
         if "exchange" in book.cols and book.n:
             report.info["exchange"] = str(book.str("exchange")[0])
     if trades_csv is not None:
-        tr = _Csv(trades_csv, _TRADE_COLS)
+        tr = _Csv(trades_csv, _TRADE_COLS, where)
         tr.select_symbol(symbol, seen)
         ev = _trade_events(tr, report, prices, sizes)
         parts.append((ev, 0))
-        eline.append((tr.path, tr.line))
+        eline.append(tr.gline)
         report.info["trades"] = tr.n
         if tr.blank_lines:
             report.info["trade_blank_lines"] = tr.blank_lines
 
     inst, events, order = _finish(parts, symbol or (seen[0] if seen else None), tick_size, lot_size,
                                   prices, sizes, report)
-    _crossed(events, order, eline, report)
+    report_crossed(events, np.concatenate(eline)[order], report, where)
     return Events(events, inst, report)
 
 
-def _crossed(events, order, eline, report):
-    """Count batches after which the book is crossed, naming file and line of the batch."""
-    paths = np.concatenate([np.full(len(ln), i) for i, (_, ln) in enumerate(eline)])[order] if eline else []
-    lines = np.concatenate([ln for _, ln in eline])[order] if eline else []
-
-    def where(i):
-        return eline[int(paths[i])][0], int(lines[i])
-
-    _check_crossed(events, np.arange(len(events)), report, where)
-
-
 def _l2_events(csv, report, prices, sizes):
-    """incremental_book_L2 rows -> events (CLEAR before each snapshot run) and each event's line."""
+    """incremental_book_L2 rows -> (events (CLEAR before each snapshot run), each event's global line)."""
     n = csv.n
     snap = csv.choice("is_snapshot", {"true": 1, "false": 0, "True": 1, "False": 0}).astype(bool)
     side = csv.choice("side", {"bid": 1, "ask": -1})
@@ -430,7 +412,7 @@ def _l2_events(csv, report, prices, sizes):
     qty = csv.decimal("amount")
     _positive(csv, "price", px, "price")
     _positive(csv, "amount", qty, "amount", allow_zero=True)
-    ts = _monotone(ts, report, csv.line, _where_of(csv.path, csv.line), "book row")
+    ts = monotone_ts(ts, report, csv.gline, csv.where, "book row")
 
     prev_snap = np.r_[False, snap[:-1]]
     snap_start = snap & ~prev_snap
@@ -459,9 +441,10 @@ def _l2_events(csv, report, prices, sizes):
     ev["ts_local"][cpos] = blts[snap_start]
     ev["kind"][cpos] = int(EventKind.CLEAR)
     ev["flags"][cpos] = _SNAP
+    gline = csv.gline
     line = np.zeros(len(ev), np.int64)
-    line[pos] = csv.line
-    line[cpos] = csv.line[snap_start]
+    line[pos] = gline
+    line[cpos] = gline[snap_start]
     prices.append((px, (ev, pos, csv.path, "price", csv.line)))
     sizes.append((qty, (ev, pos, csv.path, "amount", csv.line)))
     if snap.any() and not snap[0]:
@@ -470,7 +453,7 @@ def _l2_events(csv, report, prices, sizes):
     elif n and not snap.any():
         report.anomaly(NO_SNAPSHOT, file=csv.path, line=int(csv.line[0]), count=n,
                        detail="no snapshot rows: the book holds only levels the updates touched")
-    return ev, pos, line
+    return ev, line
 
 
 def _trade_events(csv, report, prices, sizes):
@@ -481,7 +464,7 @@ def _trade_events(csv, report, prices, sizes):
     qty = csv.decimal("amount")
     _positive(csv, "price", px, "price")
     _positive(csv, "amount", qty, "amount")
-    ts = _monotone(ts, report, csv.line, _where_of(csv.path, csv.line), "trade")
+    ts = monotone_ts(ts, report, csv.gline, csv.where, "trade")
     ev = np.zeros(csv.n, EVENT_DTYPE)
     ev["ts_exch"] = ts
     ev["ts_local"] = lts
@@ -498,7 +481,7 @@ def _trade_events(csv, report, prices, sizes):
 # -- book_snapshot_N / quotes ------------------------------------------------------
 
 
-def read_tardis_book_snapshot(path, trades_csv=None, *, symbol=None, tick_size=None, lot_size=None,
+def _read_book_snapshot(path, trades_csv=None, *, symbol=None, tick_size=None, lot_size=None,
                               strict=False):
     """Tardis book_snapshot_N or quotes CSV (+ optional trades) -> `Events`.
 
@@ -523,10 +506,11 @@ def read_tardis_book_snapshot(path, trades_csv=None, *, symbol=None, tick_size=N
     files = [p for p in (path, trades_csv) if p is not None]
     report = ValidationReport(source=",".join(str(p) for p in files), strict=strict)
     seen = []
-    csv = _Csv(path, required)
+    where = Locator()
+    csv = _Csv(path, required, where)
     csv.select_symbol(symbol, seen)
     n = csv.n
-    ts = _monotone(csv.timestamp("timestamp", _US), report, csv.line, _where_of(csv.path, csv.line), "snapshot row")
+    ts = monotone_ts(csv.timestamp("timestamp", _US), report, csv.gline, where, "snapshot row")
     lts = csv.timestamp("local_timestamp", _US)
 
     # present[r, j]: level j of row r has a price; empty price and amount = no level
@@ -561,27 +545,26 @@ def read_tardis_book_snapshot(path, trades_csv=None, *, symbol=None, tick_size=N
         _positive(csv, acol, qty, "amount", allow_zero=True, mask=m)
         prices.append((px, (ev, rows, csv.path, pcol, csv.line[m])))
         sizes.append((qty, (ev, rows, csv.path, acol, csv.line[m])))
-    line = csv.line[row_of]
     parts = [(ev, 1)]
-    eline = [(csv.path, line)]
+    eline = [csv.gline[row_of]]
     report.info["snapshot_rows"] = n
     report.info["levels_per_row"] = len(levels) // 2 if len(levels) > 2 else 1
     if trades_csv is not None:
-        tr = _Csv(trades_csv, _TRADE_COLS)
+        tr = _Csv(trades_csv, _TRADE_COLS, where)
         tr.select_symbol(symbol, seen)
         parts.append((_trade_events(tr, report, prices, sizes), 0))
-        eline.append((tr.path, tr.line))
+        eline.append(tr.gline)
         report.info["trades"] = tr.n
     inst, events, order = _finish(parts, symbol or (seen[0] if seen else None), tick_size, lot_size,
                                   prices, sizes, report)
-    _crossed(events, order, eline, report)
+    report_crossed(events, np.concatenate(eline)[order], report, where)
     return Events(events, inst, report)
 
 
 # -- Binance historical depth CSV ------------------------------------------------------
 
 
-def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None, strict=False):
+def _read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None, strict=False):
     """Binance futures historical depth CSV(s) (snap / set rows), given in order -> `Events`.
 
     Columns: symbol, timestamp (ms), first_update_id, last_update_id, side
@@ -596,11 +579,12 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     report = ValidationReport(source=",".join(str(p) for p in paths), strict=strict)
     seen = []
-    cols = {k: [] for k in ("ts", "U", "u", "pu", "snap", "side", "line", "file")}
+    where = Locator()
+    cols = {k: [] for k in ("ts", "U", "u", "pu", "snap", "side", "g", "file")}
     pxs, qts = [], []
     csvs = []
     for fi, p in enumerate(paths):
-        csv = _Csv(p, _BDEPTH_COLS)
+        csv = _Csv(p, _BDEPTH_COLS, where)
         csv.select_symbol(symbol, seen)
         csvs.append(csv)
         cols["ts"].append(csv.timestamp("timestamp", _MS))
@@ -609,7 +593,7 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
         cols["pu"].append(csv.int("pu"))
         cols["snap"].append(csv.choice("update_type", {"snap": 1, "set": 0}).astype(bool))
         cols["side"].append(csv.choice("side", {"b": 1, "a": -1}))
-        cols["line"].append(csv.line)
+        cols["g"].append(csv.gline)
         cols["file"].append(np.full(csv.n, fi))
         px = csv.decimal("price")
         qty = csv.decimal("qty")
@@ -620,11 +604,7 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
     c = {k: np.concatenate(v) for k, v in cols.items()}
     n = len(c["ts"])
 
-    def where(i):
-        return paths[int(c["file"][i])], int(c["line"][i])
-
-    inst = _instrument(symbol or (seen[0] if seen else None), tick_size, lot_size, _rescale(pxs), _rescale(qts),
-                       report)
+    inst = infer_instrument(symbol or (seen[0] if seen else None), tick_size, lot_size, pxs, qts, report.info)
     price = np.concatenate([_units(inst.prices_from_scaled, v, s, f.path, "price", f.line)
                             for f, (v, s) in zip(csvs, pxs)])
     qty = np.concatenate([_units(inst.qtys_from_scaled, v, s, f.path, "qty", f.line) for f, (v, s) in zip(csvs, qts)])
@@ -656,24 +636,24 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
                 continue
             if not U <= snap_id <= u:
                 gaps += 1
-                f, ln = where(b0)
+                f, ln = where(c["g"][b0])
                 report.anomaly(SEQUENCE_GAP, file=f, line=ln,
                                detail=f"first update after snapshot {snap_id} has U={U} u={u}")
         elif last_u is not None and pu != last_u:
             gaps += 1
-            f, ln = where(b0)
+            f, ln = where(c["g"][b0])
             report.anomaly(SEQUENCE_GAP, file=f, line=ln, detail=f"pu={pu} does not follow previous u={last_u}")
         last_u = u
     n_set = int(np.sum(~c["snap"]))
     first_snap = int(np.argmax(c["snap"])) if c["snap"].any() else n
     if first_snap and n_set:
-        f, ln = where(0)
+        f, ln = where(c["g"][0])
         report.anomaly(NO_SNAPSHOT, file=f, line=ln, count=int(np.sum(~c["snap"][:first_snap])),
                        detail="updates before any snapshot (the book is partial until one)")
     report.info.update({"rows": n, "snapshots": len(clear_before), "stale_batches_dropped": stale,
                         "local_clock": "none in data: ts_local = ts_exch"})
 
-    ts = _monotone(c["ts"], report, np.arange(n), where, "depth row")
+    ts = monotone_ts(c["ts"], report, c["g"], where, "depth row")
     last = np.zeros(n, bool)
     last[ends - 1] = True
     sel = np.nonzero(keep)[0]
@@ -696,10 +676,9 @@ def read_binance_depth_csv(paths, *, symbol=None, tick_size=None, lot_size=None,
     ev["kind"][cpos] = int(EventKind.CLEAR)
     ev["flags"][cpos] = _SNAP
     report.info["events"] = len(ev)
-    rowline = np.zeros(len(ev), np.int64)
-    rowfile = np.zeros(len(ev), np.int64)
-    rowline[pos], rowfile[pos] = c["line"][sel], c["file"][sel]
-    rowline[cpos], rowfile[cpos] = c["line"][cb], c["file"][cb]
-    _check_crossed(ev, np.arange(len(ev)), report, lambda i: (paths[int(rowfile[i])], int(rowline[i])))
+    eline = np.zeros(len(ev), np.int64)
+    eline[pos] = c["g"][sel]
+    eline[cpos] = c["g"][cb]
+    report_crossed(ev, eline, report, where)
     return Events(ev, inst, report)
 
