@@ -195,10 +195,8 @@ class ReferenceBook:
                 del self._side_map(side)[price]
         return left
 
-    # -- L3 operations ----------------------------------------------------
-    def add(self, order_id, side, price, qty):
-        """Rest a new order at the tail of its price level; never matches,
-        even if it crosses the other side (feeds can do that). O(log L)."""
+    def _new_order(self, order_id, side, price, qty):
+        """Validate a new order's fields in the C book's order: side, qty, price, duplicate id."""
         self._live()
         order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
         side = self._check_side(side)
@@ -206,6 +204,13 @@ class ReferenceBook:
         self._check_price(price)
         if order_id in self._orders:
             raise _fail(Status.DUPLICATE_ORDER, f"order {order_id} is already in the book")
+        return order_id, side, price, qty
+
+    # -- L3 operations ----------------------------------------------------
+    def add(self, order_id, side, price, qty):
+        """Rest a new order at the tail of its price level; never matches,
+        even if it crosses the other side (feeds can do that). O(log L)."""
+        order_id, side, price, qty = self._new_order(order_id, side, price, qty)
         self._check_total(qty)
         self._rest(order_id, side, price, qty)
         self._added += qty
@@ -288,12 +293,7 @@ class ReferenceBook:
         tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1, Status.BAD_TIF)
         if tif == TimeInForce.MARKET:
             price = 0  # ignored
-        order_id, price, qty = _order_id(order_id), _price(price), _qty(qty)
-        side = self._check_side(side)
-        qty = self._check_qty(qty)
-        self._check_price(price)
-        if order_id in self._orders:
-            raise _fail(Status.DUPLICATE_ORDER, f"order {order_id} is already in the book")
+        order_id, side, price, qty = self._new_order(order_id, side, price, qty)
 
         market = tif == TimeInForce.MARKET
         opp = self._asks if side == BID else self._bids
