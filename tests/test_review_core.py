@@ -1,9 +1,11 @@
 """Regression tests from an adversarial review of the C core (csrc/book.c) and its wrappers.
 
-* Tests marked BUG (in their docstrings) reproduce defects the review found
+* The first group guards defects the review found and that have since been fixed
   (shared handle after copy, close() racing a running call, misaligned arrays,
   wrong exception after out-of-memory, wrapping totals, bools taken as ints,
-  validation order differing from the reference); they failed before the fix.
+  validation order differing from the reference). Each docstring says what used
+  to happen and what is now required; each test failed on the reviewed code and
+  passes on the fixed one.
 * The others guard the places a reviewer is most likely to find bugs
   (hash-map backward-shift deletion, ladder_find at its linear/binary
   boundary and at INT64 extremes, all-or-nothing under allocation failure,
@@ -56,18 +58,19 @@ def same_view(c, r, levels=8):
 
 
 # =========================================================================
-# Confirmed bugs: these tests FAIL on the reviewed code.
+# Defects the review found (fixed since): these tests failed on the reviewed code.
 # =========================================================================
 
 def test_copy_of_a_book_is_refused_or_independent():
-    """BUG (use-after-free): copy.copy(OrderBook) shares the ffi.gc handle.
+    """Regression test (use-after-free): a copy of a book must not share its C handle.
 
-    _Book has no __copy__/__reduce__, so copy.copy() gives a second Python
-    object holding the *same* lob_book pointer. close() on either frees the C
-    book while the other still has a non-None _ptr: every later call reads
-    freed memory (observed: "invalid event kind for this book" from a garbage
-    `type` field, or a segfault). Fix: define __copy__ / __deepcopy__ /
-    __reduce__ on _Book raising TypeError (or implement a real deep copy).
+    In the reviewed code _Book had no __copy__/__reduce__, so copy.copy() gave a
+    second Python object holding the *same* lob_book pointer; close() on one freed
+    the C book under the other, whose later calls read freed memory ("invalid event
+    kind for this book" from a garbage `type` field, or a segfault). Required now:
+    copying is refused with TypeError (what _Book does today) or yields a fully
+    independent book that survives the original's close(). Runs in a child so that a
+    regression crashes the child, not the session.
     """
     rc, out = run_child(
         """
@@ -90,51 +93,135 @@ def test_copy_of_a_book_is_refused_or_independent():
     assert rc == 0 and ("REFUSED" in out or "INDEPENDENT" in out), f"rc={rc}\n{out[-2000:]}"
 
 
-def test_close_from_another_thread_during_apply_does_not_crash():
-    """BUG (use-after-free / data race): cffi releases the GIL around every C
-    call (API mode), and _Book has no lock. A thread calling book.close()
-    while another thread is inside book.apply() frees the book under the
-    running C loop: segfault (observed rc=-11). Concurrent add()/submit() on
-    one book race the same way, and also share the scratch buffers
-    self._n / self._rested / self._info. Fix: a per-book lock taken around
-    each C call and in close() (or keep a busy count and make close() wait /
-    refuse while a call is in flight); document that a book is not
-    thread-safe otherwise.
-    """
-    rc, out = run_child(
-        """
-        import threading, time, numpy as np
-        from lobsim import EVENT_DTYPE
-        from lobsim.book import OrderBook
-        n = 2_000_000
-        ev = np.zeros(n, EVENT_DTYPE)
-        ev["kind"] = 1; ev["order_id"] = np.arange(n); ev["side"] = 1
-        ev["price"] = np.arange(n) % 5000; ev["qty"] = 1
-        b = OrderBook()
-        def closer():
-            time.sleep(0.03)
-            b.close()
-        t = threading.Thread(target=closer); t.start()
+CLOSE_DURING_APPLY_CHILD = """
+import json, sys, threading, time
+import numpy as np
+from lobsim import EVENT_DTYPE
+from lobsim.book import OrderBook
+
+# With a 10 s switch interval a thread that holds the GIL keeps it until it blocks or
+# sleeps. The apply thread takes the GIL back when its C call returns and keeps it from
+# releasing the book's lock until it has stored t_ret; so the main thread cannot run
+# Python code (take t_call, or return from close()) anywhere in that stretch. Hence
+# t_call < t_ret proves the lock was still held when close() was called, and
+# t_ret <= t_closed proves close() returned only after the apply had released it.
+sys.setswitchinterval(10.0)
+
+def adds(n):
+    ev = np.zeros(n, EVENT_DTYPE)
+    ev["kind"] = 1; ev["order_id"] = np.arange(n); ev["side"] = 1
+    ev["price"] = np.arange(n) % 5000; ev["qty"] = 1
+    return ev
+
+n = 250_000
+while True:  # an array whose apply takes tens of ms however fast the book gets
+    ev = adds(n)
+    with OrderBook() as ref:
+        t0 = time.perf_counter()
+        expected = ref.apply(ev)
+        base = time.perf_counter() - t0
+    if base >= 0.03 or n >= 4_000_000:
+        break
+    n *= 2
+one = adds(1)
+one["order_id"] = n + 1
+
+reps = []
+for _ in range(REPS):
+    b = OrderBook()
+    out = {}
+    def run():
         try:
-            b.apply(ev)
-            print("APPLIED")
+            out["result"] = b.apply(ev)
+        except BaseException as e:
+            out["error"] = repr(e)
+        out["t_ret"] = time.perf_counter()
+    th = threading.Thread(target=run)
+    th.start()
+    deadline = time.perf_counter() + 30
+    while not b._lock.locked() and "t_ret" not in out:  # wait until apply holds the lock
+        if time.perf_counter() > deadline:
+            sys.exit("the apply never took the book's lock")
+        time.sleep(1e-4)
+    t_call = time.perf_counter()
+    b.close()
+    t_closed = time.perf_counter()
+    th.join()
+    refused = 0  # calls that would succeed on an open book
+    for call in (lambda: b.apply(one), lambda: len(b), b.best_bid, lambda: b.add(n + 2, 1, 1, 1), b.check):
+        try:
+            call()
         except ValueError:
-            print("REFUSED")
-        t.join()
-        """
-    )
-    assert rc == 0, f"child died with rc={rc}\n{out[-2000:]}"
+            refused += 1
+    reps.append(dict(
+        raced=t_call < out["t_ret"],  # apply had not returned when close() was called
+        close_after_apply=out["t_ret"] <= t_closed,
+        blocked_ms=(t_closed - t_call) * 1e3,
+        result_ok=out.get("result") == expected,
+        error=out.get("error"),
+        refused=refused,
+    ))
+print("RESULT " + json.dumps(dict(n=n, base_ms=base * 1e3, applied=expected.applied,
+                                  rejected=expected.rejected, reps=reps)))
+"""
+
+
+def _close_during_apply(reps=5, prelude=""):
+    """Run CLOSE_DURING_APPLY_CHILD (after `prelude`) in a child; return (rc, output, parsed RESULT or None)."""
+    import json
+
+    rc, out = run_child(prelude + CLOSE_DURING_APPLY_CHILD.replace("REPS", str(reps)), timeout=120)
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+    return rc, out, (json.loads(line[len("RESULT "):]) if line else None)
+
+
+def test_close_from_another_thread_waits_for_a_running_apply():
+    """Regression test: close() from one thread while another thread is inside apply().
+
+    cffi releases the GIL around every C call, so before each book had a lock a close()
+    from another thread freed the C book under the running apply loop (a use-after-free:
+    the child died with SIGSEGV). Now every call holds the book's lock and close() takes
+    it too: close() must block until the apply has returned, the apply must return its
+    full, correct result, and the book must be closed afterwards (calls raise ValueError).
+
+    The race is made certain rather than left to a timer: the child waits until the
+    apply thread holds the lock (book._lock.locked()), then calls close(); each repetition
+    records whether the apply was still running when close() was called and whether
+    close() returned only after the apply did (see the child's comment on why the
+    timestamps are exact). At least 3 of 5 repetitions must have raced.
+
+    Checked that it can fail, with `_close_during_apply(prelude=...)` patching the book:
+    a close() that frees the book without taking the lock (`from lobsim.book._book import
+    _Book, ffi` and `_Book.close = lambda self: (ffi.release(self._ptr), setattr(self,
+    "_ptr", None)) if self._ptr is not None else None`) kills the child (SIGSEGV, or glibc
+    abort "double free or corruption") in 3 runs out of 3; a close() that returns at once
+    (`_Book.close = lambda self: None`) gives close_after_apply false and refused 0 in
+    every repetition. Both make this test fail; with the real lock it passes.
+    """
+    rc, out, res = _close_during_apply()
+    assert rc == 0 and res is not None, f"child died with rc={rc}\n{out[-2000:]}"
+    assert res["applied"] == res["n"] and res["rejected"] == 0, res
+    assert res["base_ms"] >= 10 or res["n"] >= 4_000_000, res  # the apply ran long enough to race
+    for r in res["reps"]:
+        assert r["error"] is None and r["result_ok"], r
+        assert r["refused"] == 5, r  # every call on the closed book raised ValueError
+        if r["raced"]:
+            assert r["close_after_apply"], f"close() returned while apply was still running: {r}"
+    raced = sum(r["raced"] for r in res["reps"])
+    assert raced >= 3, f"the close() did not race the apply often enough to test anything: {res}"
 
 
 def test_misaligned_event_array_is_refused_or_copied():
-    """BUG (undefined behaviour): event_buffer() checks dtype, ndim,
-    C-contiguity and itemsize but not alignment. EVENT_DTYPE has alignment 1
-    in numpy, so np.frombuffer(buf, EVENT_DTYPE, offset=1) is "aligned" for
-    numpy, yet C reads it through `const lob_event *` (8-byte aligned
-    int64 members): UBSan reports "member access within misaligned address"
-    in apply_one (book.c:662) for exactly this input. Fix: in event_buffer,
-    refuse (or np.require(..., requirements="A") / copy) arrays whose data
-    address is not a multiple of ffi.alignof("lob_event").
+    """Regression test (undefined behaviour): C must never get a misaligned event pointer.
+
+    EVENT_DTYPE has alignment 1 in numpy, so np.frombuffer(buf, EVENT_DTYPE,
+    offset=1) is "aligned" for numpy, yet C reads it through `const lob_event *`
+    (8-byte aligned int64 members). The reviewed event_buffer() checked dtype,
+    ndim, C-contiguity and itemsize but not alignment, and UBSan reported "member
+    access within misaligned address" in apply_one for exactly this input.
+    Required now: event_buffer() either refuses such an array (TypeError/ValueError)
+    or hands C a pointer that is a multiple of ffi.alignof("lob_event") (today it
+    copies the array).
     """
     raw = bytearray(48 * 2 + 8)
     ev = np.frombuffer(raw, dtype=EVENT_DTYPE, count=2, offset=1)
@@ -149,16 +236,16 @@ def test_misaligned_event_array_is_refused_or_copied():
 
 
 def test_nonstrict_apply_out_of_memory_raises_memory_error():
-    """BUG (wrong error reported): in non-strict mode lob_book_apply stops on
-    LOB_ERR_NOMEM and returns it, but result_note() keeps first_error /
-    first_error_index of an *earlier* skipped event. _Book.apply builds its
-    exception from result.first_error, so an out-of-memory replay raises
-    OrderNotFound("event 0 ... unknown order id") instead of MemoryError, and
-    the caller cannot tell where the replay stopped. (Confirmed in C too: rc
-    -1 with result.first_error -3 at index 0.) Fix: when result_note() stops
-    the run, record that event (or add stop_index/stop_error fields), and in
-    Python raise from the returned rc, not from result.first_error. Same for
-    lob_depth_series / depth_series.
+    """Regression test (wrong error reported): running out of memory in a non-strict
+    apply must raise MemoryError, not the error of an earlier skipped event.
+
+    In the reviewed code lob_book_apply stopped on LOB_ERR_NOMEM and returned it,
+    but the result kept first_error / first_error_index of an *earlier* skipped
+    event, and _Book.apply built its exception from those: an out-of-memory replay
+    raised OrderNotFound("event 0 ... unknown order id"), hiding both the cause and
+    where the replay stopped. Required now: the exception comes from the status that
+    stopped the run (MemoryError here, with event 0 an unknown id skipped first).
+    Skipped if the address-space limit does not bite on this machine.
     """
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs Linux /proc and RLIMIT_AS")
@@ -189,16 +276,16 @@ def test_nonstrict_apply_out_of_memory_raises_memory_error():
 
 
 def test_totals_are_exact_and_match_reference():
-    """BUG: the book keeps added/executed/cancelled/resting as wrapping
-    uint64 and lob_book_totals_get casts them into int64 fields. Three legal
-    adds (each level total fits in int64, so level_overflows() lets them
-    through) put 2**64 + 4 lots in the book: totals() reports resting = 4
-    (after two adds it reports -3), while depth() shows the real level
-    totals and ReferenceBook (the oracle) reports 2**64 + 4. Fix: refuse, in
-    both C and ReferenceBook, a mutation that would push the book-wide
-    `resting` past INT64_MAX (as level_overflows() does per level), and
-    declare the cumulative counters uint64_t so they are never negative;
-    or keep exact wide counters.
+    """Regression test: totals() must be exact and agree with depth() and the reference.
+
+    In the reviewed code the book kept its counters as wrapping uint64 cast to
+    int64 on output, and only checked each level's total against INT64_MAX. Three
+    adds whose levels each fit in int64 put 2**64 + 4 lots in the book: totals()
+    reported resting = 4 (-3 after two adds), while depth() showed the real level
+    totals and ReferenceBook reported 2**64 + 4. Required now: after each add the
+    C book and ReferenceBook both accept or both refuse it (both now refuse an add
+    that would push the book-wide resting total past INT64_MAX), no total is
+    negative, resting equals what depth() shows, and totals() equals the reference's.
     """
     c, r = OrderBook(), ReferenceBook()
     for args in [(1, Side.BID, 100, INT64_MAX), (2, Side.BID, 101, INT64_MAX - 1), (3, Side.ASK, 200, 7)]:
@@ -231,14 +318,14 @@ def test_totals_are_exact_and_match_reference():
     ids=["order_id", "side", "price", "qty", "np_side", "np_qty"],
 )
 def test_bool_arguments_are_refused_like_the_reference(call):
-    """BUG (boundary validation): OrderBook.add/reduce/delete/execute/modify/
-    order and LevelBook.set_level hand arguments straight to cffi, which
-    accepts bool and numpy.bool_ as integers; _int_arg (which refuses bools)
-    runs only after cffi raised. So OrderBook.add(1, True, 100, 5) rests a
-    bid, while OrderBook.submit(1, True, ...) and every ReferenceBook method
-    raise InvalidOrder: the C book and its oracle disagree. Fix: in _call,
-    refuse `bool`/`np.bool_` values up front (e.g. `if any(isinstance(v,
-    (bool, np.bool_)) for v in args)`), before the cffi fast path.
+    """Regression test (boundary validation): bools are refused as integer arguments,
+    by the C book exactly as by the reference.
+
+    In the reviewed code OrderBook's methods handed arguments straight to cffi,
+    which takes bool and numpy.bool_ as integers (the bool check ran only after
+    cffi raised): OrderBook.add(1, True, 100, 5) rested a bid while ReferenceBook
+    raised InvalidOrder, so the C book and its oracle disagreed. Required now: a
+    bool in any position raises InvalidOrder from both books.
     """
     name, args = call
     with pytest.raises(InvalidOrder):
@@ -248,22 +335,25 @@ def test_bool_arguments_are_refused_like_the_reference(call):
 
 
 def test_level_book_refuses_bool_side():
-    """BUG: same as above for LevelBook.set_level (side=True sets a bid level)."""
+    """Regression test: as above for LevelBook.set_level, where side=True used to set a
+    bid level; it must raise InvalidOrder."""
     with pytest.raises(InvalidOrder):
         LevelBook().set_level(True, 100, 5)
 
 
 def test_rejection_reasons_match_reference_when_several_fields_are_bad():
-    """BUG (C book vs oracle): the C book validates add as side, qty, price,
-    duplicate and modify as unknown-id, qty, price, while ReferenceBook checks
-    the price range first. With a price of INT64_MIN (which EVENT_DTYPE can
-    carry) the two books name different reasons in apply() (by_reason, and
-    the field named by a strict error): e.g. ADD side=0 price=INT64_MIN is
-    'invalid side' in C but 'invalid price' in the reference; MODIFY of an
-    unknown id at INT64_MIN is OrderNotFound in C but InvalidOrder in the
-    reference. The hypothesis state machine never sees it because it only
-    draws prices 97..103. Fix: make ReferenceBook validate in the C order (or
-    the other way round) and widen the property test's price strategy.
+    """Regression test (C book vs oracle): when several fields of an event are bad,
+    both books must name the same reason.
+
+    In the reviewed code the C book validated an add as side, qty, price, duplicate
+    and a modify as unknown id, qty, price, while ReferenceBook checked the price
+    range first. With a price of INT64_MIN (which EVENT_DTYPE can carry) they named
+    different reasons: ADD side=0 price=INT64_MIN was 'invalid side' in C but
+    'invalid price' in the reference; MODIFY of an unknown id at INT64_MIN was
+    OrderNotFound in C but InvalidOrder in the reference (the state machine never
+    saw it: it draws prices 97..103). Required now: the same by_reason counts in a
+    non-strict apply, and for each event alone in a strict apply the same exception
+    class and message head.
     """
     ev = np.zeros(3, EVENT_DTYPE)
     ev[0] = (0, 0, 1, INT64_MIN, 5, 0, EventKind.ADD, 0, 0)
@@ -493,8 +583,11 @@ def test_random_differential_with_extreme_values():
     """C OrderBook vs ReferenceBook on every operation with ids at 0 / 2**63 /
     UINT64_MAX, prices at INT64_MIN(+1)/INT64_MAX, qtys near INT64_MAX (level
     overflow), all five TIFs and clear(); results, exceptions, depth, queue
-    positions must agree. Two known divergences are excluded here because
-    they have their own failing tests above (totals wrap, error precedence)."""
+    positions must agree. Two corners are narrowed here because each has its own
+    regression test above: a MODIFY at INT64_MIN is moved to INT64_MIN + 1 (error
+    precedence: test_rejection_reasons_match_reference_when_several_fields_are_bad)
+    and totals are compared modulo 2**64 (exact totals:
+    test_totals_are_exact_and_match_reference)."""
     ids = list(range(40)) + [2**63, UINT64_MAX, 0]
     prices = [INT64_MIN, INT64_MIN + 1, INT64_MIN + 2, -2, -1, 0, 1, 2, INT64_MAX - 1, INT64_MAX]
     qtys = [-1, 0, 1, 2, INT64_MAX, INT64_MAX - 1, 2**62, INT64_MIN]
