@@ -1,22 +1,70 @@
-"""Instrument: exact decimal tick and lot sizes; the only place floats meet ticks."""
+"""Instrument: exact decimal tick and lot sizes; the only place floats meet ticks.
+
+pyarrow is imported only by parse_decimal_strings, so `import lobsim` stays light.
+"""
+import operator
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, Inexact, InvalidOperation, Overflow
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from lobsim.errors import DataError
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Multiplication in this context is exact: a product needs at most the sum of
+# its operands' digits, far below MAX_PREC, and the exponent range is unbounded
+# for practical purposes. (The default context would round at 28 digits.)
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+# Division: a quotient below 10**20 that is an integer needs at most 20 digits,
+# so 40 digits of precision lose nothing; anything longer raises Inexact.
+_DIVIDE = Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
+
 
 def _decimal(value, what):
+    """`value` (str, int, float via its repr, Decimal) as a finite Decimal; DataError naming it otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal, np.integer, np.floating)):
+        raise DataError(f"{what} {value!r:.80} is not a decimal number")
     try:
-        d = Decimal(str(value)) if not isinstance(value, Decimal) else value
+        d = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
-        raise ValueError(f"{what} {value!r} is not a decimal number") from None
+        raise DataError(f"{what} {value!r:.80} is not a decimal number") from None
     if not d.is_finite():
-        raise ValueError(f"{what} {value!r} is not finite")
+        raise DataError(f"{what} {value!r} is not finite")
     return d
+
+
+def _integer(value, what):
+    """An integer count of ticks or lots (int or numpy integer); DataError for anything else (no truncation)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise DataError(f"{what} {value!r:.80} is not an integer") from None
+
+
+def _int_quotient(d, unit):
+    """d / unit as an int when it is an exact integer, None when it is not.
+
+    OverflowError when the quotient is an integer outside int64. Bounded work
+    whatever the size of d's exponent or digits.
+    """
+    if d == 0:
+        return 0
+    mag = d.adjusted() - unit.adjusted()  # |d / unit| lies in (10**(mag - 1), 10**(mag + 1))
+    if mag < 0:
+        return None  # 0 < |q| < 1
+    if mag > 19:
+        raise OverflowError  # |q| > 10**19 > int64
+    try:
+        q = _DIVIDE.divide(d, unit)
+    except Inexact:
+        return None  # more than 40 significant digits: not an integer below 10**20
+    if q != q.to_integral_value():
+        return None
+    q = int(q)
+    if not INT64_MIN <= q <= INT64_MAX:
+        raise OverflowError
+    return q
 
 
 @dataclass(frozen=True)
@@ -33,10 +81,12 @@ class Instrument:
     lot_size: Decimal = Decimal(1)
 
     def __post_init__(self):
+        if not isinstance(self.symbol, str):
+            raise DataError(f"symbol {self.symbol!r:.80} is not a string")
         for name in ("tick_size", "lot_size"):
             d = _decimal(getattr(self, name), name)
             if d <= 0:
-                raise ValueError(f"{name} must be positive, got {d}")
+                raise DataError(f"{name} must be positive, got {d}")
             object.__setattr__(self, name, d)
 
     # -- scalars -----------------------------------------------------------
@@ -49,19 +99,23 @@ class Instrument:
         return self._to_units(qty, self.lot_size, "size", where)
 
     def ticks_to_price(self, ticks):
-        """int ticks -> exact Decimal price."""
-        return int(ticks) * self.tick_size
+        """int ticks -> exact Decimal price (never rounded, whatever its digits)."""
+        return _EXACT.multiply(Decimal(_integer(ticks, "ticks")), self.tick_size)
 
     def lots_to_qty(self, lots):
-        return int(lots) * self.lot_size
+        """int lots -> exact Decimal size."""
+        return _EXACT.multiply(Decimal(_integer(lots, "lots")), self.lot_size)
 
     @staticmethod
     def _to_units(value, unit, what, where):
         d = _decimal(value, what)
-        q = d / unit
-        if q != q.to_integral_value():
+        try:
+            q = _int_quotient(d, unit)
+        except OverflowError:
+            raise DataError(f"{what} {value} is too large for int64 in units of {unit}", file=where) from None
+        if q is None:
             raise DataError(f"{what} {value} is not a multiple of {unit}", file=where)
-        return int(q)
+        return q
 
     # -- arrays ------------------------------------------------------------
     def prices_from_scaled(self, values, scale, where=None, line_offset=1):
@@ -79,21 +133,25 @@ class Instrument:
     @staticmethod
     def _scaled_to_units(values, scale, unit, what, where, line_offset):
         values = np.asarray(values, dtype=np.int64)
-        step = unit * int(scale)  # one unit expressed in 1/scale
+        step = _EXACT.multiply(unit, Decimal(int(scale)))  # one unit expressed in 1/scale
         if step != step.to_integral_value():
             # unit is finer than the data's resolution: multiply instead
-            factor = Decimal(1) / step
-            if factor != factor.to_integral_value():
+            try:
+                factor = _int_quotient(Decimal(1), step)
+            except OverflowError:
+                factor = None
+            if factor is None:
                 raise DataError(f"{what} unit {unit} does not fit data scale 1/{scale}", file=where)
-            factor = int(factor)
             big = np.flatnonzero(np.abs(values) > (2**63 - 1) // factor)  # would wrap in int64
             if len(big):
                 i = int(big[0])
                 raise DataError(f"{what} {Decimal(int(values[i])) / int(scale)} is too large for int64 in units of "
                                 f"{unit}", file=where, line=i + line_offset)
             return values * factor
-        step = int(step)
-        bad = np.nonzero(values % step)[0]
+        too_big = step > INT64_MAX  # then no nonzero int64 value is a multiple (and numpy cannot take it)
+        if not too_big:
+            step = int(step)
+        bad = np.flatnonzero(values) if too_big else np.flatnonzero(values % step)
         if len(bad):
             i = int(bad[0])
             raise DataError(
@@ -102,14 +160,19 @@ class Instrument:
                 line=i + line_offset,
                 detail=f"{len(bad)} such values in all",
             )
-        return values // step
+        return np.zeros_like(values) if too_big else values // step
 
     def to_dict(self):
         return {"symbol": self.symbol, "tick_size": str(self.tick_size), "lot_size": str(self.lot_size)}
 
     @classmethod
     def from_dict(cls, d):
-        return cls(d["symbol"], Decimal(d["tick_size"]), Decimal(d["lot_size"]))
+        """Inverse of to_dict; DataError (a ValueError) naming the bad value, KeyError for a missing one."""
+        sizes = {k: d[k] for k in ("tick_size", "lot_size")}
+        for k, v in sizes.items():
+            if not isinstance(v, str):  # to_dict writes exact decimal strings, never floats
+                raise DataError(f"{k} {v!r:.80} is not a decimal string")
+        return cls(d["symbol"], sizes["tick_size"], sizes["lot_size"])
 
 
 _DECIMAL_RE = r"^-?[0-9]+(\.[0-9]+)?$"
@@ -126,6 +189,9 @@ def parse_decimal_strings(strings, where=None, line_offset=1):
     the scale's digits). Raises DataError naming the first offending entry
     (line = index + line_offset).
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     arr = strings if isinstance(strings, pa.Array) else pa.array(np.asarray(strings).astype(str), type=pa.string())
     if len(arr) == 0:
         return np.zeros(0, dtype=np.int64), 1
