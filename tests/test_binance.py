@@ -3,6 +3,7 @@ captures in shared/data/binance (book replayed in C must equal the vendor's book
 import gzip
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -326,6 +327,55 @@ def _count_lines(paths, needle):
     return n
 
 
+def _raw_capture(paths):
+    """The capture's messages parsed line by line with json, without lobsim's reader: the
+    first REST snapshot, (U, u, pu) of every depth diff, u of every bookTicker, trade counts."""
+    out = SimpleNamespace(snapshot=None, diffs=[], ticker_u=[], trades=0, trade_sells=0)
+    for p in paths:
+        with gzip.open(p, "rt") as fh:
+            for line in fh:
+                msg = json.loads(line.partition(" ")[2])
+                if "lastUpdateId" in msg:
+                    out.snapshot = out.snapshot or msg
+                    continue
+                stream, d = msg["stream"], msg["data"]
+                if "@depth" in stream:
+                    out.diffs.append((d["U"], d["u"], d.get("pu")))
+                elif stream.endswith("@bookTicker"):
+                    out.ticker_u.append(d["u"])
+                elif stream.endswith("@trade"):
+                    out.trades += 1
+                    out.trade_sells += d["m"] is True  # buyer is maker: the seller aggressed
+    return out
+
+
+def _raw_book_ticker_matches(raw):
+    """How many bookTickers carry the update id of a point where the futures book is complete,
+    derived from the raw messages by Binance's documented rules: the snapshot (lastUpdateId L)
+    and every diff kept after it (diffs with u < L are dropped; the first kept one bridges L,
+    U <= L <= u; each later one chains, pu == previous u). The rules are checked, not assumed."""
+    last_id = raw.snapshot["lastUpdateId"]
+    kept = [d for d in raw.diffs if d[1] >= last_id]
+    assert kept and kept[0][0] <= last_id <= kept[0][1]
+    assert all(b[2] == a[1] for a, b in zip(kept, kept[1:]))  # no gap: one book throughout
+    ends = {u for _, u, _ in kept} | {last_id}
+    return sum(u in ends for u in raw.ticker_u)
+
+
+@pytest.fixture(scope="module")
+def usdm_raw():
+    if not USDM.exists():
+        pytest.skip(f"{USDM} absent")
+    return _raw_capture([USDM])
+
+
+@pytest.fixture(scope="module")
+def cm_raw():
+    if not all(p.exists() for p in CM):
+        pytest.skip("COIN-M captures absent")
+    return _raw_capture(CM)
+
+
 @pytest.fixture(scope="module")
 def usdm():
     if not USDM.exists():
@@ -363,18 +413,20 @@ def _ticker_check(cap, paths):
 
 
 @needs_data
-def test_usdm_counts_and_layout(usdm):
+def test_usdm_counts_and_layout(usdm, usdm_raw):
     rep, ev = usdm.events.report, usdm.events.array
     assert not rep, str(rep)
-    # counts stated in shared/data/README.md
-    assert rep.info["depth_diffs"] == 6551
-    assert rep.info["trades"] == 21313
-    assert rep.info["book_ticker_lines_skipped"] == 66089
+    # the reader's counts equal those of the raw lines parsed with json ...
+    assert rep.info["depth_diffs"] == len(usdm_raw.diffs)
+    assert rep.info["trades"] == usdm_raw.trades
+    assert rep.info["book_ticker_lines_skipped"] == len(usdm_raw.ticker_u)
+    # ... which are the figures shared/data/README.md states for this file
+    assert (len(usdm_raw.diffs), usdm_raw.trades, len(usdm_raw.ticker_u)) == (6551, 21313, 66089)
     assert rep.info["snapshots"] == 1 and rep.info["venue"] == "futures"
     assert (str(usdm.events.instrument.tick_size), str(usdm.events.instrument.lot_size)) == ("0.1", "0.001")
     assert np.all(np.diff(ev["ts_exch"]) >= 0)
     kinds = ev["kind"]
-    assert int((kinds == EventKind.TRADE).sum()) == 21313
+    assert int((kinds == EventKind.TRADE).sum()) == usdm_raw.trades
     assert int((kinds == EventKind.CLEAR).sum()) == 1
     # one BATCH_END per applied diff plus the snapshot's
     applied = rep.info["depth_diffs"] - rep.info["stale_diffs_dropped"]
@@ -383,30 +435,33 @@ def test_usdm_counts_and_layout(usdm):
     depth_ids = usdm.update_id[kinds != EventKind.TRADE]
     assert np.all(np.diff(depth_ids) >= 0)
     # aggressor side: m=true (buyer is maker) -> sell
-    sells = _count_lines([USDM], lambda ln: b"@trade" in ln[:60] and b'"m":true' in ln)
-    assert int(((kinds == EventKind.TRADE) & (ev["side"] == -1)).sum()) == sells
-    # snapshot: 1000 levels a side, flagged, first thing of the book stream
+    assert int(((kinds == EventKind.TRADE) & (ev["side"] == -1)).sum()) == usdm_raw.trade_sells
+    # snapshot: a CLEAR then one level per entry of the REST snapshot (1000 a side), flagged,
+    # first thing of the book stream
     snap = ev[(ev["flags"] & SNAP) != 0]
-    assert len(snap) == 2001 and snap[0]["kind"] == EventKind.CLEAR
+    levels = len(usdm_raw.snapshot["bids"]) + len(usdm_raw.snapshot["asks"])
+    assert len(snap) == 1 + levels and levels == 2000 and snap[0]["kind"] == EventKind.CLEAR
 
 
 @needs_data
-def test_usdm_book_equals_book_ticker(usdm):
+def test_usdm_book_equals_book_ticker(usdm, usdm_raw):
     b, bad_px, bad_qty, ds = _ticker_check(usdm, USDM)
-    assert len(b) == 629  # bookTickers whose update id ends a diff batch
+    # bookTickers whose update id ends a diff batch (or the snapshot), derived from the raw
+    # JSON lines: 629 of 66,089 on this file
+    assert len(b) == _raw_book_ticker_matches(usdm_raw) > 0
     assert bad_px == 0 and bad_qty == 0
     assert np.all(ds.bid_px[:, 0] < ds.ask_px[:, 0])
 
 
 @needs_data
-def test_cm_two_files_continue_and_match_book_ticker(cm):
+def test_cm_two_files_continue_and_match_book_ticker(cm, cm_raw):
     rep = cm.events.report
     assert not rep, str(rep)  # in particular no sequence gap at the file boundary
     assert rep.info["files"] == 2
     n_depth = _count_lines(CM, lambda ln: b"@depth" in ln[:60])
     assert rep.info["depth_diffs"] == n_depth
     b, bad_px, bad_qty, _ = _ticker_check(cm, CM)
-    assert len(b) == 1885
+    assert len(b) == _raw_book_ticker_matches(cm_raw) > 0  # derived from the raw lines: 1,885
     assert bad_px == 0 and bad_qty == 0
     with gzip.open(CM[1], "rb") as fh:
         start2 = int(fh.readline().split(b" ", 1)[0])
@@ -479,8 +534,8 @@ def _write(path, lines):
 
 
 @needs_data
-def test_book_ticker_helper_counts(usdm):
+def test_book_ticker_helper_counts(usdm, usdm_raw):
     bt = read_binance_book_ticker(USDM, usdm.events.instrument)
-    assert len(bt) == 66089
+    assert bt["update_id"].tolist() == usdm_raw.ticker_u  # every bookTicker line, in file order
     assert np.all(bt["bid_px"] < bt["ask_px"])
     assert np.all(np.diff(bt["update_id"]) > 0)
