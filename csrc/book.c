@@ -3,19 +3,38 @@
  * batch apply and depth series.
  *
  * Design:
- * - Orders and levels live in index-addressed pools (growable arrays with a
- *   free list), so nothing is malloc'ed per order on the hot path and handing
- *   out indices never hands out pointers.
- * - Each side is a "ladder": a sorted array of level keys with a parallel
- *   array of level indices. The key is the price for bids and -price for
- *   asks, so both ladders are ascending and the best level is always the last
- *   entry: best bid/ask is O(1), and inserting or removing near the top (where
- *   almost all activity is) moves only a few entries. Memory is proportional
- *   to live levels, not to the price range.
+ * - Orders, levels and ladder blocks live in index-addressed pools (growable
+ *   arrays with a free list), so nothing is malloc'ed per order on the hot
+ *   path and handing out indices never hands out pointers.
+ * - Each side is a "ladder": its levels sorted by key (price for bids, -price
+ *   for asks, so both ascend and the best level is always the last entry),
+ *   stored as a two-level B-tree: blocks of up to BLOCK_KEYS sorted keys, and
+ *   an array of the blocks in order with each block's first key. Finding a
+ *   level is a binary search over the block heads, then within one block;
+ *   inserting or removing moves at most one block's entries (a block splits
+ *   when full and merges with a neighbour when it runs low), so the cost does
+ *   not grow with the depth of the book, nor with where the level is (near
+ *   the touch, deep inside, below the worst level). The best level is O(1).
+ *   Memory is proportional to live levels, never to the price range.
  * - A level is a FIFO doubly linked list of orders (price-time priority) with
- *   its total qty and order count.
+ *   its total qty and order count. Each order carries a priority stamp (a
+ *   book-wide sequence number taken when it joins a FIFO): within a level,
+ *   an order is ahead of another exactly when its stamp is smaller.
  * - An open-addressing hash map (linear probing, backward-shift deletion)
- *   maps order id -> order index for O(1) cancel/execute/modify.
+ *   maps order id -> order index for O(1) cancel/execute/modify. The hash is
+ *   a strong 64-bit mix of the id XOR a per-book random seed, so no fixed set
+ *   of ids (e.g. multiples of a public multiplier's inverse) can pile into one
+ *   probe chain. The seed never affects results: nothing iterates the map
+ *   except the invariant checker.
+ * - Memory comes back: when live orders, levels or blocks fall below 1/8 of
+ *   their pool (or ids below 1/16 of the map), the book is compacted into
+ *   right-sized arrays in one O(live) pass (amortized O(1) per removal);
+ *   clear() drops everything and returns to the initial sizes, O(1) in the
+ *   peak size. Compaction is optional: if its allocation fails, nothing
+ *   changes.
+ * - Every mutation reserves what it can need first (id map room, an order
+ *   slot, a level slot, a block, ladder room), so a failing call changes
+ *   nothing.
  * - Conservation counters (added / executed / cancelled) use unsigned
  *   wrapping arithmetic so long replays cannot overflow into UB; the
  *   invariant checker compares them modulo 2^64.
@@ -23,17 +42,29 @@
  */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define NIL (-1)
+#define BLOCK_KEYS 64          /* levels per ladder block */
+#define BLOCK_LOW (BLOCK_KEYS / 4)      /* a block this small tries to merge */
+#define BLOCK_MERGED (BLOCK_KEYS * 3 / 4) /* ... if the merged block stays this small */
+#define BLOCK_PACK (BLOCK_KEYS * 3 / 4) /* levels per block after a compaction */
+#define MIN_ORDERS 64
+#define MIN_LEVELS 64
+#define MIN_BLOCKS 4
+#define MIN_MAP 128            /* power of two */
+#define MIN_LADDER 4
 
 typedef struct {
     uint64_t id;
+    uint64_t stamp; /* priority: smaller = earlier in its level's FIFO */
     int64_t price;
     int64_t qty;
-    int32_t level; /* level pool index */
+    int32_t level; /* level pool index; NIL while the slot is free */
     int32_t prev;  /* order pool indices within the level FIFO; NIL at ends */
     int32_t next;  /* also the free-list link while the slot is free */
     int8_t side;
@@ -49,9 +80,17 @@ typedef struct {
 } level_t;
 
 typedef struct {
-    int64_t *key; /* ascending; best at the end */
-    int32_t *lv;
-    size_t n, cap;
+    int64_t key[BLOCK_KEYS]; /* ascending */
+    int32_t lv[BLOCK_KEYS];  /* level pool index of each key */
+    int32_t n;               /* keys in use, >= 1 while the block is in a ladder */
+    int32_t next_free;
+} block_t;
+
+typedef struct {
+    int32_t *blk;   /* block pool indices, in key order */
+    int64_t *first; /* first key of each block, for the binary search */
+    size_t nblk, cap;
+    size_t n;       /* levels on this side */
 } ladder_t;
 
 typedef struct {
@@ -68,12 +107,24 @@ struct lob_book {
     level_t *levels;
     size_t levels_cap;
     int32_t level_free;
+    block_t *blocks;
+    size_t blocks_cap;
+    int32_t block_free;
+    size_t n_blocks;
     ladder_t bids, asks;
     slot_t *map;
     size_t map_cap; /* power of two */
-    int map_shift;  /* 64 - log2(map_cap): the hash uses the high product bits */
+    uint64_t seed;  /* per-book hash seed */
+    uint64_t next_stamp;
     uint64_t added, executed, cancelled, resting;
 };
+
+/* Where a key is (or would go) in a ladder: block position and index in it. */
+typedef struct {
+    size_t bi;
+    int32_t pos;
+    int found;
+} place_t;
 
 /* ------------------------------------------------------------------ errors */
 
@@ -106,33 +157,46 @@ static ladder_t *ladder_of(lob_book *b, int side) { return side == LOB_SIDE_BID 
 static const ladder_t *cladder_of(const lob_book *b, int side) {
     return side == LOB_SIDE_BID ? &b->bids : &b->asks;
 }
+static size_t level_total(const lob_book *b) { return b->bids.n + b->asks.n; }
 
 /* ------------------------------------------------------------- id hash map */
 
-static size_t map_hash(const lob_book *b, uint64_t id) {
-    return (size_t)(lob_fib_mix(id) >> b->map_shift);
+static size_t map_home(const lob_book *b, uint64_t id) {
+    return (size_t)(lob_mix64(id ^ b->seed) & (b->map_cap - 1));
 }
 
 /* Slot holding id, or the empty slot where it would go. */
 static size_t map_probe(const lob_book *b, uint64_t id) {
     size_t mask = b->map_cap - 1;
-    size_t i = map_hash(b, id);
+    size_t i = map_home(b, id);
     while (b->map[i].val != NIL && b->map[i].key != id) i = (i + 1) & mask;
     return i;
 }
 
 static int32_t map_get(const lob_book *b, uint64_t id) { return b->map[map_probe(b, id)].val; }
 
-static int map_resize(lob_book *b, size_t cap) {
+static void map_put(lob_book *b, uint64_t id, int32_t oi) {
+    size_t slot = map_probe(b, id);
+    b->map[slot].key = id;
+    b->map[slot].val = oi;
+}
+
+/* Allocate an empty map of cap slots. */
+static slot_t *map_alloc(size_t cap) {
     slot_t *m = malloc(cap * sizeof(slot_t));
+    if (m)
+        for (size_t i = 0; i < cap; i++) m[i].val = NIL;
+    return m;
+}
+
+/* Rehash into cap slots (a power of two); LOB_ERR_NOMEM changes nothing. */
+static int map_resize(lob_book *b, size_t cap) {
+    slot_t *m = map_alloc(cap);
     if (!m) return LOB_ERR_NOMEM;
-    for (size_t i = 0; i < cap; i++) m[i].val = NIL;
     slot_t *old = b->map;
     size_t old_cap = b->map_cap;
     b->map = m;
     b->map_cap = cap;
-    b->map_shift = 64;
-    for (size_t c = cap; c > 1; c >>= 1) b->map_shift--;
     for (size_t i = 0; i < old_cap; i++)
         if (old[i].val != NIL) b->map[map_probe(b, old[i].key)] = old[i];
     free(old);
@@ -142,6 +206,7 @@ static int map_resize(lob_book *b, size_t cap) {
 /* Make room for one more id (load factor <= 1/2). */
 static int map_reserve(lob_book *b) {
     if ((b->n_orders + 1) * 2 <= b->map_cap) return LOB_OK;
+    if (b->map_cap > SIZE_MAX / 2 / sizeof(slot_t)) return LOB_ERR_NOMEM;
     return map_resize(b, b->map_cap * 2);
 }
 
@@ -154,7 +219,7 @@ static void map_remove(lob_book *b, uint64_t id) {
     for (;;) {
         j = (j + 1) & mask;
         if (b->map[j].val == NIL) break;
-        size_t home = map_hash(b, b->map[j].key);
+        size_t home = map_home(b, b->map[j].key);
         /* Move j into the hole i if its home is not in (i, j] cyclically. */
         if (((j - home) & mask) >= ((j - i) & mask)) {
             b->map[i] = b->map[j];
@@ -166,20 +231,25 @@ static void map_remove(lob_book *b, uint64_t id) {
 
 /* ------------------------------------------------------------------ pools */
 
-/* Make sure one free order slot exists. */
-static int order_reserve(lob_book *b) {
-    if (b->order_free == NIL) {
-        size_t old = b->orders_cap;
-        if (old >= (size_t)INT32_MAX / 2) return LOB_ERR_NOMEM;
-        int rc = LOB_GROW(b->orders, b->orders_cap, old + 1);
-        if (rc) return rc;
-        for (size_t i = b->orders_cap; i-- > old;) {
-            b->orders[i].next = b->order_free;
-            b->order_free = (int32_t)i;
-        }
-    }
-    return LOB_OK;
-}
+/* Pool growth: double the array and thread the new slots onto the free list.
+ * Slots are int32 indices, so a pool stops short of INT32_MAX entries. */
+#define POOL_RESERVE(arr, cap, free_head, link)                                 \
+    do {                                                                        \
+        if ((free_head) != NIL) return LOB_OK;                                  \
+        size_t old_ = (cap);                                                    \
+        if (old_ >= (size_t)INT32_MAX / 2) return LOB_ERR_NOMEM;                \
+        int rc_ = LOB_GROW(arr, cap, old_ + 1);                                 \
+        if (rc_) return rc_;                                                    \
+        for (size_t i_ = (cap); i_-- > old_;) {                                 \
+            (arr)[i_].link = (free_head);                                       \
+            (free_head) = (int32_t)i_;                                          \
+        }                                                                       \
+        return LOB_OK;                                                          \
+    } while (0)
+
+static int order_reserve(lob_book *b) { POOL_RESERVE(b->orders, b->orders_cap, b->order_free, next); }
+static int level_reserve(lob_book *b) { POOL_RESERVE(b->levels, b->levels_cap, b->level_free, next_free); }
+static int block_reserve(lob_book *b) { POOL_RESERVE(b->blocks, b->blocks_cap, b->block_free, next_free); }
 
 static int32_t order_take(lob_book *b) {
     int32_t i = b->order_free;
@@ -193,60 +263,192 @@ static void order_release(lob_book *b, int32_t i) {
     b->order_free = i;
 }
 
-/* Make sure one free level slot exists. */
-static int level_reserve(lob_book *b) {
-    if (b->level_free == NIL) {
-        size_t old = b->levels_cap;
-        if (old >= (size_t)INT32_MAX / 2) return LOB_ERR_NOMEM;
-        int rc = LOB_GROW(b->levels, b->levels_cap, old + 1);
-        if (rc) return rc;
-        for (size_t i = b->levels_cap; i-- > old;) {
-            b->levels[i].next_free = b->level_free;
-            b->level_free = (int32_t)i;
-        }
-    }
-    return LOB_OK;
+static int32_t block_take(lob_book *b) {
+    int32_t i = b->block_free;
+    b->block_free = b->blocks[i].next_free;
+    b->blocks[i].n = 0;
+    b->n_blocks++;
+    return i;
+}
+
+static void block_release(lob_book *b, int32_t i) {
+    b->blocks[i].next_free = b->block_free;
+    b->block_free = i;
+    b->n_blocks--;
 }
 
 /* ---------------------------------------------------------------- ladders */
 
-/* Position of key in the ladder if present (*found = 1), else the insertion
- * point. Scans the top few entries first: most activity is near the best. */
-static size_t ladder_find(const ladder_t *l, int64_t key, int *found) {
-    size_t n = l->n;
-    size_t stop = n > 8 ? n - 8 : 0;
-    size_t i = n;
-    while (i > stop && l->key[i - 1] > key) i--;
-    if (i == stop && stop > 0 && l->key[i - 1] > key) {
-        size_t lo = 0, hi = stop; /* answer in [lo, hi] */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (l->key[mid] > key) hi = mid;
-            else lo = mid + 1;
-        }
-        i = lo;
-    }
-    /* now every key before i is <= key, every key from i on is > key */
-    if (i > 0 && l->key[i - 1] == key) {
-        *found = 1;
-        return i - 1;
-    }
-    *found = 0;
-    return i;
+static const block_t *cblock_at(const lob_book *b, const ladder_t *l, size_t bi) {
+    return &b->blocks[l->blk[bi]];
 }
 
+/* Locate key: the block that holds it or would take it, and the index of the
+ * key in it (found) or of the first larger key (not found). Checks the last
+ * block first: most activity is near the best. O(log levels). */
+static place_t ladder_find(const lob_book *b, const ladder_t *l, int64_t key) {
+    place_t p = {0, 0, 0};
+    if (l->nblk == 0) return p;
+    size_t bi = l->nblk - 1;
+    if (key < l->first[bi]) { /* last block with first <= key, or block 0 */
+        size_t lo = 0, hi = bi; /* first[hi] > key */
+        while (hi - lo > 1) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (l->first[mid] <= key) lo = mid;
+            else hi = mid;
+        }
+        bi = lo;
+    }
+    const block_t *k = cblock_at(b, l, bi);
+    int32_t lo = 0, hi = k->n; /* answer in [lo, hi]: first index with key[i] > key */
+    if (k->key[k->n - 1] <= key) lo = hi = k->n; /* fast path: at or after the block's end */
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (k->key[mid] > key) hi = mid;
+        else lo = mid + 1;
+    }
+    p.bi = bi;
+    if (lo > 0 && k->key[lo - 1] == key) {
+        p.pos = lo - 1;
+        p.found = 1;
+    } else {
+        p.pos = lo;
+    }
+    return p;
+}
+
+/* Room in the block index arrays for one more block. */
 static int ladder_reserve(ladder_t *l) {
-    if (l->n < l->cap) return LOB_OK;
-    size_t kcap = l->cap, vcap = l->cap;
-    if (LOB_GROW(l->key, kcap, l->n + 1) != LOB_OK || LOB_GROW(l->lv, vcap, l->n + 1) != LOB_OK)
-        return LOB_ERR_NOMEM; /* a grown key array alone is harmless */
-    l->cap = kcap < vcap ? kcap : vcap;
+    if (l->nblk < l->cap) return LOB_OK;
+    size_t bcap = l->cap, fcap = l->cap;
+    if (LOB_GROW(l->blk, bcap, l->nblk + 1) != LOB_OK || LOB_GROW(l->first, fcap, l->nblk + 1) != LOB_OK)
+        return LOB_ERR_NOMEM; /* a grown first array alone is harmless */
+    l->cap = bcap < fcap ? bcap : fcap;
     return LOB_OK;
+}
+
+/* Put block pool index k at block position bi. Needs ladder room. */
+static void ladder_insert_block(lob_book *b, ladder_t *l, size_t bi, int32_t k) {
+    memmove(l->blk + bi + 1, l->blk + bi, (l->nblk - bi) * sizeof *l->blk);
+    memmove(l->first + bi + 1, l->first + bi, (l->nblk - bi) * sizeof *l->first);
+    l->blk[bi] = k;
+    l->first[bi] = b->blocks[k].key[0];
+    l->nblk++;
+}
+
+static void ladder_drop_block(lob_book *b, ladder_t *l, size_t bi) {
+    block_release(b, l->blk[bi]);
+    memmove(l->blk + bi, l->blk + bi + 1, (l->nblk - bi - 1) * sizeof *l->blk);
+    memmove(l->first + bi, l->first + bi + 1, (l->nblk - bi - 1) * sizeof *l->first);
+    l->nblk--;
+}
+
+/* Insert (key, li) at place p (from ladder_find, not found). Needs a reserved
+ * free block and ladder room (reserve_level), so it cannot fail. */
+static void ladder_insert(lob_book *b, ladder_t *l, place_t p, int64_t key, int32_t li) {
+    if (l->nblk == 0) {
+        int32_t k = block_take(b);
+        b->blocks[k].key[0] = key;
+        b->blocks[k].lv[0] = li;
+        b->blocks[k].n = 1;
+        ladder_insert_block(b, l, 0, k);
+        l->n++;
+        return;
+    }
+    block_t *k = &b->blocks[l->blk[p.bi]];
+    if (k->n == BLOCK_KEYS) { /* split: the upper half moves to a new block after it */
+        int32_t ni = block_take(b);
+        k = &b->blocks[l->blk[p.bi]];
+        block_t *nk = &b->blocks[ni];
+        int32_t half = BLOCK_KEYS / 2;
+        memcpy(nk->key, k->key + half, (size_t)(BLOCK_KEYS - half) * sizeof *k->key);
+        memcpy(nk->lv, k->lv + half, (size_t)(BLOCK_KEYS - half) * sizeof *k->lv);
+        nk->n = BLOCK_KEYS - half;
+        k->n = half;
+        ladder_insert_block(b, l, p.bi + 1, ni);
+        if (p.pos > half) {
+            p.bi++;
+            p.pos -= half;
+            k = nk;
+        }
+    }
+    memmove(k->key + p.pos + 1, k->key + p.pos, (size_t)(k->n - p.pos) * sizeof *k->key);
+    memmove(k->lv + p.pos + 1, k->lv + p.pos, (size_t)(k->n - p.pos) * sizeof *k->lv);
+    k->key[p.pos] = key;
+    k->lv[p.pos] = li;
+    k->n++;
+    if (p.pos == 0) l->first[p.bi] = key;
+    l->n++;
+}
+
+/* Merge block bi + 1 into block bi if the result holds at most BLOCK_MERGED
+ * keys; returns 1 if merged. */
+static int ladder_merge(lob_book *b, ladder_t *l, size_t bi) {
+    block_t *a = &b->blocks[l->blk[bi]];
+    const block_t *c = &b->blocks[l->blk[bi + 1]];
+    if (a->n + c->n > BLOCK_MERGED) return 0;
+    memcpy(a->key + a->n, c->key, (size_t)c->n * sizeof *c->key);
+    memcpy(a->lv + a->n, c->lv, (size_t)c->n * sizeof *c->lv);
+    a->n += c->n;
+    ladder_drop_block(b, l, bi + 1);
+    return 1;
+}
+
+/* Remove the entry at place p (found). Frees an emptied block; a block that
+ * ran low merges into its left neighbour and then takes in its right one,
+ * each when the result stays at most 3/4 full. This keeps every pair of
+ * adjacent blocks above BLOCK_LOW keys, so blocks <= 2 * levels / BLOCK_LOW + 1
+ * (the checker verifies it). */
+static void ladder_remove(lob_book *b, ladder_t *l, place_t p) {
+    block_t *k = &b->blocks[l->blk[p.bi]];
+    memmove(k->key + p.pos, k->key + p.pos + 1, (size_t)(k->n - p.pos - 1) * sizeof *k->key);
+    memmove(k->lv + p.pos, k->lv + p.pos + 1, (size_t)(k->n - p.pos - 1) * sizeof *k->lv);
+    k->n--;
+    l->n--;
+    if (k->n == 0) {
+        ladder_drop_block(b, l, p.bi);
+        return;
+    }
+    if (p.pos == 0) l->first[p.bi] = k->key[0];
+    if (k->n >= BLOCK_LOW) return;
+    size_t bi = p.bi;
+    if (bi > 0 && ladder_merge(b, l, bi - 1)) bi--;
+    if (bi + 1 < l->nblk) ladder_merge(b, l, bi);
+}
+
+/* The best level of a ladder (NIL if empty). O(1). */
+static int32_t ladder_best(const lob_book *b, const ladder_t *l) {
+    if (l->nblk == 0) return NIL;
+    const block_t *k = cblock_at(b, l, l->nblk - 1);
+    return k->lv[k->n - 1];
+}
+
+/* Levels from the best outwards: a cursor over (block, index). */
+typedef struct {
+    const ladder_t *l;
+    size_t bi; /* block position + 1; 0 = done */
+    int32_t pos;
+} walk_t;
+
+static walk_t walk_start(const lob_book *b, const ladder_t *l) {
+    walk_t w = {l, l->nblk, 0};
+    if (l->nblk) w.pos = cblock_at(b, l, l->nblk - 1)->n - 1;
+    return w;
+}
+
+/* Next level index from the best outwards, NIL at the end. */
+static int32_t walk_next(const lob_book *b, walk_t *w) {
+    if (w->bi == 0) return NIL;
+    const block_t *k = cblock_at(b, w->l, w->bi - 1);
+    int32_t li = k->lv[w->pos];
+    if (--w->pos < 0 && --w->bi > 0) w->pos = cblock_at(b, w->l, w->bi - 1)->n - 1;
+    return li;
 }
 
 /* Reserve what creating one level on `side` can need, so creation cannot fail. */
 static int reserve_level(lob_book *b, int side) {
     int rc = level_reserve(b);
+    if (!rc) rc = block_reserve(b);
     return rc ? rc : ladder_reserve(ladder_of(b, side));
 }
 
@@ -263,9 +465,8 @@ static int reserve_insert(lob_book *b, int side) {
 static int32_t level_find_or_create(lob_book *b, int side, int64_t price) {
     ladder_t *l = ladder_of(b, side);
     int64_t key = side_key(side, price);
-    int found;
-    size_t pos = ladder_find(l, key, &found);
-    if (found) return l->lv[pos];
+    place_t p = ladder_find(b, l, key);
+    if (p.found) return b->blocks[l->blk[p.bi]].lv[p.pos];
     int32_t li = b->level_free;
     b->level_free = b->levels[li].next_free;
     level_t *lv = &b->levels[li];
@@ -274,32 +475,22 @@ static int32_t level_find_or_create(lob_book *b, int side, int64_t price) {
     lv->count = 0;
     lv->head = lv->tail = NIL;
     lv->side = (int8_t)side;
-    memmove(l->key + pos + 1, l->key + pos, (l->n - pos) * sizeof(int64_t));
-    memmove(l->lv + pos + 1, l->lv + pos, (l->n - pos) * sizeof(int32_t));
-    l->key[pos] = key;
-    l->lv[pos] = li;
-    l->n++;
+    ladder_insert(b, l, p, key, li);
     return li;
 }
 
 /* Existing level at (side, price) or NIL. */
 static int32_t level_find(const lob_book *b, int side, int64_t price) {
     const ladder_t *l = cladder_of(b, side);
-    int found;
-    size_t pos = ladder_find(l, side_key(side, price), &found);
-    return found ? l->lv[pos] : NIL;
+    place_t p = ladder_find(b, l, side_key(side, price));
+    return p.found ? cblock_at(b, l, p.bi)->lv[p.pos] : NIL;
 }
 
 static void level_remove(lob_book *b, int32_t li) {
     level_t *lv = &b->levels[li];
     ladder_t *l = ladder_of(b, lv->side);
-    int found;
-    size_t pos = ladder_find(l, side_key(lv->side, lv->price), &found);
-    if (found) {
-        memmove(l->key + pos, l->key + pos + 1, (l->n - pos - 1) * sizeof(int64_t));
-        memmove(l->lv + pos, l->lv + pos + 1, (l->n - pos - 1) * sizeof(int32_t));
-        l->n--;
-    }
+    place_t p = ladder_find(b, l, side_key(lv->side, lv->price));
+    if (p.found) ladder_remove(b, l, p);
     lv->next_free = b->level_free;
     b->level_free = li;
 }
@@ -310,6 +501,7 @@ static void fifo_append(lob_book *b, int32_t li, int32_t oi) {
     level_t *lv = &b->levels[li];
     order_t *o = &b->orders[oi];
     o->level = li;
+    o->stamp = ++b->next_stamp;
     o->prev = lv->tail;
     o->next = NIL;
     if (lv->tail != NIL) b->orders[lv->tail].next = oi;
@@ -355,7 +547,176 @@ static int total_overflows(const lob_book *b, int64_t extra) {
     return extra > 0 && (uint64_t)extra > (uint64_t)INT64_MAX - b->resting;
 }
 
+/* ------------------------------------------------------------ compaction */
+
+/* Smallest power of two >= need, at least lo (a power of two). */
+static size_t pow2_at_least(size_t need, size_t lo) {
+    size_t c = lo;
+    while (c < need && c <= SIZE_MAX / 2) c *= 2;
+    return c;
+}
+
+/* New storage for a compaction, all-or-nothing. */
+typedef struct {
+    order_t *orders;
+    level_t *levels;
+    block_t *blocks;
+    slot_t *map;
+    int32_t *blk[2];
+    int64_t *first[2];
+    size_t orders_cap, levels_cap, blocks_cap, map_cap, ladder_cap[2];
+} storage_t;
+
+static void storage_free(storage_t *s) {
+    free(s->orders);
+    free(s->levels);
+    free(s->blocks);
+    free(s->map);
+    for (int i = 0; i < 2; i++) {
+        free(s->blk[i]);
+        free(s->first[i]);
+    }
+}
+
+/* Rebuild the book into right-sized arrays in one O(live) pass, keeping every
+ * FIFO order, priority stamp and counter. LOB_ERR_NOMEM changes nothing. */
+static int book_compact(lob_book *b) {
+    const ladder_t *lad[2] = {&b->bids, &b->asks};
+    size_t nlev = level_total(b);
+    storage_t s;
+    memset(&s, 0, sizeof s);
+    s.orders_cap = pow2_at_least(2 * b->n_orders, MIN_ORDERS);
+    s.levels_cap = pow2_at_least(2 * nlev, MIN_LEVELS);
+    size_t need_blocks = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t nb = (lad[i]->n + BLOCK_PACK - 1) / BLOCK_PACK;
+        s.ladder_cap[i] = pow2_at_least(2 * nb, MIN_LADDER);
+        need_blocks += nb;
+    }
+    s.blocks_cap = pow2_at_least(2 * need_blocks, MIN_BLOCKS);
+    s.map_cap = pow2_at_least(4 * b->n_orders, MIN_MAP);
+    if (b->type == LOB_BOOK_L2) s.orders_cap = 0; /* an L2 book has no orders */
+    s.orders = s.orders_cap ? malloc(s.orders_cap * sizeof *s.orders) : NULL;
+    s.levels = malloc(s.levels_cap * sizeof *s.levels);
+    s.blocks = malloc(s.blocks_cap * sizeof *s.blocks);
+    s.map = map_alloc(s.map_cap);
+    int ok = (s.orders || !s.orders_cap) && s.levels && s.blocks && s.map;
+    for (int i = 0; i < 2; i++) {
+        s.blk[i] = malloc(s.ladder_cap[i] * sizeof *s.blk[i]);
+        s.first[i] = malloc(s.ladder_cap[i] * sizeof *s.first[i]);
+        ok = ok && s.blk[i] && s.first[i];
+    }
+    if (!ok) {
+        storage_free(&s);
+        return LOB_ERR_NOMEM;
+    }
+    /* Copy levels in key order and their orders in FIFO order; pack blocks. */
+    int32_t no = 0, nl = 0, nbk = 0;
+    size_t nblk[2] = {0, 0};
+    uint64_t seed = b->seed;
+    for (int i = 0; i < 2; i++) {
+        const ladder_t *l = lad[i];
+        for (size_t bi = 0; bi < l->nblk; bi++) {
+            const block_t *k = cblock_at(b, l, bi);
+            for (int32_t j = 0; j < k->n; j++) {
+                block_t *dst;
+                if (nblk[i] == 0 || s.blocks[s.blk[i][nblk[i] - 1]].n == BLOCK_PACK) {
+                    s.blk[i][nblk[i]] = nbk;
+                    s.first[i][nblk[i]] = k->key[j];
+                    s.blocks[nbk].n = 0;
+                    nblk[i]++;
+                    nbk++;
+                }
+                dst = &s.blocks[s.blk[i][nblk[i] - 1]];
+                const level_t *old = &b->levels[k->lv[j]];
+                level_t *lv = &s.levels[nl];
+                *lv = *old;
+                lv->head = lv->tail = NIL;
+                for (int32_t oi = old->head; oi != NIL; oi = b->orders[oi].next) {
+                    order_t *o = &s.orders[no];
+                    *o = b->orders[oi];
+                    o->level = nl;
+                    o->prev = lv->tail;
+                    o->next = NIL;
+                    if (lv->tail != NIL) s.orders[lv->tail].next = no;
+                    else lv->head = no;
+                    lv->tail = no;
+                    size_t slot = (size_t)(lob_mix64(o->id ^ seed) & (s.map_cap - 1));
+                    while (s.map[slot].val != NIL) slot = (slot + 1) & (s.map_cap - 1);
+                    s.map[slot].key = o->id;
+                    s.map[slot].val = no;
+                    no++;
+                }
+                dst->key[dst->n] = k->key[j];
+                dst->lv[dst->n] = nl;
+                dst->n++;
+                nl++;
+            }
+        }
+    }
+    /* Free lists over the rest of each pool, lowest index first. */
+    int32_t of = NIL, lf = NIL, bf = NIL;
+    for (size_t i = s.orders_cap; i-- > (size_t)no;) {
+        s.orders[i].next = of;
+        s.orders[i].level = NIL;
+        of = (int32_t)i;
+    }
+    for (size_t i = s.levels_cap; i-- > (size_t)nl;) {
+        s.levels[i].next_free = lf;
+        lf = (int32_t)i;
+    }
+    for (size_t i = s.blocks_cap; i-- > (size_t)nbk;) {
+        s.blocks[i].next_free = bf;
+        bf = (int32_t)i;
+    }
+    free(b->orders);
+    free(b->levels);
+    free(b->blocks);
+    free(b->map);
+    ladder_t *dl[2] = {&b->bids, &b->asks};
+    for (int i = 0; i < 2; i++) {
+        free(dl[i]->blk);
+        free(dl[i]->first);
+        dl[i]->blk = s.blk[i];
+        dl[i]->first = s.first[i];
+        dl[i]->cap = s.ladder_cap[i];
+        dl[i]->nblk = nblk[i];
+    }
+    b->orders = s.orders;
+    b->orders_cap = s.orders_cap;
+    b->order_free = of;
+    b->levels = s.levels;
+    b->levels_cap = s.levels_cap;
+    b->level_free = lf;
+    b->blocks = s.blocks;
+    b->blocks_cap = s.blocks_cap;
+    b->block_free = bf;
+    b->n_blocks = (size_t)nbk;
+    b->map = s.map;
+    b->map_cap = s.map_cap;
+    return LOB_OK;
+}
+
+/* After a public call that removed something: compact when a pool is
+ * mostly empty. The thresholds (1/8, 1/16) sit well below what a compaction
+ * leaves (1/2, 1/4), so the book never oscillates between the two. */
+static void maybe_shrink(lob_book *b) {
+    if ((b->orders_cap > MIN_ORDERS && b->n_orders * 8 < b->orders_cap) ||
+        (b->levels_cap > MIN_LEVELS && level_total(b) * 8 < b->levels_cap) ||
+        (b->blocks_cap > MIN_BLOCKS && b->n_blocks * 8 < b->blocks_cap) ||
+        (b->map_cap > MIN_MAP && b->n_orders * 16 < b->map_cap))
+        (void)book_compact(b); /* optional: on failure the big arrays stay */
+}
+
 /* ------------------------------------------------------------- lifecycle */
+
+/* A per-book hash seed: a process-wide counter mixed with the book's address
+ * and the time, so books differ and no id set is known to collide. */
+static uint64_t new_seed(const lob_book *b) {
+    static atomic_uint_fast64_t counter;
+    uint64_t c = (uint64_t)atomic_fetch_add(&counter, 1);
+    return lob_mix64(lob_mix64(c) ^ (uint64_t)(uintptr_t)b ^ ((uint64_t)time(NULL) << 24));
+}
 
 int lob_book_new(int book_type, lob_book **out) {
     if (!out || (book_type != LOB_BOOK_L2 && book_type != LOB_BOOK_L3)) return LOB_ERR_INVALID_ARG;
@@ -363,9 +724,9 @@ int lob_book_new(int book_type, lob_book **out) {
     lob_book *b = calloc(1, sizeof(*b));
     if (!b) return LOB_ERR_NOMEM;
     b->type = book_type;
-    b->order_free = NIL;
-    b->level_free = NIL;
-    if (map_resize(b, 1024)) {
+    b->order_free = b->level_free = b->block_free = NIL;
+    b->seed = new_seed(b);
+    if (book_compact(b) != LOB_OK) { /* allocates the initial sizes */
         free(b);
         return LOB_ERR_NOMEM;
     }
@@ -377,12 +738,20 @@ void lob_book_free(lob_book *b) {
     if (!b) return;
     free(b->orders);
     free(b->levels);
-    free(b->bids.key);
-    free(b->bids.lv);
-    free(b->asks.key);
-    free(b->asks.lv);
+    free(b->blocks);
+    free(b->bids.blk);
+    free(b->bids.first);
+    free(b->asks.blk);
+    free(b->asks.first);
     free(b->map);
     free(b);
+}
+
+size_t lob_book_memory(const lob_book *b) {
+    if (!b) return 0;
+    return sizeof *b + b->orders_cap * sizeof(order_t) + b->levels_cap * sizeof(level_t) +
+           b->blocks_cap * sizeof(block_t) + b->map_cap * sizeof(slot_t) +
+           (b->bids.cap + b->asks.cap) * (sizeof(int32_t) + sizeof(int64_t));
 }
 
 /* ---------------------------------------------------------- L3 operations */
@@ -401,9 +770,7 @@ static int insert_order(lob_book *b, uint64_t id, int side, int64_t price, int64
     o->qty = qty;
     o->side = (int8_t)side;
     fifo_append(b, li, oi);
-    size_t slot = map_probe(b, id);
-    b->map[slot].key = id;
-    b->map[slot].val = oi;
+    map_put(b, id, oi);
     b->n_orders++;
     b->resting += (uint64_t)qty;
     b->added += (uint64_t)qty;
@@ -422,7 +789,6 @@ int lob_book_add(lob_book *b, uint64_t id, int side, int64_t price, int64_t qty)
 
 /* Take qty off an order (cancel or execution); removes it at zero. */
 static int take_qty(lob_book *b, uint64_t id, int64_t qty, uint64_t *counter) {
-    if (!b) return LOB_ERR_INVALID_ARG;
     if (b->type != LOB_BOOK_L3) return LOB_ERR_BAD_KIND;
     int32_t oi = map_get(b, id);
     if (oi == NIL) return LOB_ERR_UNKNOWN_ORDER;
@@ -431,6 +797,7 @@ static int take_qty(lob_book *b, uint64_t id, int64_t qty, uint64_t *counter) {
     *counter += (uint64_t)qty;
     if (qty == o->qty) {
         order_remove(b, oi);
+        maybe_shrink(b);
     } else {
         o->qty -= qty;
         b->levels[o->level].qty -= qty;
@@ -454,6 +821,7 @@ int lob_book_delete(lob_book *b, uint64_t id) {
     if (oi == NIL) return LOB_ERR_UNKNOWN_ORDER;
     b->cancelled += (uint64_t)b->orders[oi].qty;
     order_remove(b, oi);
+    maybe_shrink(b);
     return LOB_OK;
 }
 
@@ -498,6 +866,7 @@ int lob_book_modify(lob_book *b, uint64_t id, int64_t price, int64_t qty) {
         b->cancelled += (uint64_t)(old - qty);
         b->resting -= (uint64_t)(old - qty);
     }
+    maybe_shrink(b);
     return LOB_OK;
 }
 
@@ -509,15 +878,15 @@ int lob_book_set_level(lob_book *b, int side, int64_t price, int64_t qty) {
     if (!valid_side(side)) return LOB_ERR_BAD_SIDE;
     if (qty < 0) return LOB_ERR_BAD_QTY;
     if (!valid_price(price)) return LOB_ERR_BAD_PRICE;
+    int32_t li = level_find(b, side, price);
     if (qty == 0) {
-        int32_t li = level_find(b, side, price);
         if (li != NIL) {
             b->resting -= (uint64_t)b->levels[li].qty;
             level_remove(b, li);
+            maybe_shrink(b);
         }
         return LOB_OK;
     }
-    int32_t li = level_find(b, side, price);
     if (total_overflows(b, qty - (li == NIL ? 0 : b->levels[li].qty))) return LOB_ERR_BAD_QTY;
     if (li == NIL) {
         int rc = reserve_level(b, side);
@@ -529,25 +898,34 @@ int lob_book_set_level(lob_book *b, int side, int64_t price, int64_t qty) {
     return LOB_OK;
 }
 
-int lob_book_clear(lob_book *b) {
-    if (!b) return LOB_ERR_INVALID_ARG;
-    b->cancelled += b->type == LOB_BOOK_L3 ? b->resting : 0;
-    b->resting = 0;
-    b->bids.n = b->asks.n = 0;
-    /* Rebuild the free lists over the whole pools. */
-    b->order_free = NIL;
+/* Thread every slot of the pools onto their free lists (clear's fallback
+ * when the small arrays cannot be allocated). O(capacity). */
+static void reset_in_place(lob_book *b) {
+    b->order_free = b->level_free = b->block_free = NIL;
     for (size_t i = b->orders_cap; i-- > 0;) {
         b->orders[i].next = b->order_free;
         b->orders[i].level = NIL;
         b->order_free = (int32_t)i;
     }
-    b->level_free = NIL;
     for (size_t i = b->levels_cap; i-- > 0;) {
         b->levels[i].next_free = b->level_free;
         b->level_free = (int32_t)i;
     }
+    for (size_t i = b->blocks_cap; i-- > 0;) {
+        b->blocks[i].next_free = b->block_free;
+        b->block_free = (int32_t)i;
+    }
     for (size_t i = 0; i < b->map_cap; i++) b->map[i].val = NIL;
-    b->n_orders = 0;
+}
+
+int lob_book_clear(lob_book *b) {
+    if (!b) return LOB_ERR_INVALID_ARG;
+    b->cancelled += b->type == LOB_BOOK_L3 ? b->resting : 0;
+    b->resting = 0;
+    b->bids.n = b->asks.n = b->bids.nblk = b->asks.nblk = 0;
+    b->n_orders = b->n_blocks = 0;
+    /* Empty ladders compact into the initial sizes: O(1), memory returned. */
+    if (book_compact(b) != LOB_OK) reset_in_place(b);
     return LOB_OK;
 }
 
@@ -559,10 +937,9 @@ static int crosses(int taker_side, int tif, int64_t limit, int64_t resting_price
 }
 
 int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t qty, int tif,
-                    lob_fill *fills, size_t cap, size_t *n_fills, int64_t *rested_qty) {
-    if (!b || !n_fills || !rested_qty || (cap && !fills)) return LOB_ERR_INVALID_ARG;
-    *n_fills = 0;
-    *rested_qty = 0;
+                    lob_fill *fills, size_t cap, lob_submit_result *out) {
+    if (!b || !out || (cap && !fills)) return LOB_ERR_INVALID_ARG;
+    memset(out, 0, sizeof *out);
     if (b->type != LOB_BOOK_L3) return LOB_ERR_BAD_KIND;
     if (tif < LOB_TIF_GTC || tif > LOB_TIF_MARKET) return LOB_ERR_BAD_TIF;
     if (!valid_side(side)) return LOB_ERR_BAD_SIDE;
@@ -572,20 +949,29 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
 
     /* Dry run: how much would match, and how many fills would it take? */
     const ladder_t *opp = cladder_of(b, -side);
-    int64_t want = qty, avail = 0;
+    int64_t avail = 0;
     size_t needed = 0;
-    for (size_t k = opp->n; k-- > 0 && avail < want;) {
-        const level_t *lv = &b->levels[opp->lv[k]];
+    walk_t w = walk_start(b, opp);
+    for (int32_t li; avail < qty && (li = walk_next(b, &w)) != NIL;) {
+        const level_t *lv = &b->levels[li];
         if (!crosses(side, tif, price, lv->price)) break;
-        for (int32_t oi = lv->head; oi != NIL && avail < want; oi = b->orders[oi].next) {
-            avail += b->orders[oi].qty < want - avail ? b->orders[oi].qty : want - avail;
+        for (int32_t oi = lv->head; oi != NIL && avail < qty; oi = b->orders[oi].next) {
+            avail += b->orders[oi].qty < qty - avail ? b->orders[oi].qty : qty - avail;
             needed++;
         }
     }
-    if (tif == LOB_TIF_POST_ONLY && needed > 0) return LOB_ERR_WOULD_CROSS;
-    if (tif == LOB_TIF_FOK && avail < qty) return LOB_OK; /* killed, nothing happens */
+    if (tif == LOB_TIF_POST_ONLY && needed > 0) {
+        out->outcome = LOB_SUBMIT_REJECTED;
+        out->reject_code = LOB_ERR_WOULD_CROSS;
+        return LOB_OK;
+    }
+    if (tif == LOB_TIF_FOK && avail < qty) { /* killed, nothing happens */
+        out->outcome = LOB_SUBMIT_KILLED;
+        out->killed_qty = qty;
+        return LOB_OK;
+    }
     if (needed > cap) {
-        *n_fills = needed;
+        out->n_fills = needed;
         return LOB_ERR_CAPACITY;
     }
     int64_t rest = qty - avail;
@@ -604,7 +990,7 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
     int64_t left = avail;
     size_t nf = 0;
     while (left > 0) {
-        level_t *lv = &b->levels[opl->lv[opl->n - 1]];
+        level_t *lv = &b->levels[ladder_best(b, opl)];
         int32_t oi = lv->head;
         order_t *o = &b->orders[oi];
         int64_t q = o->qty < left ? o->qty : left;
@@ -626,12 +1012,19 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
             b->resting -= (uint64_t)q;
         }
     }
-    *n_fills = nf;
+    out->n_fills = nf;
+    out->filled_qty = avail;
     if (rests) {
-        int rc = insert_order(b, id, side, price, rest);
-        if (rc) return rc;
-        *rested_qty = rest;
+        insert_order(b, id, side, price, rest); /* reserved and checked above: cannot fail */
+        out->rested_qty = rest;
+        out->outcome = LOB_SUBMIT_RESTED;
+    } else if (rest > 0) {
+        out->killed_qty = rest;
+        out->outcome = LOB_SUBMIT_KILLED;
+    } else {
+        out->outcome = LOB_SUBMIT_FILLED;
     }
+    maybe_shrink(b);
     return LOB_OK;
 }
 
@@ -688,34 +1081,34 @@ int lob_book_apply(lob_book *b, const lob_event *ev, size_t n, int strict, lob_a
 
 int lob_book_best(const lob_book *b, int side, int64_t *price, int64_t *qty) {
     if (!b || !price || !qty || !valid_side(side)) return LOB_ERR_INVALID_ARG;
-    const ladder_t *l = cladder_of(b, side);
-    if (l->n == 0) {
+    int32_t li = ladder_best(b, cladder_of(b, side));
+    if (li == NIL) {
         *price = 0;
         *qty = 0;
         return 0;
     }
-    const level_t *lv = &b->levels[l->lv[l->n - 1]];
-    *price = lv->price;
-    *qty = lv->qty;
+    *price = b->levels[li].price;
+    *qty = b->levels[li].qty;
     return 1;
 }
 
 static size_t write_side(const lob_book *b, int side, size_t levels, int64_t *px, int64_t *qty) {
-    const ladder_t *l = cladder_of(b, side);
+    walk_t w = walk_start(b, cladder_of(b, side));
     size_t k = 0;
-    for (; k < levels && k < l->n; k++) {
-        const level_t *lv = &b->levels[l->lv[l->n - 1 - k]];
-        px[k] = lv->price;
-        qty[k] = lv->qty;
+    for (int32_t li; k < levels && (li = walk_next(b, &w)) != NIL; k++) {
+        px[k] = b->levels[li].price;
+        qty[k] = b->levels[li].qty;
     }
     for (size_t j = k; j < levels; j++) px[j] = qty[j] = 0;
     return k;
 }
 
-int lob_book_depth(const lob_book *b, int side, size_t levels, int64_t *px, int64_t *qty,
-                   size_t *n_out) {
-    if (!b || !valid_side(side) || !n_out || (levels && (!px || !qty))) return LOB_ERR_INVALID_ARG;
-    *n_out = write_side(b, side, levels, px, qty);
+int lob_book_depth(const lob_book *b, size_t levels, int64_t *bid_px, int64_t *bid_qty,
+                   int64_t *ask_px, int64_t *ask_qty, size_t *n_bid, size_t *n_ask) {
+    if (!b || !n_bid || !n_ask || (levels && (!bid_px || !bid_qty || !ask_px || !ask_qty)))
+        return LOB_ERR_INVALID_ARG;
+    *n_bid = write_side(b, LOB_SIDE_BID, levels, bid_px, bid_qty);
+    *n_ask = write_side(b, LOB_SIDE_ASK, levels, ask_px, ask_qty);
     return LOB_OK;
 }
 
@@ -798,54 +1191,95 @@ int lob_book_totals_get(const lob_book *b, lob_book_totals *out) {
     } while (0)
 
 static int check_side(const lob_book *b, int side, size_t *orders_seen, uint64_t *qty_seen,
-                      char *msg, size_t msg_len) {
+                      size_t *blocks_seen, char *msg, size_t msg_len) {
     const ladder_t *l = cladder_of(b, side);
     const char *name = side == LOB_SIDE_BID ? "bid" : "ask";
-    for (size_t k = 0; k < l->n; k++) {
-        int32_t li = l->lv[k];
-        if (li < 0 || (size_t)li >= b->levels_cap) FAIL("%s ladder[%zu]: bad level index %d", name, k, li);
-        const level_t *lv = &b->levels[li];
-        if (k > 0 && l->key[k - 1] >= l->key[k]) FAIL("%s ladder not strictly sorted at %zu", name, k);
-        if (l->key[k] != side_key(side, lv->price) || lv->side != side)
-            FAIL("%s level %lld: key/side mismatch", name, (long long)lv->price);
-        if (lv->qty <= 0) FAIL("%s level %lld: qty %lld not positive", name, (long long)lv->price, (long long)lv->qty);
-        *qty_seen += (uint64_t)lv->qty;
-        if (b->type == LOB_BOOK_L2) {
-            if (lv->count != 0) FAIL("L2 %s level %lld has orders", name, (long long)lv->price);
-            continue;
+    size_t levels = 0;
+    int have_prev = 0;
+    int64_t prev_key = 0;
+    if (l->nblk > l->cap) FAIL("%s ladder: %zu blocks > capacity %zu", name, l->nblk, l->cap);
+    for (size_t bi = 0; bi < l->nblk; bi++) {
+        int32_t ki = l->blk[bi];
+        if (ki < 0 || (size_t)ki >= b->blocks_cap) FAIL("%s ladder block %zu: bad block index %d", name, bi, ki);
+        const block_t *k = &b->blocks[ki];
+        if (k->n < 1 || k->n > BLOCK_KEYS) FAIL("%s block %zu holds %d keys", name, bi, k->n);
+        if (l->first[bi] != k->key[0]) FAIL("%s block %zu: stale first key", name, bi);
+        if (bi > 0 && k->n + cblock_at(b, l, bi - 1)->n <= BLOCK_LOW)
+            FAIL("%s blocks %zu and %zu both nearly empty (not merged)", name, bi - 1, bi);
+        (*blocks_seen)++;
+        for (int32_t j = 0; j < k->n; j++, levels++) {
+            if (have_prev && prev_key >= k->key[j]) FAIL("%s ladder not strictly sorted at block %zu index %d", name, bi, j);
+            have_prev = 1;
+            prev_key = k->key[j];
+            int32_t li = k->lv[j];
+            if (li < 0 || (size_t)li >= b->levels_cap) FAIL("%s ladder: bad level index %d", name, li);
+            const level_t *lv = &b->levels[li];
+            if (k->key[j] != side_key(side, lv->price) || lv->side != side)
+                FAIL("%s level %lld: key/side mismatch", name, (long long)lv->price);
+            if (lv->qty <= 0) FAIL("%s level %lld: qty %lld not positive", name, (long long)lv->price, (long long)lv->qty);
+            *qty_seen += (uint64_t)lv->qty;
+            if (b->type == LOB_BOOK_L2) {
+                if (lv->count != 0) FAIL("L2 %s level %lld has orders", name, (long long)lv->price);
+                continue;
+            }
+            int64_t sum = 0;
+            int32_t cnt = 0, prev = NIL;
+            uint64_t stamp = 0;
+            for (int32_t oi = lv->head; oi != NIL; oi = b->orders[oi].next) {
+                if (oi < 0 || (size_t)oi >= b->orders_cap) FAIL("%s level %lld: bad order index", name, (long long)lv->price);
+                const order_t *o = &b->orders[oi];
+                if (o->prev != prev) FAIL("order %llu: broken prev link", (unsigned long long)o->id);
+                if (o->level != li) FAIL("order %llu: wrong level", (unsigned long long)o->id);
+                if (o->price != lv->price || o->side != side) FAIL("order %llu: price/side differ from its level", (unsigned long long)o->id);
+                if (o->qty <= 0) FAIL("order %llu: qty %lld not positive", (unsigned long long)o->id, (long long)o->qty);
+                if (o->stamp <= stamp || o->stamp > b->next_stamp) FAIL("order %llu: priority stamp out of FIFO order", (unsigned long long)o->id);
+                stamp = o->stamp;
+                if (map_get(b, o->id) != oi) FAIL("order %llu: id map does not point to it", (unsigned long long)o->id);
+                sum += o->qty;
+                prev = oi;
+                if (++cnt > lv->count) FAIL("%s level %lld: more orders than its count", name, (long long)lv->price);
+            }
+            if (prev != lv->tail) FAIL("%s level %lld: tail is not the last order", name, (long long)lv->price);
+            if (cnt != lv->count || cnt == 0) FAIL("%s level %lld: count %d, found %d", name, (long long)lv->price, lv->count, cnt);
+            if (sum != lv->qty) FAIL("%s level %lld: total %lld != sum of orders %lld", name, (long long)lv->price, (long long)lv->qty, (long long)sum);
+            *orders_seen += (size_t)cnt;
         }
-        int64_t sum = 0;
-        int32_t cnt = 0, prev = NIL;
-        for (int32_t oi = lv->head; oi != NIL; oi = b->orders[oi].next) {
-            if (oi < 0 || (size_t)oi >= b->orders_cap) FAIL("%s level %lld: bad order index", name, (long long)lv->price);
-            const order_t *o = &b->orders[oi];
-            if (o->prev != prev) FAIL("order %llu: broken prev link", (unsigned long long)o->id);
-            if (o->level != li) FAIL("order %llu: wrong level", (unsigned long long)o->id);
-            if (o->price != lv->price || o->side != side) FAIL("order %llu: price/side differ from its level", (unsigned long long)o->id);
-            if (o->qty <= 0) FAIL("order %llu: qty %lld not positive", (unsigned long long)o->id, (long long)o->qty);
-            if (map_get(b, o->id) != oi) FAIL("order %llu: id map does not point to it", (unsigned long long)o->id);
-            sum += o->qty;
-            prev = oi;
-            if (++cnt > lv->count) FAIL("%s level %lld: more orders than its count", name, (long long)lv->price);
-        }
-        if (prev != lv->tail) FAIL("%s level %lld: tail is not the last order", name, (long long)lv->price);
-        if (cnt != lv->count || cnt == 0) FAIL("%s level %lld: count %d, found %d", name, (long long)lv->price, lv->count, cnt);
-        if (sum != lv->qty) FAIL("%s level %lld: total %lld != sum of orders %lld", name, (long long)lv->price, (long long)lv->qty, (long long)sum);
-        *orders_seen += (size_t)cnt;
     }
+    if (levels != l->n) FAIL("%s ladder: %zu levels counted, %zu recorded", name, levels, l->n);
     return LOB_OK;
 }
+
+/* Length of a free list, or SIZE_MAX if it runs past cap or out of range. */
+#define FREE_LEN(arr, cap, head, link, out)                                   \
+    do {                                                                      \
+        size_t n_ = 0;                                                        \
+        int32_t i_ = (head);                                                  \
+        while (i_ != NIL && n_ <= (cap)) {                                    \
+            if (i_ < 0 || (size_t)i_ >= (cap)) { n_ = SIZE_MAX; break; }      \
+            n_++;                                                             \
+            i_ = (arr)[i_].link;                                              \
+        }                                                                     \
+        (out) = n_;                                                           \
+    } while (0)
 
 int lob_book_check(const lob_book *b, char *msg, size_t msg_len) {
     if (!b) return LOB_ERR_INVALID_ARG;
     if (msg && msg_len) msg[0] = '\0';
-    size_t orders = 0;
+    size_t orders = 0, blocks = 0;
     uint64_t qty = 0;
-    int rc = check_side(b, LOB_SIDE_BID, &orders, &qty, msg, msg_len);
+    int rc = check_side(b, LOB_SIDE_BID, &orders, &qty, &blocks, msg, msg_len);
     if (rc) return rc;
-    rc = check_side(b, LOB_SIDE_ASK, &orders, &qty, msg, msg_len);
+    rc = check_side(b, LOB_SIDE_ASK, &orders, &qty, &blocks, msg, msg_len);
     if (rc) return rc;
     if (orders != b->n_orders) FAIL("order count %zu != orders in levels %zu", b->n_orders, orders);
+    if (blocks != b->n_blocks) FAIL("block count %zu != blocks in ladders %zu", b->n_blocks, blocks);
+    size_t free_o, free_l, free_b;
+    FREE_LEN(b->orders, b->orders_cap, b->order_free, next, free_o);
+    FREE_LEN(b->levels, b->levels_cap, b->level_free, next_free, free_l);
+    FREE_LEN(b->blocks, b->blocks_cap, b->block_free, next_free, free_b);
+    if (free_o + orders != b->orders_cap) FAIL("order pool: %zu free + %zu live != capacity %zu", free_o, orders, b->orders_cap);
+    if (free_l + level_total(b) != b->levels_cap) FAIL("level pool: %zu free + %zu live != capacity %zu", free_l, level_total(b), b->levels_cap);
+    if (free_b + blocks != b->blocks_cap) FAIL("block pool: %zu free + %zu live != capacity %zu", free_b, blocks, b->blocks_cap);
     size_t mapped = 0;
     for (size_t i = 0; i < b->map_cap; i++) {
         if (b->map[i].val == NIL) continue;

@@ -45,4 +45,16 @@ static inline int lob_grow(void **p, size_t *cap, size_t need, size_t elem) {
  * sequential keys well, the low bits do not. */
 static inline uint64_t lob_fib_mix(uint64_t x) { return x * 0x9E3779B97F4A7C15ULL; }
 
+/* A strong 64-bit mix (the MurmurHash3 finalizer): every input bit changes
+ * about half the output bits, so a hash of (id ^ seed) with a secret seed
+ * cannot be steered into one bucket by choosing ids. A bijection. */
+static inline uint64_t lob_mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDULL;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
 #endif /* LOBSIM_INTERNAL_H */

@@ -155,14 +155,35 @@ int lob_book_set_level(lob_book *book, int side, int64_t price, int64_t qty);
 /* Both types: remove everything. */
 int lob_book_clear(lob_book *book);
 
+/* What happened to a submitted order (lob_submit_result.outcome). */
+enum {
+    LOB_SUBMIT_FILLED = 1,    /* filled in full */
+    LOB_SUBMIT_RESTED = 2,    /* the remainder rests (GTC, POST_ONLY); filled_qty may be > 0 */
+    LOB_SUBMIT_KILLED = 3,    /* remainder cancelled: IOC/MARKET leftover, or FOK that could not fill in full */
+    LOB_SUBMIT_REJECTED = 4   /* refused, book unchanged; reject_code says why (LOB_ERR_WOULD_CROSS) */
+};
+
+/* Everything lob_book_submit() did with an order: filled + rested + killed == qty
+ * (all 0 for a rejection). */
+typedef struct lob_submit_result {
+    size_t n_fills;        /* fills written (or needed, on LOB_ERR_CAPACITY) */
+    int64_t filled_qty;
+    int64_t rested_qty;
+    int64_t killed_qty;
+    int32_t outcome;       /* LOB_SUBMIT_* */
+    int32_t reject_code;   /* LOB_ERR_* for a rejection, else LOB_OK */
+} lob_submit_result;
+
 /* Match an incoming order against the L3 book (price-time priority, trades at
- * the resting price). Fills go to fills[0..*n_fills). If more than `cap`
- * fills would be needed, returns LOB_ERR_CAPACITY with *n_fills = the number
- * needed and the book unchanged. *rested_qty = qty left resting (GTC and
- * post-only). The price of a MARKET order is ignored. */
+ * the resting price). Fills go to fills[0..out->n_fills). If more than `cap`
+ * fills would be needed, returns LOB_ERR_CAPACITY with out->n_fills = the
+ * number needed and the book unchanged. A post-only order that would take
+ * liquidity is not an error: LOB_OK with outcome LOB_SUBMIT_REJECTED. Bad
+ * arguments (side, qty, price, tif, duplicate id) return their error code.
+ * The price of a MARKET order is ignored. */
 int lob_book_submit(lob_book *book, uint64_t order_id, int side, int64_t price,
                     int64_t qty, int tif, lob_fill *fills, size_t cap,
-                    size_t *n_fills, int64_t *rested_qty);
+                    lob_submit_result *out);
 
 /* Apply n events in order. strict != 0: stop at the first event that cannot
  * be applied and return its code (events before it stay applied). strict == 0:
@@ -181,16 +202,24 @@ int lob_depth_series(lob_book *book, const lob_event *events, size_t n,
                      int64_t *ask_qty, int64_t *row_index, size_t rows_cap,
                      size_t *rows_out, lob_apply_result *result);
 
-/* Best level of a side: returns 1 and writes price/qty, or 0 if the side is empty. */
+/* Best level of a side: returns 1 and writes price/qty, or 0 if the side is empty. O(1). */
 int lob_book_best(const lob_book *book, int side, int64_t *price, int64_t *qty);
-/* Top `levels` of one side, best first, into px/qty; *n_out = levels filled. */
-int lob_book_depth(const lob_book *book, int side, size_t levels, int64_t *px,
-                   int64_t *qty, size_t *n_out);
+/* Top `levels` of both sides, best first, in one consistent read:
+ * bid_px/bid_qty and ask_px/ask_qty get `levels` entries each (empty levels
+ * are price 0, qty 0); *n_bid / *n_ask = levels present. O(levels). */
+int lob_book_depth(const lob_book *book, size_t levels, int64_t *bid_px, int64_t *bid_qty,
+                   int64_t *ask_px, int64_t *ask_qty, size_t *n_bid, size_t *n_ask);
 size_t lob_book_order_count(const lob_book *book);
 size_t lob_book_level_count(const lob_book *book, int side);
-/* Copy of a resting order with its queue position (O(orders ahead)). */
+/* Copy of a resting order with its queue position. O(orders ahead of it at
+ * its level): a walk of the FIFO, meant for inspection, not for hot loops. */
 int lob_book_order(const lob_book *book, uint64_t order_id, lob_order_info *out);
 int lob_book_totals_get(const lob_book *book, lob_book_totals *out);
+
+/* Memory held by the book's pools, id map and level index, in bytes (it
+ * follows live orders and levels: pools shrink when they fall far below
+ * capacity, and lob_book_clear() returns to the initial size). */
+size_t lob_book_memory(const lob_book *book);
 
 /* Check every invariant (levels sorted, totals and counts match their orders,
  * FIFO links consistent, best cursors right, id map consistent, conservation).

@@ -3,8 +3,11 @@
 tests/test_abi.py checks itemsize and every field offset against the C side.
 """
 import enum
+from typing import NamedTuple
 
 import numpy as np
+
+from lobsim.errors import Status
 
 
 class Side(enum.IntEnum):
@@ -54,6 +57,26 @@ class TimeInForce(enum.IntEnum):
     FOK = 2
     POST_ONLY = 3
     MARKET = 4
+
+
+class SubmitOutcome(enum.IntEnum):
+    """What OrderBook.submit() did with an order (csrc/lobsim.h LOB_SUBMIT_*)."""
+
+    FILLED = 1    # filled in full
+    RESTED = 2    # the remainder rests (GTC, POST_ONLY); some may have filled first
+    KILLED = 3    # the remainder was cancelled: IOC/MARKET leftover, FOK that could not fill in full
+    REJECTED = 4  # refused with no effect; `reason` says why (post-only that would cross)
+
+
+class SubmitResult(NamedTuple):
+    """Everything submit() did: filled_qty + rested_qty + killed_qty == qty (0 each if rejected)."""
+
+    outcome: SubmitOutcome
+    fills: np.ndarray  # FILL_DTYPE, in execution order
+    filled_qty: int
+    rested_qty: int
+    killed_qty: int
+    reason: Status | None = None  # Status.WOULD_CROSS for a rejection, else None
 
 
 EVENT_DTYPE = np.dtype(

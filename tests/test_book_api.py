@@ -4,7 +4,8 @@ import pytest
 
 import lobsim
 from lobsim import EVENT_DTYPE, EventKind, Flag, Side, TimeInForce
-from lobsim.book import LevelBook, OrderBook, depth_series
+from lobsim.book import LevelBook, OrderBook, SubmitOutcome, depth_series
+from lobsim.errors import Status
 
 
 def ev(kind, order_id=0, side=0, price=0, qty=0, flags=0, ts=0):
@@ -54,8 +55,9 @@ def test_errors_are_typed_and_named():
         b.add(2, Side.ASK, 1.5, 1)
     with pytest.raises(lobsim.InvalidOrder):
         b.reduce(1, 6)
-    with pytest.raises(lobsim.OrderRejected):
-        b.submit(5, Side.ASK, 100, 1, TimeInForce.POST_ONLY)
+    rejected = b.submit(5, Side.ASK, 100, 1, TimeInForce.POST_ONLY)  # a status, not an exception
+    assert rejected.outcome == SubmitOutcome.REJECTED and rejected.reason == Status.WOULD_CROSS
+    assert 5 not in b
     with pytest.raises(lobsim.InvalidOrder, match="tif"):
         b.submit(5, Side.ASK, 100, 1, 9)
     assert len(b) == 1 and b.order(1).qty == 5
@@ -108,23 +110,49 @@ def test_submit_fills_and_rest():
     b = OrderBook()
     for i, px in enumerate([101, 101, 102, 104]):
         b.add(i + 1, Side.ASK, px, 10)
-    fills = b.submit(100, Side.BID, 102, 25, TimeInForce.GTC)
+    r = b.submit(100, Side.BID, 102, 25, TimeInForce.GTC)
+    fills = r.fills
     assert fills.dtype == lobsim.FILL_DTYPE
     assert fills["maker_id"].tolist() == [1, 2, 3]
     assert fills["price"].tolist() == [101, 101, 102]
     assert fills["qty"].tolist() == [10, 10, 5]
     assert fills["maker_remaining"].tolist() == [0, 0, 5]
+    assert (r.outcome, r.filled_qty, r.rested_qty, r.killed_qty) == (SubmitOutcome.FILLED, 25, 0, 0)
     assert b.best_ask() == (102, 5) and b.best_bid() is None  # fully filled, nothing rests
-    assert len(b.submit(101, Side.BID, 110, 100, TimeInForce.FOK)) == 0
-    fills = b.submit(102, Side.BID, None, 100, TimeInForce.MARKET)
-    assert fills["qty"].sum() == 15 and len(b) == 0
+    r = b.submit(101, Side.BID, 110, 100, TimeInForce.FOK)
+    assert (r.outcome, len(r.fills), r.killed_qty) == (SubmitOutcome.KILLED, 0, 100)
+    r = b.submit(102, Side.BID, None, 100, TimeInForce.MARKET)
+    assert r.fills["qty"].sum() == 15 and len(b) == 0
+    assert (r.outcome, r.filled_qty, r.killed_qty) == (SubmitOutcome.KILLED, 15, 85)
+
+
+def test_submit_result_tells_every_outcome_apart():
+    """A killed FOK, an IOC that found nothing and a GTC that rested in full all
+    have no fills; the result still says which happened and where the qty went."""
+    b = OrderBook()
+    b.add(1, Side.ASK, 105, 4)
+    ioc = b.submit(2, Side.BID, 100, 3, TimeInForce.IOC)
+    fok = b.submit(3, Side.BID, 105, 5, TimeInForce.FOK)
+    gtc = b.submit(4, Side.BID, 100, 3, TimeInForce.GTC)
+    post = b.submit(5, Side.BID, 99, 2, TimeInForce.POST_ONLY)
+    cross = b.submit(6, Side.BID, 105, 2, TimeInForce.POST_ONLY)
+    assert [len(r.fills) for r in (ioc, fok, gtc, post, cross)] == [0] * 5
+    assert (ioc.outcome, ioc.killed_qty) == (SubmitOutcome.KILLED, 3)
+    assert (fok.outcome, fok.killed_qty) == (SubmitOutcome.KILLED, 5)
+    assert (gtc.outcome, gtc.rested_qty) == (SubmitOutcome.RESTED, 3)
+    assert (post.outcome, post.rested_qty) == (SubmitOutcome.RESTED, 2)
+    assert (cross.outcome, cross.reason) == (SubmitOutcome.REJECTED, Status.WOULD_CROSS)
+    assert ioc.reason is fok.reason is gtc.reason is None
+    assert b.depth(3).bid_qty.tolist() == [3, 2, 0] and 6 not in b and b.best_ask() == (105, 4)
+    partial = b.submit(7, Side.BID, 105, 6, TimeInForce.GTC)  # takes 4, rests 2
+    assert (partial.outcome, partial.filled_qty, partial.rested_qty) == (SubmitOutcome.RESTED, 4, 2)
 
 
 def test_submit_grows_fill_buffer():
     b = OrderBook()
     for i in range(500):
         b.add(i + 1, Side.ASK, 100 + i % 7, 1)
-    fills = b.submit(10_000, Side.BID, 200, 1000, TimeInForce.IOC)
+    fills = b.submit(10_000, Side.BID, 200, 1000, TimeInForce.IOC).fills
     assert len(fills) == 500 and len(b) == 0
     assert np.all(np.diff(fills["price"]) >= 0)
     b.check()

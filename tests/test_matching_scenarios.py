@@ -6,7 +6,9 @@ resting price, time-in-force semantics), the exact fills and the book after.
 """
 import pytest
 
-from lobsim import FILL_DTYPE, DuplicateOrderId, InvalidOrder, OrderRejected, Side, TimeInForce
+from lobsim import FILL_DTYPE, DuplicateOrderId, InvalidOrder, Side, TimeInForce
+from lobsim.book import SubmitOutcome
+from lobsim.errors import Status
 from lobsim.book.reference import ReferenceBook
 
 try:
@@ -21,6 +23,7 @@ BOOKS = [
 
 B, S = int(Side.BID), int(Side.ASK)
 GTC, IOC, FOK, POST, MKT = (int(t) for t in TimeInForce)
+REJECTED = "rejected (post-only would cross)"  # expected outcome marker
 
 
 def add(oid, side, px, qty):
@@ -130,14 +133,14 @@ SCENARIOS = {
     "post_only_would_cross_rejected": (
         [add(1, S, 100, 2), add(2, B, 98, 1)],
         (10, B, 100, 1, POST),
-        OrderRejected,
+        REJECTED,
         ([(98, 1)], [(100, 2)]),
         {},
     ),
     "post_only_through_the_book_rejected": (
         [add(1, B, 100, 2)],
         (10, S, 95, 1, POST),
-        OrderRejected,
+        REJECTED,
         ([(100, 2)], []),
         {},
     ),
@@ -261,8 +264,14 @@ def test_scenario(cls, name):
             with pytest.raises(expected):
                 book.submit(oid, side, price, qty, tif)
             assert book.totals() == before  # a refused order changes nothing
+        elif expected is REJECTED:
+            r = book.submit(oid, side, price, qty, tif)
+            assert (r.outcome, r.reason, len(r.fills)) == (SubmitOutcome.REJECTED, Status.WOULD_CROSS, 0)
+            assert (r.filled_qty, r.rested_qty, r.killed_qty) == (0, 0, 0)
+            assert book.totals() == before and oid not in book  # a rejected order changes nothing
         else:
-            fills = book.submit(oid, side, price, qty, tif)
+            r = book.submit(oid, side, price, qty, tif)
+            fills = r.fills
             assert fills.dtype == FILL_DTYPE
             got = [
                 (int(f["maker_id"]), int(f["price"]), int(f["qty"]), int(f["maker_remaining"])) for f in fills
@@ -276,6 +285,9 @@ def test_scenario(cls, name):
             rests = tif in (GTC, POST) and qty > filled
             assert (oid in book) == rests
             assert after["added"] - before["added"] == (qty - filled if rests else 0)
+            outcome = SubmitOutcome.FILLED if filled == qty else SubmitOutcome.RESTED if rests else SubmitOutcome.KILLED
+            assert (r.outcome, r.filled_qty, r.reason) == (outcome, filled, None)
+            assert (r.rested_qty, r.killed_qty) == ((qty - filled, 0) if rests else (0, qty - filled))
         assert _levels(book) == (bids, asks)
         for i, (ahead_n, ahead_q, q) in positions.items():
             info = book.order(i)

@@ -16,13 +16,14 @@ from lobsim import (
     Flag,
     InvalidOrder,
     OrderNotFound,
-    OrderRejected,
     Side,
     TimeInForce,
     TradingStatus,
     empty_events,
 )
 from lobsim.book.reference import ReferenceBook
+from lobsim.book import SubmitOutcome
+from lobsim.errors import Status
 
 try:
     from lobsim.book import OrderBook
@@ -99,7 +100,7 @@ def test_fifo_queue_position(book):
     for oid, q in ((1, 5), (2, 3), (3, 4)):
         book.add(oid, ASK, 200, q)
     assert [position(book, i) for i in (1, 2, 3)] == [(0, 0), (1, 5), (2, 8)]
-    fills = book.submit(10, BID, 200, 7, TimeInForce.IOC)
+    fills = book.submit(10, BID, 200, 7, TimeInForce.IOC).fills
     assert makers(fills) == [1, 2]
     assert fills["qty"].tolist() == [5, 2]
     assert fills["maker_remaining"].tolist() == [0, 1]
@@ -161,7 +162,7 @@ def test_modify_increase_goes_to_tail(book):
     assert position(book, 1) == (2, 10)
     assert position(book, 2) == (0, 0)
     assert book.totals()["added"] == 16
-    fills = book.submit(9, BID, 100, 11, TimeInForce.IOC)
+    fills = book.submit(9, BID, 100, 11, TimeInForce.IOC).fills
     assert makers(fills) == [2, 3, 1]
 
 
@@ -266,8 +267,8 @@ def test_non_integer_arguments(book):
 
 def test_post_only_rejected_changes_nothing(book):
     book.add(1, ASK, 100, 5)
-    with pytest.raises(OrderRejected):
-        book.submit(2, BID, 100, 1, TimeInForce.POST_ONLY)
+    r = book.submit(2, BID, 100, 1, TimeInForce.POST_ONLY)
+    assert (r.outcome, r.reason) == (SubmitOutcome.REJECTED, Status.WOULD_CROSS)
     assert 2 not in book and levels(book) == ([], [(100, 5)])
 
 
@@ -279,17 +280,21 @@ def test_invalid_order_is_value_error(book):
 # -- matching results -------------------------------------------------------------
 def test_submit_returns_fill_array(book):
     book.add(1, ASK, 101, 2)
-    fills = book.submit(7, BID, 102, 3)
+    r = book.submit(7, BID, 102, 3)
+    assert (r.outcome, r.filled_qty, r.rested_qty) == (SubmitOutcome.RESTED, 2, 1)
+    fills = r.fills
     assert isinstance(fills, np.ndarray) and fills.dtype == FILL_DTYPE
     assert rows(fills) == [(1, 7, 101, 2, 0, 1)]
     assert book.order(7).qty == 1 and book.order(7).price == 102
-    empty = book.submit(8, BID, 90, 1, TimeInForce.IOC)
+    killed = book.submit(8, BID, 90, 1, TimeInForce.IOC)
+    assert (killed.outcome, killed.killed_qty) == (SubmitOutcome.KILLED, 1)
+    empty = killed.fills
     assert empty.dtype == FILL_DTYPE and len(empty) == 0
 
 
 def test_market_order_price_none(book):
     book.add(1, BID, 100, 2)
-    fills = book.submit(2, ASK, None, 5, TimeInForce.MARKET)
+    fills = book.submit(2, ASK, None, 5, TimeInForce.MARKET).fills
     assert rows(fills) == [(1, 2, 100, 2, 0, -1)]
     assert len(book) == 0
 

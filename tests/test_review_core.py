@@ -47,6 +47,9 @@ def run_child(code, timeout=60):
 
 
 def fills_tuples(fills):
+    """Fill rows as tuples; a SubmitResult gives its fills plus outcome, qty split and reason."""
+    if hasattr(fills, "outcome"):
+        return fills_tuples(fills.fills), fills[:1] + fills[2:]
     names = ("maker_id", "taker_id", "price", "qty", "maker_remaining", "taker_side")
     return [tuple(int(f[n]) for n in names) for f in fills]
 
@@ -514,8 +517,7 @@ typedef struct {
 static snap_t s1, s2;
 static void snap(lob_book *b, snap_t *s, uint64_t maxid) {
     memset(s, 0, sizeof *s);
-    lob_book_depth(b, 1, 2048, s->bpx, s->bq, &s->nb);
-    lob_book_depth(b, -1, 2048, s->apx, s->aq, &s->na);
+    lob_book_depth(b, 2048, s->bpx, s->bq, s->apx, s->aq, &s->nb, &s->na);
     s->norders = lob_book_order_count(b);
     lob_book_totals_get(b, &s->t);
     for (uint64_t i = 0; i < maxid && i < MAXIDS; i++) s->rc[i] = lob_book_order(b, i, &s->info[i]);
@@ -540,17 +542,16 @@ int main(void) {
                 lob_book *b = setup(n);
                 snap(b, &s1, (uint64_t)n + 2);
                 lob_fill fills[8];
-                size_t nf;
-                int64_t rest;
+                lob_submit_result sr;
                 int rc = 0;
                 fi_countdown = k;
                 switch (op) {
                 case 0: rc = lob_book_add(b, (uint64_t)n, 1, 5, 1); break;
                 case 1: rc = n ? lob_book_modify(b, 0, 7, 3) : 0; break;
                 case 2: rc = n ? lob_book_modify(b, 0, 1000, 30) : 0; break;
-                case 3: rc = n > 3 ? lob_book_submit(b, (uint64_t)n, 1, 2003, 25, LOB_TIF_GTC, fills, 8, &nf, &rest) : 0; break; /* takes 2 asks, rests 5 */
-                case 4: rc = lob_book_submit(b, (uint64_t)n, 1, 3, 15, LOB_TIF_POST_ONLY, fills, 8, &nf, &rest); break;
-                case 5: rc = n > 3 ? lob_book_submit(b, (uint64_t)n, -1, 998, 25, LOB_TIF_GTC, fills, 8, &nf, &rest) : 0; break; /* takes 2 bids, rests 5 */
+                case 3: rc = n > 3 ? lob_book_submit(b, (uint64_t)n, 1, 2003, 25, LOB_TIF_GTC, fills, 8, &sr) : 0; break; /* takes 2 asks, rests 5 */
+                case 4: rc = lob_book_submit(b, (uint64_t)n, 1, 3, 15, LOB_TIF_POST_ONLY, fills, 8, &sr); break;
+                case 5: rc = n > 3 ? lob_book_submit(b, (uint64_t)n, -1, 998, 25, LOB_TIF_GTC, fills, 8, &sr) : 0; break; /* takes 2 bids, rests 5 */
                 case 6: {
                     lob_event ev[2];
                     lob_apply_result r;
@@ -647,12 +648,12 @@ def test_submit_never_leaves_a_crossed_book_and_fok_capacity_retry():
     before = [a.tolist() for a in c.depth(40)]
     total_asks = int(c.depth(40).ask_qty.sum())
     oid += 1
-    assert c.submit(oid, Side.BID, 10**6, total_asks + 1, TimeInForce.FOK).size == 0
+    assert c.submit(oid, Side.BID, 10**6, total_asks + 1, TimeInForce.FOK).fills.size == 0
     assert [a.tolist() for a in c.depth(40)] == before and oid not in c
     oid += 1
-    fills = c.submit(oid, Side.BID, 10**6, total_asks, TimeInForce.FOK)
+    fills = c.submit(oid, Side.BID, 10**6, total_asks, TimeInForce.FOK).fills
     assert len(fills) > 64 and int(fills["qty"].sum()) == total_asks and c.best_ask() is None
-    fills_r = r.submit(oid, Side.BID, 10**6, total_asks, TimeInForce.FOK)
+    fills_r = r.submit(oid, Side.BID, 10**6, total_asks, TimeInForce.FOK).fills
     assert fills_tuples(fills) == fills_tuples(fills_r)
     for i in range(200):
         oid += 1

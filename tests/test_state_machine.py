@@ -10,13 +10,18 @@ each submit, independently of either implementation. Prices and ids come from
 small ranges so levels and ids collide often. Derandomized, so CI is
 reproducible.
 """
+import random
+
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from lobsim import LobError, TimeInForce, empty_events
+from lobsim import EventKind, LobError, TimeInForce, empty_events
+from lobsim.book import SubmitOutcome
 from lobsim.book.reference import ReferenceBook
+from lobsim.errors import Status
 
 OrderBook = pytest.importorskip("lobsim.book", reason="C core not built").OrderBook
 
@@ -161,8 +166,15 @@ class BookPair(RuleBasedStateMachine):
         if rr[0] == "err":
             assert self.ref.totals() == totals_before and self.c.totals() == totals_before
             return
-        fills = fill_rows(rr[1])
-        assert fill_rows(rc[1]) == fills
+        res_c, res_r = rc[1], rr[1]
+        fills = fill_rows(res_r.fills)
+        assert fill_rows(res_c.fills) == fills
+        assert res_c[:1] + res_c[2:] == res_r[:1] + res_r[2:], "same outcome, qty split and reason"
+        if res_r.outcome == SubmitOutcome.REJECTED:
+            assert tif == POST and res_r.reason == Status.WOULD_CROSS and not fills
+            assert self.ref.totals() == totals_before and oid not in self.c
+            return
+        assert res_r.filled_qty + res_r.rested_qty + res_r.killed_qty == qty
 
         # Price-time priority: the makers are, in order, a prefix of the
         # opposite side sorted by price (best first) then queue position.
@@ -181,6 +193,9 @@ class BookPair(RuleBasedStateMachine):
                 assert remaining == 0, "only the last maker may be partially filled"
             left -= q
         filled = qty - left
+        assert res_r.filled_qty == filled
+        assert res_r.outcome == (SubmitOutcome.FILLED if not left else
+                                 SubmitOutcome.RESTED if tif in (GTC, POST) else SubmitOutcome.KILLED)
         event(f"submit tif={tif}: {'no fill' if not fills else 'full' if not left else 'partial'}"
               f"{', multi-level' if len({f[2] for f in fills}) > 1 else ''}")
         if tif == POST:
@@ -251,6 +266,118 @@ BookPair.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestBookPair = BookPair.TestCase
+
+
+class DeepBookPair(RuleBasedStateMachine):
+    """Deep books against the reference: thousands of levels per side spread
+    over narrow or very wide price ranges, far outliers (int64 extremes,
+    +-10**15), bulk cancels that empty most of the book (so the C pools shrink
+    and compact), CLEAR with many live orders, modifies that move orders
+    across the ladder, and sweeps through hundreds of levels. Bulk changes go
+    through apply() (one call per book); everything observable is compared
+    after every step: full depth, counts, totals, a sample of queue positions."""
+
+    @initialize()
+    def start(self):
+        self.c = OrderBook()
+        self.ref = ReferenceBook()
+        self.live = []  # ids added (some may be gone; the books know)
+        self.next_id = 1
+
+    def teardown(self):
+        self.c.close()
+        self.ref.close()
+
+    def apply_both(self, ev):
+        rc = self.c.apply(ev, strict=False)
+        rr = self.ref.apply(ev, strict=False)
+        assert tuple(rc) == tuple(rr)
+
+    @rule(n=st.sampled_from([300, 3000, 8000]), seed=st.integers(0, 2**32 - 1),
+          spread=st.sampled_from([20, 2_000, 200_000, 2**40]))
+    def bulk_add(self, n, seed, spread):
+        rng = random.Random(seed)
+        ev = empty_events(n)
+        for k in range(n):
+            side = rng.choice((1, -1))
+            if rng.random() < 0.01:
+                price = rng.choice([INT64_MIN + 1, INT64_MAX, -10**15, 10**15])
+            else:
+                price = (-1 if side == 1 else 1) * rng.randrange(1, spread) + 10**6
+            ev[k] = (k, k, self.next_id, price, rng.randrange(1, 9), side, EventKind.ADD, 0, 0)
+            self.live.append(self.next_id)
+            self.next_id += 1
+        self.apply_both(ev)
+
+    @rule(share=st.sampled_from([0.1, 0.5, 0.97, 1.0]), seed=st.integers(0, 2**32 - 1))
+    def bulk_remove(self, share, seed):
+        rng = random.Random(seed)
+        ids = [i for i in self.live if rng.random() < share]
+        ev = empty_events(len(ids))
+        for k, i in enumerate(ids):
+            kind = rng.choice((EventKind.DELETE, EventKind.DELETE, EventKind.EXECUTE, EventKind.REDUCE))
+            qty = rng.randrange(1, 9) if kind != EventKind.DELETE else 0
+            ev[k] = (k, k, i, 0, qty, 0, kind, 0, 0)  # too-large qtys are refused alike
+        self.apply_both(ev)
+        self.live = [i for i in self.live if i in self.ref]
+
+    @rule(count=st.integers(min_value=1, max_value=300), seed=st.integers(0, 2**32 - 1),
+          spread=st.sampled_from([5, 5_000, 2**45]))
+    def bulk_modify(self, count, seed, spread):
+        rng = random.Random(seed)
+        ids = rng.sample(self.live, min(count, len(self.live)))
+        ev = empty_events(len(ids))
+        for k, i in enumerate(ids):
+            ev[k] = (k, k, i, 10**6 + rng.randrange(-spread, spread), rng.randrange(1, 9), 0,
+                     EventKind.MODIFY, 0, 0)
+        self.apply_both(ev)
+
+    @rule(side=SIDES, depth=st.sampled_from([1, 10, 1000, 2**41]), qty=st.integers(1, 5000), tif=TIFS,
+          oid=st.integers(min_value=10**12, max_value=10**12 + 50))
+    def sweep(self, side, depth, qty, tif, oid):
+        price = 10**6 + (depth if side == 1 else -depth)
+        rc, rr = call(self.c, "submit", oid, side, price, qty, tif), call(self.ref, "submit", oid, side, price, qty, tif)
+        assert rc[0] == rr[0]
+        if rr[0] == "err":
+            assert rc == rr
+            return
+        assert fill_rows(rc[1].fills) == fill_rows(rr[1].fills)
+        assert rc[1][:1] + rc[1][2:] == rr[1][:1] + rr[1][2:]
+        if oid in self.ref:
+            self.live.append(oid)
+
+    @rule(n=st.integers(min_value=0, max_value=4))
+    def clear(self, n):
+        if n == 0:
+            self.c.clear()
+            self.ref.clear()
+            self.live = []
+
+    @invariant()
+    def books_agree(self):
+        self.c.check()
+        assert len(self.c) == len(self.ref)
+        assert self.c.totals() == self.ref.totals()
+        for side in (1, -1):
+            assert self.c.level_count(side) == self.ref.level_count(side)
+        n = max(self.ref.level_count(1), self.ref.level_count(-1), 1)
+        for a, b in zip(self.c.depth(n), self.ref.depth(n)):
+            assert np.array_equal(a, b)
+        for i in random.Random(len(self.live)).sample(self.live, min(30, len(self.live))):
+            assert (i in self.c) == (i in self.ref)
+            if i in self.ref:
+                assert tuple(self.c.order(i)) == tuple(self.ref.order(i))
+
+
+DeepBookPair.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=12,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestDeepBookPair = DeepBookPair.TestCase
 
 
 EVENT_ROWS = st.lists(

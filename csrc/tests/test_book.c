@@ -100,39 +100,61 @@ static void test_submit(void) {
     lob_book_add(b, 2, LOB_SIDE_ASK, 101, 5);
     lob_book_add(b, 3, LOB_SIDE_ASK, 102, 5);
     lob_fill f[8];
-    size_t n;
-    int64_t rest;
-    /* post-only that would cross: rejected, nothing changes */
-    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 101, 1, LOB_TIF_POST_ONLY, f, 8, &n, &rest), LOB_ERR_WOULD_CROSS);
+    lob_submit_result r;
+    /* post-only that would cross: rejected (a status, not an error), nothing changes */
+    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 101, 1, LOB_TIF_POST_ONLY, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_REJECTED);
+    EXPECT_EQ(r.reject_code, LOB_ERR_WOULD_CROSS);
+    EXPECT_EQ(r.n_fills + r.filled_qty + r.rested_qty + r.killed_qty, 0);
+    EXPECT_EQ(lob_book_order_count(b), 3);
     /* FOK for more than is available up to the limit: killed */
-    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 101, 11, LOB_TIF_FOK, f, 8, &n, &rest), LOB_OK);
-    EXPECT_EQ(n, 0);
+    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 101, 11, LOB_TIF_FOK, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.n_fills, 0);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_KILLED);
+    EXPECT_EQ(r.killed_qty, 11);
+    /* IOC that finds nothing: killed in full */
+    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 100, 4, LOB_TIF_IOC, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_KILLED);
+    EXPECT_EQ(r.killed_qty, 4);
     /* too small a buffer: asks for the count, changes nothing */
-    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 102, 12, LOB_TIF_GTC, f, 2, &n, &rest), LOB_ERR_CAPACITY);
-    EXPECT_EQ(n, 3);
+    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 102, 12, LOB_TIF_GTC, f, 2, &r), LOB_ERR_CAPACITY);
+    EXPECT_EQ(r.n_fills, 3);
     EXPECT_EQ(lob_book_order_count(b), 3);
     /* GTC sweeping two levels, remainder rests at its limit */
-    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 102, 17, LOB_TIF_GTC, f, 8, &n, &rest), LOB_OK);
-    EXPECT_EQ(n, 3);
+    EXPECT_EQ(lob_book_submit(b, 10, LOB_SIDE_BID, 102, 17, LOB_TIF_GTC, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.n_fills, 3);
     EXPECT_EQ(f[0].maker_id, 1);
     EXPECT_EQ(f[0].price, 101);
     EXPECT_EQ(f[1].maker_id, 2);
     EXPECT_EQ(f[2].maker_id, 3);
     EXPECT_EQ(f[2].price, 102);
     EXPECT_EQ(f[2].maker_remaining, 0);
-    EXPECT_EQ(rest, 2);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_RESTED);
+    EXPECT_EQ(r.filled_qty, 15);
+    EXPECT_EQ(r.rested_qty, 2);
+    EXPECT_EQ(r.killed_qty, 0);
     int64_t px, q;
     EXPECT_EQ(lob_book_best(b, LOB_SIDE_BID, &px, &q), 1);
     EXPECT_EQ(px, 102);
     EXPECT_EQ(q, 2);
     EXPECT_EQ(lob_book_best(b, LOB_SIDE_ASK, &px, &q), 0);
-    /* market sell takes the bid; IOC remainder never rests */
-    EXPECT_EQ(lob_book_submit(b, 11, LOB_SIDE_ASK, 0, 5, LOB_TIF_MARKET, f, 8, &n, &rest), LOB_OK);
-    EXPECT_EQ(n, 1);
+    /* market sell takes the bid; the remainder never rests */
+    EXPECT_EQ(lob_book_submit(b, 11, LOB_SIDE_ASK, 0, 5, LOB_TIF_MARKET, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.n_fills, 1);
     EXPECT_EQ(f[0].qty, 2);
-    EXPECT_EQ(rest, 0);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_KILLED);
+    EXPECT_EQ(r.filled_qty, 2);
+    EXPECT_EQ(r.killed_qty, 3);
+    EXPECT_EQ(r.rested_qty, 0);
     EXPECT_EQ(lob_book_order_count(b), 0);
-    EXPECT_EQ(lob_book_submit(b, 12, LOB_SIDE_ASK, 100, 5, 9, f, 8, &n, &rest), LOB_ERR_BAD_TIF);
+    /* a GTC that rests in full, then one filled in full */
+    EXPECT_EQ(lob_book_submit(b, 12, LOB_SIDE_ASK, 105, 5, LOB_TIF_GTC, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_RESTED);
+    EXPECT_EQ(r.rested_qty, 5);
+    EXPECT_EQ(lob_book_submit(b, 13, LOB_SIDE_BID, 105, 5, LOB_TIF_GTC, f, 8, &r), LOB_OK);
+    EXPECT_EQ(r.outcome, LOB_SUBMIT_FILLED);
+    EXPECT_EQ(r.filled_qty, 5);
+    EXPECT_EQ(lob_book_submit(b, 14, LOB_SIDE_ASK, 100, 5, 9, f, 8, &r), LOB_ERR_BAD_TIF);
     expect_valid(b);
     lob_book_free(b);
 }
@@ -223,13 +245,12 @@ static void test_random_stress(void) {
             if (rc == LOB_OK) shadow[id] = qty;
             break;
         case 4: {
-            size_t n;
-            int64_t rest;
+            lob_submit_result r;
             int tif = (int)(rnd() % 5);
-            rc = lob_book_submit(b, next_taker, side, price, qty, tif, fills, N_IDS, &n, &rest);
-            EXPECT(rc == LOB_OK || rc == LOB_ERR_WOULD_CROSS);
+            rc = lob_book_submit(b, next_taker, side, price, qty, tif, fills, N_IDS, &r);
+            EXPECT_EQ(rc, LOB_OK);
             int64_t filled = 0;
-            for (size_t k = 0; k < n; k++) {
+            for (size_t k = 0; k < r.n_fills; k++) {
                 EXPECT(fills[k].maker_id < N_IDS);
                 shadow[fills[k].maker_id] -= fills[k].qty;
                 EXPECT_EQ(shadow[fills[k].maker_id], fills[k].maker_remaining);
@@ -237,10 +258,12 @@ static void test_random_stress(void) {
                     EXPECT(side == LOB_SIDE_BID ? fills[k].price <= price : fills[k].price >= price);
                 filled += fills[k].qty;
             }
-            EXPECT(filled + rest <= qty);
+            EXPECT_EQ(filled, r.filled_qty);
+            if (r.outcome == LOB_SUBMIT_REJECTED) EXPECT_EQ(tif, LOB_TIF_POST_ONLY);
+            else EXPECT_EQ(r.filled_qty + r.rested_qty + r.killed_qty, qty);
             if (tif == LOB_TIF_FOK) EXPECT(filled == 0 || filled == qty);
-            if (tif == LOB_TIF_IOC || tif == LOB_TIF_FOK || tif == LOB_TIF_MARKET) EXPECT_EQ(rest, 0);
-            if (rest > 0) {
+            if (tif == LOB_TIF_IOC || tif == LOB_TIF_FOK || tif == LOB_TIF_MARKET) EXPECT_EQ(r.rested_qty, 0);
+            if (r.rested_qty > 0) {
                 lob_book_delete(b, next_taker); /* keep the id space small */
             }
             next_taker++;
@@ -320,6 +343,181 @@ static void test_garbage_events(void) {
     }
 }
 
+/* Deterministic shuffle of a[0..n). */
+static void shuffle(int64_t *a, size_t n) {
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(rnd() % i);
+        int64_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+/* Top `levels` of one side must be the `levels` best of the given prices. */
+static void expect_side_sorted(lob_book *b, int side, size_t expect_n) {
+    static int64_t bpx[200000], bq[200000], apx[200000], aq[200000];
+    size_t nb, na;
+    EXPECT_EQ(lob_book_depth(b, expect_n + 1, bpx, bq, apx, aq, &nb, &na), LOB_OK);
+    const int64_t *px = side > 0 ? bpx : apx;
+    size_t n = side > 0 ? nb : na;
+    EXPECT_EQ(n, expect_n);
+    int sorted = 1;
+    for (size_t i = 1; i < n; i++) sorted &= side > 0 ? px[i - 1] > px[i] : px[i - 1] < px[i];
+    EXPECT(sorted);
+}
+
+/* The block ladder at its edges: splits at the front, middle and back of a
+ * block, a new best and a new worst on a full block, merges on the way down,
+ * for both sides, with the checker after every change. */
+static void test_ladder_blocks(void) {
+    for (int side = -1; side <= 1; side += 2) {
+        for (int order = 0; order < 4; order++) {
+            lob_book *b;
+            lob_book_new(LOB_BOOK_L2, &b);
+            enum { N = 300 };
+            int64_t px[N];
+            for (int i = 0; i < N; i++) px[i] = 1000 + 3 * i;
+            if (order == 1) for (int i = 0; i < N / 2; i++) { int64_t t = px[i]; px[i] = px[N - 1 - i]; px[N - 1 - i] = t; }
+            if (order == 2) shuffle(px, N);
+            if (order == 3) for (int i = 0; i < N; i++) px[i] = 1000 + 3 * ((i % 2) ? N - 1 - i / 2 : i / 2); /* both ends */
+            for (int i = 0; i < N; i++) {
+                EXPECT_EQ(lob_book_set_level(b, side, px[i], 1 + i), LOB_OK);
+                expect_valid(b);
+            }
+            EXPECT_EQ(lob_book_level_count(b, side), N);
+            expect_side_sorted(b, side, N);
+            /* levels in between existing ones land in the right blocks */
+            for (int i = 0; i < N; i += 7) EXPECT_EQ(lob_book_set_level(b, side, 1001 + 3 * i, 5), LOB_OK);
+            expect_valid(b);
+            expect_side_sorted(b, side, N + (N + 6) / 7);
+            for (int i = 0; i < N; i += 7) EXPECT_EQ(lob_book_set_level(b, side, 1001 + 3 * i, 0), LOB_OK);
+            shuffle(px, N);
+            for (int i = 0; i < N; i++) {
+                EXPECT_EQ(lob_book_set_level(b, side, px[i], 0), LOB_OK);
+                expect_valid(b);
+                if (i % 37 == 0) expect_side_sorted(b, side, (size_t)(N - 1 - i));
+            }
+            EXPECT_EQ(lob_book_level_count(b, side), 0);
+            int64_t p, q;
+            EXPECT_EQ(lob_book_best(b, side, &p, &q), 0);
+            lob_book_free(b);
+        }
+    }
+}
+
+/* 100k levels a side in random order, then removal in random order: every
+ * level is found, the order holds, the checker passes at intervals, and
+ * the memory comes back to where a fresh book starts. */
+static void test_deep_book(void) {
+    enum { N = 100000 };
+    static int64_t px[N];
+    lob_book *fresh;
+    lob_book_new(LOB_BOOK_L3, &fresh);
+    size_t fresh_mem = lob_book_memory(fresh);
+    lob_book_free(fresh);
+    lob_book *b;
+    lob_book_new(LOB_BOOK_L3, &b);
+    for (int i = 0; i < N; i++) px[i] = 10 * (int64_t)i + 1;
+    shuffle(px, N);
+    for (int i = 0; i < N; i++) {
+        EXPECT_EQ(lob_book_add(b, (uint64_t)(2 * i), LOB_SIDE_BID, px[i], 3), LOB_OK);
+        EXPECT_EQ(lob_book_add(b, (uint64_t)(2 * i + 1), LOB_SIDE_ASK, 2000000 + px[i], 4), LOB_OK);
+        if (i % 20011 == 0) expect_valid(b);
+    }
+    /* an outlier far below the worst bid and one far above the worst ask */
+    EXPECT_EQ(lob_book_add(b, 1ULL << 40, LOB_SIDE_BID, -4000000000000LL, 1), LOB_OK);
+    EXPECT_EQ(lob_book_add(b, (1ULL << 40) + 1, LOB_SIDE_ASK, 4000000000000LL, 1), LOB_OK);
+    expect_valid(b);
+    EXPECT_EQ(lob_book_level_count(b, LOB_SIDE_BID), N + 1);
+    expect_side_sorted(b, LOB_SIDE_BID, N + 1);
+    expect_side_sorted(b, LOB_SIDE_ASK, N + 1);
+    int64_t p, q;
+    lob_book_best(b, LOB_SIDE_BID, &p, &q);
+    EXPECT_EQ(p, 10 * (int64_t)(N - 1) + 1);
+    lob_order_info info;
+    EXPECT_EQ(lob_book_order(b, 1ULL << 40, &info), LOB_OK);
+    EXPECT_EQ(info.price, -4000000000000LL);
+    size_t peak = lob_book_memory(b);
+    EXPECT(peak > 10 * fresh_mem);
+    shuffle(px, N);
+    for (int i = 0; i < N; i++) {
+        uint64_t id = (uint64_t)((px[i] - 1) / 10) * 2;
+        EXPECT_EQ(lob_book_delete(b, id), LOB_OK);
+        EXPECT_EQ(lob_book_delete(b, id + 1), LOB_OK);
+        if (i % 9973 == 0) expect_valid(b);
+    }
+    expect_valid(b);
+    EXPECT_EQ(lob_book_order_count(b), 2);
+    EXPECT(lob_book_memory(b) <= 2 * fresh_mem); /* pools shrank on the way down */
+    EXPECT_EQ(lob_book_clear(b), LOB_OK);
+    EXPECT_EQ(lob_book_memory(b), fresh_mem);
+    expect_valid(b);
+    lob_book_free(b);
+}
+
+/* clear() on a big book returns to the initial size at once and the book is
+ * fully usable afterwards; pools shrink as live counts fall (L2 too). */
+static void test_shrink_and_clear(void) {
+    for (int type = LOB_BOOK_L2; type <= LOB_BOOK_L3; type++) {
+        lob_book *b;
+        lob_book_new(type, &b);
+        size_t fresh_mem = lob_book_memory(b);
+        for (int round = 0; round < 3; round++) {
+            for (int i = 0; i < 50000; i++) {
+                int side = i % 2 ? LOB_SIDE_ASK : LOB_SIDE_BID;
+                int64_t price = side > 0 ? 100000 - i / 2 : 100001 + i / 2;
+                if (type == LOB_BOOK_L3) EXPECT_EQ(lob_book_add(b, (uint64_t)i, side, price - (i % 3) * 0, 2), LOB_OK);
+                else EXPECT_EQ(lob_book_set_level(b, side, price, 2), LOB_OK);
+            }
+            expect_valid(b);
+            EXPECT(lob_book_memory(b) > 20 * fresh_mem);
+            if (round == 1) { /* remove all but a few one by one */
+                for (int i = 0; i < 49990; i++) {
+                    int side = i % 2 ? LOB_SIDE_ASK : LOB_SIDE_BID;
+                    int64_t price = side > 0 ? 100000 - i / 2 : 100001 + i / 2;
+                    if (type == LOB_BOOK_L3) EXPECT_EQ(lob_book_delete(b, (uint64_t)i), LOB_OK);
+                    else EXPECT_EQ(lob_book_set_level(b, side, price, 0), LOB_OK);
+                    if (i % 4999 == 0) expect_valid(b);
+                }
+                expect_valid(b);
+                EXPECT(lob_book_memory(b) <= 2 * fresh_mem);
+            }
+            EXPECT_EQ(lob_book_clear(b), LOB_OK);
+            EXPECT_EQ(lob_book_memory(b), fresh_mem);
+            EXPECT_EQ(lob_book_level_count(b, LOB_SIDE_BID) + lob_book_level_count(b, LOB_SIDE_ASK), 0);
+            expect_valid(b);
+        }
+        lob_book_totals t;
+        lob_book_totals_get(b, &t);
+        if (type == LOB_BOOK_L3) EXPECT_EQ(t.added, t.cancelled);
+        lob_book_free(b);
+    }
+}
+
+/* Id sets that defeat a fixed multiplicative hash: multiples of the inverse
+ * of the old public multiplier (they all had the same product high bits),
+ * multiples of 2^32, large strides. All must work (speed: benches/). */
+static void test_adversarial_ids(void) {
+    const uint64_t inv = 0xF1DE83E19937733DULL; /* 0x9E3779B97F4A7C15^-1 mod 2^64 */
+    EXPECT_EQ(inv * 0x9E3779B97F4A7C15ULL, 1);
+    const uint64_t strides[] = {inv, 1ULL << 32, 1ULL << 48, 1000003ULL << 20};
+    for (size_t s = 0; s < sizeof strides / sizeof *strides; s++) {
+        lob_book *b;
+        lob_book_new(LOB_BOOK_L3, &b);
+        enum { N = 20000 };
+        for (uint64_t k = 1; k <= N; k++)
+            EXPECT_EQ(lob_book_add(b, k * strides[s], (k & 1) ? LOB_SIDE_BID : LOB_SIDE_ASK,
+                                   (k & 1) ? 1000 - (int64_t)(k % 50) : 1001 + (int64_t)(k % 50), 1), LOB_OK);
+        expect_valid(b);
+        EXPECT_EQ(lob_book_order_count(b), N);
+        for (uint64_t k = 1; k <= N; k += 2) EXPECT_EQ(lob_book_delete(b, k * strides[s]), LOB_OK);
+        for (uint64_t k = 2; k <= N; k += 2) EXPECT_EQ(lob_book_execute(b, k * strides[s], 1), LOB_OK);
+        EXPECT_EQ(lob_book_order_count(b), 0);
+        expect_valid(b);
+        lob_book_free(b);
+    }
+}
+
 int main(void) {
     test_garbage_events();
     test_add_cancel_execute();
@@ -327,6 +525,10 @@ int main(void) {
     test_submit();
     test_l2_and_events();
     test_wide_prices();
+    test_ladder_blocks();
+    test_deep_book();
+    test_shrink_and_clear();
+    test_adversarial_ids();
     test_random_stress();
     return report();
 }

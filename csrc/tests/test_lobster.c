@@ -88,11 +88,13 @@ static void expect_matches_vendor(const file *f, const lob_event *ev, size_t m) 
         EXPECT_EQ(lob_book_apply(b, ev + start, i + 1 - start, 1, &r), LOB_OK);
         start = i + 1;
         if (batch > 0) {
-            size_t k = batch - 1, got;
-            int64_t px[MAXL], q[MAXL];
+            size_t k = batch - 1, nb, na;
+            int64_t bpx[MAXL], bq[MAXL], apx[MAXL], aq[MAXL];
+            EXPECT_EQ(lob_book_depth(b, f->levels, bpx, bq, apx, aq, &nb, &na), LOB_OK);
             for (int side = -1; side <= 1; side += 2) {
                 int cp = side > 0 ? LOB_LOBSTER_BID_PX : LOB_LOBSTER_ASK_PX;
-                EXPECT_EQ(lob_book_depth(b, side, f->levels, px, q, &got), LOB_OK);
+                const int64_t *px = side > 0 ? bpx : apx, *q = side > 0 ? bq : aq;
+                size_t got = side > 0 ? nb : na;
                 for (size_t j = 0; j < f->levels; j++) {
                     int64_t vs = f->col[4 * j + cp + 1][k];
                     EXPECT_EQ(j < got ? q[j] : 0, vs);

@@ -9,6 +9,7 @@ from lobsim.book._book import (
     OrderInfo,
     depth_series,
 )
+from lobsim._types import SubmitOutcome, SubmitResult
 
 
 def __getattr__(name):
@@ -21,4 +22,4 @@ def __getattr__(name):
 
 
 __all__ = ["OrderBook", "LevelBook", "ReferenceBook", "depth_series", "Depth", "DepthSeries",
-           "OrderInfo", "ApplyResult"]
+           "OrderInfo", "ApplyResult", "SubmitOutcome", "SubmitResult"]

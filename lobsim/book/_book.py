@@ -5,9 +5,8 @@ from typing import NamedTuple
 import numpy as np
 
 from lobsim._core import ERROR_NAMES, apply_error, check, event_buffer, ffi, lib
-from lobsim.errors import status_error
-from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce
-from lobsim.errors import InvalidOrder
+from lobsim._types import FILL_DTYPE, EventKind, Side, SubmitOutcome, SubmitResult, TimeInForce
+from lobsim.errors import InvalidOrder, Status, status_error
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -79,6 +78,15 @@ def _side(side):
     return int(side)
 
 
+def _check_depth_out(out, levels):
+    if not isinstance(out, Depth):
+        raise TypeError(f"out must be a Depth (from an earlier depth() call), got {type(out).__name__}")
+    for name, a in zip(Depth._fields, out):
+        if not (isinstance(a, np.ndarray) and a.dtype == np.int64 and a.ndim == 1 and a.flags.c_contiguous
+                and a.flags.writeable and len(a) == levels):
+            raise ValueError(f"out.{name} must be a writable C-contiguous int64 array of length {levels}")
+
+
 def _apply_result(res):
     by_reason = {ERROR_NAMES[-k]: int(res.by_error[k]) for k in range(1, lib.LOB_N_ERRORS) if res.by_error[k]}
     return ApplyResult(int(res.applied), int(res.rejected), by_reason, int(res.first_error_index))
@@ -104,6 +112,9 @@ class _Book:
         self._lock = threading.Lock()
         self._c_px = ffi.new("int64_t *")
         self._c_qty = ffi.new("int64_t *")
+        self._c_n = ffi.new("size_t *")
+        self._c_n2 = ffi.new("size_t *")
+        self._depth_out = self._depth_ptrs = None
 
     # -- lifecycle -----------------------------------------------------
     def close(self):
@@ -159,31 +170,53 @@ class _Book:
         return rc
 
     # -- views ----------------------------------------------------------
-    def _best(self, side):
-        with self._lock:
-            if lib.lob_book_best(self._b, side, self._c_px, self._c_qty) == 0:
-                return None
-            return int(self._c_px[0]), int(self._c_qty[0])
-
     def best_bid(self):
         """(price, qty) of the best bid, or None. O(1)."""
-        return self._best(lib.LOB_SIDE_BID)
+        with self._lock:
+            if self._ptr is None:
+                raise ValueError("book is closed")
+            if lib.lob_book_best(self._ptr, 1, self._c_px, self._c_qty) == 0:
+                return None
+            return self._c_px[0], self._c_qty[0]
 
     def best_ask(self):
         """(price, qty) of the best ask, or None. O(1)."""
-        return self._best(lib.LOB_SIDE_ASK)
+        with self._lock:
+            if self._ptr is None:
+                raise ValueError("book is closed")
+            if lib.lob_book_best(self._ptr, -1, self._c_px, self._c_qty) == 0:
+                return None
+            return self._c_px[0], self._c_qty[0]
 
-    def depth(self, levels=10):
-        """Top `levels` per side as a Depth of int64 arrays (best first, 0-padded). O(levels)."""
-        levels = _int_arg("levels", levels, 0, 1 << 20)
-        arrs = [np.zeros(levels, dtype=np.int64) for _ in range(4)]
-        n = ffi.new("size_t *")
-        for side, px, qty in ((lib.LOB_SIDE_BID, arrs[0], arrs[1]), (lib.LOB_SIDE_ASK, arrs[2], arrs[3])):
-            with self._lock:
-                rc = lib.lob_book_depth(self._b, side, levels, ffi.cast("int64_t *", ffi.from_buffer(px)),
-                                        ffi.cast("int64_t *", ffi.from_buffer(qty)), n)
-            check(rc, "depth")
-        return Depth(*arrs)
+    def depth(self, levels=10, out=None):
+        """Top `levels` per side as a Depth of int64 arrays (best first, 0-padded). O(levels).
+
+        Both sides come from one C call under the book's lock, so a snapshot
+        is always one the book really was in. `out`: a Depth returned by an
+        earlier depth(levels) call to fill in place (no allocation: the fast
+        path for a strategy loop); it is returned.
+        """
+        if out is not None and out is self._depth_out and len(out.bid_px) == levels:
+            ptrs = self._depth_ptrs  # the same buffers as last time: already checked
+        else:
+            levels = _int_arg("levels", levels, 0, 1 << 20)
+            if out is None:
+                out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
+            else:
+                _check_depth_out(out, levels)
+            ptrs = [ffi.cast("int64_t *", ffi.from_buffer(a, require_writable=True)) for a in out]
+            self._depth_out, self._depth_ptrs = out, ptrs
+        with self._lock:
+            rc = lib.lob_book_depth(self._b, levels, *ptrs, self._c_n, self._c_n2)
+        check(rc, "depth")
+        return out
+
+    def memory_bytes(self):
+        """Bytes held by the C book (pools, id map, level index). They follow live
+        orders and levels: pools shrink as the book empties; clear() returns to
+        the initial size."""
+        with self._lock:
+            return int(lib.lob_book_memory(self._b))
 
     def level_count(self, side):
         """Number of price levels on one side."""
@@ -239,8 +272,7 @@ class OrderBook(_Book):
     def __init__(self):
         super().__init__()
         self._fills = np.zeros(64, dtype=FILL_DTYPE)
-        self._n = ffi.new("size_t *")
-        self._rested = ffi.new("int64_t *")
+        self._submit_res = ffi.new("lob_submit_result *")
         self._info = ffi.new("lob_order_info *")
 
     def __len__(self):
@@ -277,31 +309,40 @@ class OrderBook(_Book):
         self._call(lib.lob_book_modify, "modify", ("order_id", "price", "qty"), order_id, price, qty)
 
     def submit(self, order_id, side, price, qty, tif=TimeInForce.GTC):
-        """Match an incoming order; returns its fills (FILL_DTYPE array, in execution order).
+        """Match an incoming order; returns a SubmitResult (outcome, fills, filled /
+        rested / killed qty, reason).
 
-        GTC rests the remainder, IOC and MARKET cancel it, FOK fills all or
-        nothing (empty result), POST_ONLY raises OrderRejected if it would
-        take liquidity, else rests. Trades happen at the resting order's
-        price. O(fills). `price` is ignored for MARKET.
+        GTC rests the remainder (RESTED), IOC and MARKET cancel it (KILLED),
+        FOK fills all or nothing (KILLED with no fills), POST_ONLY rests or,
+        if it would take liquidity, is REJECTED with reason
+        Status.WOULD_CROSS and changes nothing (a routine outcome for a market
+        maker, not an exception). Trades happen at the resting order's price,
+        fills in execution order. Bad arguments (side, qty, price, tif, an id
+        already resting) raise. O(fills). `price` is ignored for MARKET.
         """
         tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1)
         if tif == TimeInForce.MARKET:
             price = 0  # ignored by the engine
         args = (_int_arg("order_id", order_id, *_RANGES["order_id"]), _side(side),
                 _int_arg("price", price, *_RANGES["price"]), _int_arg("qty", qty, *_RANGES["qty"]), tif)
+        r = self._submit_res
         with self._lock:
             while True:
                 buf = ffi.cast("lob_fill *", ffi.from_buffer(self._fills))
-                rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), self._n, self._rested)
+                rc = lib.lob_book_submit(self._b, *args, buf, len(self._fills), r)
                 if rc != lib.LOB_ERR_CAPACITY:
                     break
-                self._fills = np.zeros(max(int(self._n[0]), 2 * len(self._fills)), dtype=FILL_DTYPE)
-            fills = self._fills[: int(self._n[0])].copy()
-        check(rc, f"submit order {order_id}")
-        return fills
+                self._fills = np.zeros(max(int(r.n_fills), 2 * len(self._fills)), dtype=FILL_DTYPE)
+            check(rc, f"submit order {order_id}")
+            return SubmitResult(SubmitOutcome(r.outcome), self._fills[: r.n_fills].copy(), r.filled_qty,
+                                r.rested_qty, r.killed_qty, Status(r.reject_code) if r.reject_code else None)
 
     def order(self, order_id):
-        """Copy of a resting order with its queue position. O(orders ahead)."""
+        """Copy of a resting order with its queue position.
+
+        O(orders ahead of it at its level): it walks the FIFO, so it is for
+        inspection, not for a per-event loop (the simulator tracks its own
+        orders' queue position incrementally)."""
         i = ffi.new("lob_order_info *")  # per call, so concurrent calls cannot mix results
         self._call(lib.lob_book_order, "order", ("order_id",), order_id, i)
         return OrderInfo(int(i.order_id), Side(i.side), int(i.price), int(i.qty), int(i.qty_ahead),

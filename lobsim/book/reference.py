@@ -19,7 +19,7 @@ from itertools import islice
 import numpy as np
 from sortedcontainers import SortedDict
 
-from lobsim._types import FILL_DTYPE, EventKind, Side, TimeInForce, check_event_array
+from lobsim._types import FILL_DTYPE, EventKind, Side, SubmitOutcome, SubmitResult, TimeInForce, check_event_array
 from lobsim.errors import STATUS_INFO, BookCorrupted, InvalidOrder, LobError, Status, event_error
 
 try:  # the shared result types, once the C-backed module is importable
@@ -280,13 +280,14 @@ class ReferenceBook:
 
     # -- matching -----------------------------------------------------------
     def submit(self, order_id, side, price, qty, tif=TimeInForce.GTC):
-        """Match an incoming order against the book; return its fills (FILL_DTYPE).
+        """Match an incoming order against the book; return a SubmitResult.
 
         Price-time priority, each fill at the resting order's price, in the
-        order they happen. GTC rests what is left at `price`; IOC and MARKET
-        (price ignored) cancel it; FOK fills completely or not at all (no
-        fills, book unchanged); POST_ONLY raises OrderRejected if it would
-        match anything, else rests. An id already resting is DuplicateOrderId.
+        order they happen. GTC rests what is left at `price` (RESTED); IOC
+        and MARKET (price ignored) cancel it (KILLED); FOK fills completely or
+        not at all (KILLED, no fills, book unchanged); POST_ONLY rests, or is
+        REJECTED (reason Status.WOULD_CROSS, book unchanged) if it would match
+        anything. An id already resting is DuplicateOrderId.
         O(log L + fills).
         """
         self._live()
@@ -308,11 +309,11 @@ class ReferenceBook:
 
         if tif == TimeInForce.POST_ONLY:
             if next(levels(), None) is not None:
-                raise _fail(Status.WOULD_CROSS, f"post-only order {order_id} would trade at {price}")
+                return SubmitResult(SubmitOutcome.REJECTED, _fill_array(()), 0, 0, 0, Status.WOULD_CROSS)
             self._check_total(qty)
             self._rest(order_id, side, price, qty)
             self._added += qty
-            return _fill_array(())
+            return SubmitResult(SubmitOutcome.RESTED, _fill_array(()), 0, qty, 0)
 
         available = 0
         for p in levels():
@@ -320,7 +321,7 @@ class ReferenceBook:
             if available >= qty:
                 break
         if tif == TimeInForce.FOK and available < qty:
-            return _fill_array(())
+            return SubmitResult(SubmitOutcome.KILLED, _fill_array(()), 0, 0, qty)
         if tif == TimeInForce.GTC and available < qty:  # checked before any fill
             self._check_total(qty - 2 * available)  # resting after the fills, plus the remainder
 
@@ -339,10 +340,14 @@ class ReferenceBook:
                 self._executed += n
                 left -= n
                 fills.append((maker, order_id, p, n, remaining, side))
-        if left and tif == TimeInForce.GTC:
+        filled = qty - left
+        if not left:
+            return SubmitResult(SubmitOutcome.FILLED, _fill_array(fills), filled, 0, 0)
+        if tif == TimeInForce.GTC:
             self._rest(order_id, side, price, left)
             self._added += left
-        return _fill_array(fills)
+            return SubmitResult(SubmitOutcome.RESTED, _fill_array(fills), filled, left, 0)
+        return SubmitResult(SubmitOutcome.KILLED, _fill_array(fills), filled, 0, left)
 
     # -- batch replay ---------------------------------------------------------
     def apply(self, events, strict=True):
@@ -427,12 +432,19 @@ class ReferenceBook:
         p, level = self._asks.peekitem(0)
         return (p, level.qty)
 
-    def depth(self, levels=10):
+    def depth(self, levels=10, out=None):
         """Top `levels` of each side, best first, as Depth of int64 arrays of
-        length `levels` (missing levels are price 0, qty 0). O(levels)."""
+        length `levels` (missing levels are price 0, qty 0); `out`: a Depth of
+        such arrays to fill in place and return. O(levels)."""
         self._live()
         levels = _int_arg("levels", levels, 0, 1 << 20)
-        out = [np.zeros(levels, dtype=np.int64) for _ in range(4)]
+        if out is None:
+            out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
+        else:
+            for a in out:
+                if not (isinstance(a, np.ndarray) and a.dtype == np.int64 and a.shape == (levels,)):
+                    raise ValueError(f"out arrays must be int64 of length {levels}")
+                a[:] = 0
         for book, keys, px, qt in (
             (self._bids, reversed(self._bids.keys()), out[0], out[1]),
             (self._asks, iter(self._asks.keys()), out[2], out[3]),
@@ -440,7 +452,7 @@ class ReferenceBook:
             for j, p in enumerate(islice(keys, levels)):
                 px[j] = p
                 qt[j] = book[p].qty
-        return Depth(*out)
+        return out
 
     def level_count(self, side):
         """Number of price levels on one side. O(1)."""
