@@ -8,7 +8,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["book.c", "lobster.c"]
+SOURCES = ["book.c", "lobster.c", "synthetic.c"]
 
 
 def header_cdef(path):

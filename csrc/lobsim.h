@@ -345,4 +345,59 @@ int lob_lobster_check_book(const lob_lobster_book *book, int64_t raw_tick, int64
 int lob_lobster_replay(const lob_lobster_input *in, lob_event *events, size_t cap,
                        lob_lobster_result *result);
 
+/* ======================================================================
+ * Synthetic order flow (csrc/synthetic.c)
+ *
+ * A seeded zero-intelligence L3 market (the model is documented in
+ * lobsim/data/synthetic.py), streamed: a lob_synth holds the market's state
+ * and writes the next events of a stream of n_events into any buffer, so
+ * the bytes do not depend on how the stream is chunked, and are the same for
+ * a seed on every platform. A strict L3 book replays them without an error.
+ * ====================================================================== */
+
+/* The knobs (lobsim.data.synthetic.generate() documents each). Bounds,
+ * checked by lob_synth_new: n_events >= 0; 1 <= tick_levels <= 1e6;
+ * 4 * tick_levels < start_price <= 2^40; 1 <= mean_qty <= 1e6;
+ * 0 < add_rate <= 1e6; cancel_rate, execute_rate, modify_rate and
+ * mean_offset in [0, 1e6]; reduce_share in [0, 1]; volatility in [0, 1000];
+ * mean_gap_ns, latency_ns, latency_jitter_ns in [0, 1e12];
+ * 0 <= t0_ns <= 2^62; 1 <= first_order_id <= 2^63. */
+typedef struct lob_synth_params {
+    int64_t n_events;          /* length of the stream; it ends with a complete batch */
+    int64_t tick_levels;       /* furthest a new order rests from the latent mid, ticks */
+    int64_t start_price;       /* initial latent mid, ticks */
+    double mean_qty;           /* mean size of limit and market orders, lots (geometric >= 1) */
+    double add_rate;           /* relative rate of limit orders per step */
+    double cancel_rate;        /* rate of cancels per resting order */
+    double reduce_share;       /* share of cancels that are partial REDUCEs */
+    double execute_rate;       /* relative rate of market orders (sweeps) */
+    double modify_rate;        /* relative rate of MODIFYs */
+    double mean_offset;        /* mean distance of a new order behind the mid, ticks */
+    double volatility;         /* standard deviation of the latent mid per step, ticks */
+    double mean_gap_ns;        /* mean time between steps (exponential) */
+    int64_t latency_ns;        /* feed latency floor */
+    double latency_jitter_ns;  /* mean of the exponential feed latency on top */
+    int64_t t0_ns;             /* clock before the first step */
+    uint64_t first_order_id;   /* ids are consecutive from here (market orders take one too) */
+} lob_synth_params;
+
+typedef struct lob_synth lob_synth;
+
+/* Create a generator for params (copied) and seed into *out; the caller owns
+ * it and frees it with lob_synth_free(). LOB_ERR_INVALID_ARG for NULL or a
+ * knob out of bounds (*out = NULL), LOB_ERR_NOMEM. */
+int lob_synth_new(const lob_synth_params *params, uint64_t seed, lob_synth **out);
+
+/* Write the next events of the stream into events[0..cap); *n_out = events
+ * written, fewer than cap only when the stream is exhausted (then 0 on every
+ * later call). Consecutive calls continue the one stream: a batch may
+ * straddle two calls. LOB_ERR_INVALID_ARG for NULL (events may be NULL when
+ * cap is 0); LOB_ERR_NOMEM or LOB_ERR_CORRUPT (the generator's own book
+ * disagreed with its state; a bug) leave the events before it written,
+ * counted in *n_out, and are returned again by every later call. */
+int lob_synth_next(lob_synth *state, lob_event *events, size_t cap, size_t *n_out);
+
+/* Free a generator and everything it owns; NULL is a no-op. */
+void lob_synth_free(lob_synth *state);
+
 #endif

@@ -1,72 +1,162 @@
 """Deterministic synthetic L3 order flow: a seeded zero-intelligence market.
 
-`generate(n, seed)` returns an EVENT_DTYPE array that a strict L3 book replays
-without a single error, so tests and benchmarks need no vendor data:
+`generate(n, seed)` returns an EVENT_DTYPE array and `iter_generate(n, seed)`
+streams the same events in chunks; a strict L3 book replays them without a
+single error, so tests and benchmarks need no vendor data. Each step of the
+market draws a time gap and a feed latency, moves a latent mid, then does one
+thing, chosen with weights add_rate, cancel_rate * (resting orders),
+execute_rate and modify_rate:
 
-- limit ADDs arrive at a constant rate, placed a geometric number of ticks
-  behind a latent random-walk mid (bids at or below it, asks above), clamped
-  so they never cross the opposite best: the book stays uncrossed;
-- cancels come at a rate proportional to the number of resting orders (so
-  the book size is stationary), on a uniformly chosen live order: mostly
-  DELETE, sometimes a partial REDUCE;
-- market orders arrive at a constant rate, more often on the side the latent
-  mid has moved towards; each sweeps the best resting orders in price-time
-  priority: EXECUTE events (side = resting side) for each order hit, then a
-  TRADE print per price level (side = aggressor), all at one timestamp,
-  the last one flagged BATCH_END;
-- occasional MODIFYs (new qty, sometimes a new price a few ticks away).
+- a limit ADD on either side with equal odds, a geometric number of ticks
+  (mean `mean_offset`, at most `tick_levels`) behind the latent mid (bids at
+  or below it, asks above), clamped so that it never crosses the opposite
+  best: the book stays uncrossed; size geometric with mean `mean_qty` lots;
+- a cancel of a uniformly chosen resting order: a partial REDUCE (by 1 to
+  qty - 1 lots) with probability `reduce_share` if the order has 2 lots or
+  more, else a DELETE. Cancels grow with the book, so its size is stationary
+  (about add_rate / cancel_rate orders);
+- a market order, more often a buy when the latent mid has moved above the
+  book's mid (P(buy) = 0.5 + 0.2 * (latent - book mid in ticks), within
+  [0.1, 0.9]), of geometric size with mean `mean_qty`: it sweeps the
+  resting orders of the other side in price-time priority (matched by the C
+  book itself), giving one EXECUTE per order hit (side = resting side), each
+  price level followed by its TRADE print (side = aggressor, qty = the
+  level's total), all at one timestamp; the last print ends the batch;
+- a MODIFY of a uniformly chosen resting order: new qty (half the time
+  smaller, else larger by a geometric draw) and, 40% of the time, a price
+  1-3 ticks away, never crossing (a larger qty or a new price loses
+  priority, as any MODIFY does).
 
-Every event outside a sweep is its own batch (flag BATCH_END); a sweep is one
-batch. ts_exch is non-decreasing (exponential gaps, a sweep shares one timestamp); ts_local is
-ts_exch plus a seeded feed latency, kept non-decreasing like a real capture.
-The same arguments give bit-identical output: all randomness is pre-drawn in
-fixed-size chunks from numpy's PCG64 seeded by `seed`.
+Every event outside a market order is its own batch (flag BATCH_END). ts_exch
+is non-decreasing (exponential gaps of mean `mean_gap_ns`; a sweep shares one
+timestamp); ts_local = ts_exch + `latency_ns` + an exponential jitter of mean
+`latency_jitter_ns`, kept non-decreasing like a real capture. The latent mid
+is a random walk with steps of standard deviation `volatility` ticks (uniform
+steps), reflected at tick_levels + 2 ticks so every price stays positive.
+Order ids are consecutive from `first_order_id` (a market order takes one).
 
-Speed: one tight Python loop over pre-drawn numbers, about 1-2 us per event.
+The generator runs in C (csrc/synthetic.c) with its own seeded PRNG
+(xoshiro256** seeded by splitmix64), integer arithmetic and exactly rounded
+float operations only, so the same arguments give the same bytes on every
+platform and at any chunk size: `generate(n, seed)` equals the concatenation
+of `iter_generate(n, seed, chunk_events=k)` for every k. The stream ends with
+a complete batch (a market order at the very end is limited to fit).
+
+Speed: tens of millions of events per second, O(1) per event; memory is the
+book (O(resting orders)) plus one chunk.
 """
+import math
+import numbers
+
 import numpy as np
 
-from lobsim._types import EVENT_DTYPE, EventKind, Flag
+from lobsim._core import check, ffi, lib
+from lobsim._types import EVENT_DTYPE, EventKind
 from lobsim.data.events import Events, ValidationReport
 from lobsim.instrument import Instrument
 
-__all__ = ["generate", "generate_events", "INSTRUMENT"]
+__all__ = ["generate", "iter_generate", "generate_events", "INSTRUMENT", "KNOBS", "MAX_EVENTS"]
 
 INSTRUMENT = Instrument("SYN", "0.01", "1")
 """The instrument synthetic ticks and lots refer to (tick 0.01, lot 1)."""
 
 T0_NS = 1_704_205_800_000_000_000  # 2024-01-02 14:30:00 UTC
 
-_CHUNK = 1 << 15  # steps of random numbers drawn at a time
+MAX_EVENTS = 10_000_000_000
+"""Largest n_events accepted (480 GB of events: stream them with iter_generate)."""
+
+MAX_SEED = 2**63 - 1
+
+# name: (default, type, lower bound, lower bound excluded, upper bound); the C side checks the same bounds.
+KNOBS = {
+    "tick_levels": (20, int, 1, False, 1_000_000),
+    "start_price": (10_000, int, None, False, 2**40),  # lower bound: > 4 * tick_levels
+    "mean_qty": (5.0, float, 1.0, False, 1e6),
+    "add_rate": (1.0, float, 0.0, True, 1e6),
+    "cancel_rate": (0.003, float, 0.0, False, 1e6),
+    "reduce_share": (0.05, float, 0.0, False, 1.0),
+    "execute_rate": (0.11, float, 0.0, False, 1e6),
+    "modify_rate": (0.05, float, 0.0, False, 1e6),
+    "mean_offset": (3.0, float, 0.0, False, 1e6),
+    "volatility": (0.03, float, 0.0, False, 1000.0),
+    "mean_gap_ns": (20_000.0, float, 0.0, False, 1e12),
+    "latency_ns": (40_000, int, 0, False, 10**12),
+    "latency_jitter_ns": (10_000.0, float, 0.0, False, 1e12),
+    "t0_ns": (T0_NS, int, 0, False, 2**62),
+    "first_order_id": (1, int, 1, False, 2**63),
+}
+"""The knobs of the market: name -> (default, type, lower bound, lower bound
+excluded, upper bound). See generate() for their meaning."""
 
 
-def generate(
-    n_events,
-    seed=0,
-    *,
-    tick_levels=20,
-    start_price=10_000,
-    mean_qty=5.0,
-    add_rate=1.0,
-    cancel_rate=0.003,
-    reduce_share=0.05,
-    execute_rate=0.11,
-    modify_rate=0.05,
-    mean_offset=3.0,
-    volatility=0.03,
-    mean_gap_ns=20_000,
-    latency_ns=40_000,
-    latency_jitter_ns=10_000,
-    t0_ns=T0_NS,
-    first_order_id=1,
-):
+def _int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value}")
+    return value
+
+
+def _real(name, value, lo, lo_open, hi):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or (lo_open and value == lo) or value > hi:
+        raise ValueError(f"{name} must be a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}], got {value}")
+    return value
+
+
+def _params(n_events, knobs):
+    """Validated knobs as a lob_synth_params (ValueError / TypeError naming the knob)."""
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise TypeError(f"unknown synthetic knob {unknown[0]!r} (knobs: {', '.join(KNOBS)})")
+    p = ffi.new("lob_synth_params *")
+    p.n_events = _int("n_events", n_events, 0, MAX_EVENTS)
+    for name, (default, kind, lo, lo_open, hi) in KNOBS.items():
+        value = knobs.get(name, default)
+        if kind is int:
+            value = _int(name, value, lo if lo is not None else 1, hi)
+        else:
+            value = _real(name, value, lo, lo_open, hi)
+        if name == "start_price" and value <= 4 * p.tick_levels:
+            raise ValueError(f"start_price must exceed 4 * tick_levels = {4 * p.tick_levels} "
+                             f"(so prices stay positive), got {value}")
+        setattr(p, name, value)
+    return p
+
+
+def _new_state(n_events, seed, knobs):
+    """A C generator (freed by ffi.gc, or at once with ffi.release)."""
+    params = _params(n_events, knobs)
+    seed = _int("seed", seed, 0, MAX_SEED)
+    out = ffi.new("lob_synth **")
+    check(lib.lob_synth_new(params, seed, out), "synthetic generator")
+    return ffi.gc(out[0], lib.lob_synth_free)
+
+
+def _fill(state, out):
+    """Write the next len(out) events of the stream into `out`."""
+    n = ffi.new("size_t *")
+    ptr = ffi.cast("lob_event *", ffi.from_buffer(out, require_writable=True))
+    check(lib.lob_synth_next(state, ptr, len(out), n), "synthetic generator")
+    if n[0] != len(out):  # cannot happen: the state knows the stream's length
+        raise RuntimeError(f"synthetic generator wrote {n[0]} of {len(out)} events")
+
+
+def generate(n_events, seed=0, **knobs):
     """Return `n_events` synthetic L3 events (EVENT_DTYPE), valid for a strict book.
 
-    n_events: exact length of the output.
-    seed: the only source of randomness; same arguments -> same bytes.
-    tick_levels: furthest a new order is placed from the latent mid, in ticks.
+    n_events: exact length of the output, int in [0, 10_000_000_000] (the
+        array must fit in memory: 48 bytes per event; iter_generate streams).
+    seed: int in [0, 2**63 - 1], the only source of randomness; the same
+        arguments give the same bytes on every platform.
+    Knobs (keyword only; bounds in KNOBS, checked with a ValueError naming
+    the knob, a TypeError for a wrong type or an unknown name):
+    tick_levels: furthest a new order is placed from the latent mid, ticks.
     start_price: initial mid in ticks (must exceed 4 * tick_levels).
-    mean_qty: mean order size in lots (geometric, >= 1).
+    mean_qty: mean size of limit and market orders in lots (geometric, >= 1).
     add_rate, execute_rate, modify_rate: relative rates of limit orders,
         market orders (sweeps) and modifies per step; cancel_rate is the rate
         per resting order, so the book holds about add_rate / cancel_rate orders.
@@ -74,277 +164,58 @@ def generate(
     mean_offset: mean distance in ticks of a new order behind the mid.
     volatility: standard deviation of the latent mid per step, in ticks.
     mean_gap_ns: mean time between steps (exponential).
-    latency_ns, latency_jitter_ns: feed latency = base + exponential jitter.
+    latency_ns, latency_jitter_ns: feed latency = base + exponential jitter
+        of that mean.
+    t0_ns: the clock before the first step (ns since the epoch).
+    first_order_id: the first order id; ids are consecutive from it.
+
+    O(n_events) time (tens of millions of events per second), memory the
+    output plus the book.
     """
-    n_events = int(n_events)
-    if n_events < 0:
-        raise ValueError(f"n_events must be >= 0, got {n_events}")
-    tick_levels = int(tick_levels)
-    start_price = int(start_price)
-    if tick_levels < 1:
-        raise ValueError("tick_levels must be >= 1")
-    if start_price <= 4 * tick_levels:
-        raise ValueError("start_price must exceed 4 * tick_levels so prices stay positive")
-    if mean_qty < 1 or mean_offset < 0 or min(add_rate, cancel_rate, execute_rate, modify_rate) < 0:
-        raise ValueError("rates, mean_qty - 1 and mean_offset must be non-negative")
-    if add_rate <= 0:
-        raise ValueError("add_rate must be positive")
-    if not 0 <= reduce_share <= 1:
-        raise ValueError("reduce_share must be in [0, 1]")
-
-    rng = np.random.Generator(np.random.PCG64(seed))
-    p_qty = 1.0 / float(mean_qty)
-    p_off = 1.0 / (float(mean_offset) + 1.0)
-
-    # Output columns (Python lists: appending is much cheaper than numpy item writes).
-    o_ts, o_loc, o_id, o_px, o_qty, o_side, o_kind, o_flag = [], [], [], [], [], [], [], []
-    a_ts, a_loc, a_id, a_px, a_qty, a_side, a_kind, a_flag = (
-        o_ts.append, o_loc.append, o_id.append, o_px.append,
-        o_qty.append, o_side.append, o_kind.append, o_flag.append,
-    )
-    ADD, REDUCE, DELETE, EXECUTE, MODIFY, TRADE = (
-        int(EventKind.ADD), int(EventKind.REDUCE), int(EventKind.DELETE),
-        int(EventKind.EXECUTE), int(EventKind.MODIFY), int(EventKind.TRADE),
-    )
-    END = int(Flag.BATCH_END)
-
-    # Book model: level dicts keep insertion order = FIFO (id -> None).
-    bids, asks = {}, {}
-    best_bid = best_ask = None  # int ticks or None when the side is empty
-    orders = {}  # id -> [side, price, qty, index in live]
-    live = []  # ids of resting orders, for O(1) uniform picks
-    next_id = int(first_order_id)
-
-    mid = float(start_price) + 0.5
-    t = int(t0_ns)
-    last_local = t
-    count = 0
-    stats = [0] * 10  # events by kind
-
-    def remove(oid, o):
-        """Drop a resting order from its level, `live` and `orders`; fix the best price."""
-        nonlocal best_bid, best_ask
-        side, price = o[0], o[1]
-        book = bids if side == 1 else asks
-        lvl = book[price]
-        del lvl[oid]
-        if not lvl:
-            del book[price]
-            if side == 1:
-                if price == best_bid:
-                    if bids:
-                        p = price - 1
-                        while p not in bids:
-                            p -= 1
-                        best_bid = p
-                    else:
-                        best_bid = None
-            elif price == best_ask:
-                if asks:
-                    p = price + 1
-                    while p not in asks:
-                        p += 1
-                    best_ask = p
-                else:
-                    best_ask = None
-        i = o[3]
-        last = live.pop()
-        if last != oid:
-            live[i] = last
-            orders[last][3] = i
-        del orders[oid]
-
-    def rest(oid, side, price, qty):
-        """Append an order at the tail of its level and register it as live."""
-        nonlocal best_bid, best_ask
-        if side == 1:
-            lvl = bids.get(price)
-            if lvl is None:
-                lvl = bids[price] = {}
-                if best_bid is None or price > best_bid:
-                    best_bid = price
-        else:
-            lvl = asks.get(price)
-            if lvl is None:
-                lvl = asks[price] = {}
-                if best_ask is None or price < best_ask:
-                    best_ask = price
-        lvl[oid] = None
-        orders[oid] = [side, price, qty, len(live)]
-        live.append(oid)
-
-    while count < n_events:
-        # One chunk of pre-drawn numbers; a step consumes exactly one row.
-        u = rng.random((_CHUNK, 5))
-        u_kind, u_pick, u_aux, u_aux2, u_aux3 = (u[:, j].tolist() for j in range(5))
-        offs = np.minimum(rng.geometric(p_off, _CHUNK) - 1, tick_levels).tolist()
-        qtys = rng.geometric(p_qty, _CHUNK).tolist()
-        gaps = rng.exponential(mean_gap_ns, _CHUNK).astype(np.int64).tolist()
-        lats = (latency_ns + rng.exponential(latency_jitter_ns, _CHUNK)).astype(np.int64).tolist()
-        dmid = (rng.standard_normal(_CHUNK) * volatility).tolist()
-
-        for s in range(_CHUNK):
-            if count >= n_events:
-                break
-            mid += dmid[s]
-            t += gaps[s]
-            local = t + lats[s]
-            if local < last_local:
-                local = last_local
-            last_local = local
-            n_live = len(live)
-            w_cancel = cancel_rate * n_live
-            w_exec = execute_rate if (best_bid is not None or best_ask is not None) else 0.0
-            w_mod = modify_rate if n_live else 0.0
-            x = u_kind[s] * (add_rate + w_cancel + w_exec + w_mod)
-            room = n_events - count
-
-            if x < add_rate or (x >= add_rate + w_cancel and x < add_rate + w_cancel + w_exec and room < 2):
-                # -- limit order: behind the latent mid, never crossing ----------
-                ref = int(mid)
-                if u_pick[s] < 0.5:
-                    side = 1
-                    price = ref - offs[s]
-                    if best_ask is not None and price >= best_ask:
-                        price = best_ask - 1
-                else:
-                    side = -1
-                    price = ref + 1 + offs[s]
-                    if best_bid is not None and price <= best_bid:
-                        price = best_bid + 1
-                oid = next_id
-                next_id += 1
-                qty = qtys[s]
-                rest(oid, side, price, qty)
-                a_ts(t); a_loc(local); a_id(oid); a_px(price); a_qty(qty)
-                a_side(side); a_kind(ADD); a_flag(END)
-                count += 1
-                stats[ADD] += 1
-                continue
-
-            x -= add_rate
-            if x < w_cancel:
-                # -- cancel a uniformly chosen live order --------------------------
-                oid = live[int(u_pick[s] * n_live)]
-                o = orders[oid]
-                q = o[2]
-                if q >= 2 and u_aux[s] < reduce_share:
-                    cut = 1 + int(u_aux2[s] * (q - 1))  # 1 .. q-1: a true partial
-                    o[2] = q - cut
-                    a_ts(t); a_loc(local); a_id(oid); a_px(o[1]); a_qty(cut)
-                    a_side(o[0]); a_kind(REDUCE); a_flag(END)
-                    stats[REDUCE] += 1
-                else:
-                    remove(oid, o)
-                    a_ts(t); a_loc(local); a_id(oid); a_px(o[1]); a_qty(q)
-                    a_side(o[0]); a_kind(DELETE); a_flag(END)
-                    stats[DELETE] += 1
-                count += 1
-                continue
-
-            x -= w_cancel
-            if x < w_exec:
-                # -- market order sweeping the best resting orders ----------------
-                if best_bid is not None and best_ask is not None:
-                    lean = 0.5 + 0.2 * (mid - 0.5 * (best_bid + best_ask))
-                    buy = u_pick[s] < (0.9 if lean > 0.9 else 0.1 if lean < 0.1 else lean)
-                else:
-                    buy = best_ask is not None
-                rside = -1 if buy else 1  # resting side hit
-                book = asks if buy else bids
-                # whole orders taken, then maybe a partial one; capped so execs+trades fit
-                n_full = int(u_aux3[s] * 3)  # 0, 1 or 2
-                partial = u_aux[s] < 0.25 or n_full == 0
-                max_exec = room // 2
-                n_exec = 0
-                level_px = None
-                level_qty = 0
-                while n_exec < max_exec:
-                    price = best_ask if buy else best_bid
-                    if price is None:
-                        break
-                    oid = next(iter(book[price]))
-                    o = orders[oid]
-                    q = o[2]
-                    if n_full > 0 or q == 1:
-                        take = q
-                    elif partial:
-                        take = 1 + int(u_aux2[s] * (q - 1))
-                    else:
-                        break
-                    if level_px is not None and price != level_px:
-                        a_ts(t); a_loc(local); a_id(0); a_px(level_px); a_qty(level_qty)
-                        a_side(-rside); a_kind(TRADE); a_flag(0)
-                        count += 1
-                        stats[TRADE] += 1
-                        level_qty = 0
-                    level_px = price
-                    level_qty += take
-                    a_ts(t); a_loc(local); a_id(oid); a_px(price); a_qty(take)
-                    a_side(rside); a_kind(EXECUTE); a_flag(0)
-                    count += 1
-                    n_exec += 1
-                    stats[EXECUTE] += 1
-                    if take == q:
-                        remove(oid, o)
-                        if n_full > 0:
-                            n_full -= 1
-                        else:
-                            break
-                    else:
-                        o[2] = q - take
-                        break
-                # the print for the last level closes the batch
-                a_ts(t); a_loc(local); a_id(0); a_px(level_px); a_qty(level_qty)
-                a_side(-rside); a_kind(TRADE); a_flag(END)
-                count += 1
-                stats[TRADE] += 1
-                continue
-
-            # -- modify a live order: new qty, sometimes a new price ------------
-            oid = live[int(u_pick[s] * n_live)]
-            o = orders[oid]
-            side, price, q = o[0], o[1], o[2]
-            if q >= 2 and u_aux[s] < 0.5:
-                new_q = 1 + int(u_aux2[s] * (q - 1))
-            else:
-                new_q = q + qtys[s]
-            new_px = price
-            if u_aux3[s] < 0.4:  # move 1-3 ticks, either way
-                new_px = price + (offs[s] % 3 + 1) * (1 if u_aux3[s] < 0.2 else -1)
-                if side == 1:
-                    if best_ask is not None and new_px >= best_ask:
-                        new_px = best_ask - 1
-                elif best_bid is not None and new_px <= best_bid:
-                    new_px = best_bid + 1
-            if new_px != price or new_q > q:
-                remove(oid, o)
-                rest(oid, side, new_px, new_q)
-            else:
-                o[2] = new_q
-            a_ts(t); a_loc(local); a_id(oid); a_px(new_px); a_qty(new_q)
-            a_side(side); a_kind(MODIFY); a_flag(END)
-            count += 1
-            stats[MODIFY] += 1
-
-    out = np.zeros(n_events, dtype=EVENT_DTYPE)
-    out["ts_exch"] = o_ts
-    out["ts_local"] = o_loc
-    out["order_id"] = o_id
-    out["price"] = o_px
-    out["qty"] = o_qty
-    out["side"] = o_side
-    out["kind"] = o_kind
-    out["flags"] = o_flag
-    return out
+    state = _new_state(n_events, seed, knobs)
+    try:
+        out = np.empty(int(n_events), dtype=EVENT_DTYPE)
+        if len(out):
+            _fill(state, out)
+        return out
+    finally:
+        ffi.release(state)
 
 
-def generate_events(n_events, seed=0, **kwargs):
-    """`generate()` wrapped as Events with INSTRUMENT and a clean report."""
-    arr = generate(n_events, seed, **kwargs)
+def iter_generate(n_events, seed=0, chunk_events=1 << 20, **knobs):
+    """Yield the events of `generate(n_events, seed, **knobs)` as EVENT_DTYPE
+    arrays of `chunk_events` events (the last one may be shorter).
+
+    The concatenation equals generate() for every chunk size (a market
+    order's batch may straddle two chunks). Memory stays bounded by one chunk
+    plus the book whatever n_events, so files larger than memory can be
+    written. Arguments are checked at the call, before the first chunk;
+    each chunk is a new array the caller may keep.
+    """
+    state = _new_state(n_events, seed, knobs)
+    chunk = _int("chunk_events", chunk_events, 1, 1 << 30)
+    return _chunks(state, int(n_events), chunk)
+
+
+def _chunks(state, n_events, chunk):
+    try:
+        left = n_events
+        while left > 0:
+            out = np.empty(min(chunk, left), dtype=EVENT_DTYPE)
+            _fill(state, out)
+            left -= len(out)
+            yield out
+    finally:
+        ffi.release(state)
+
+
+def generate_events(n_events, seed=0, **knobs):
+    """`generate()` wrapped as Events with INSTRUMENT and a clean report
+    (counts by kind in report.info)."""
+    arr = generate(n_events, seed, **knobs)
     report = ValidationReport(source=f"synthetic(seed={seed})")
     kinds = np.bincount(arr["kind"], minlength=10)
-    report.info["events"] = int(n_events)
+    report.info["events"] = int(len(arr))
     for k in EventKind:
         if kinds[k]:
             report.info[f"n_{k.name.lower()}"] = int(kinds[k])
