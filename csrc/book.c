@@ -49,7 +49,7 @@
 #include <time.h>
 
 #define NIL (-1)
-#define BLOCK_KEYS 64          /* levels per ladder block */
+#define BLOCK_KEYS 64          /* levels per ladder block: a power of two (ladder_find) */
 #define BLOCK_LOW (BLOCK_KEYS / 4)      /* a block this small tries to merge */
 #define BLOCK_MERGED (BLOCK_KEYS * 3 / 4) /* ... if the merged block stays this small */
 #define BLOCK_PACK (BLOCK_KEYS * 3 / 4) /* levels per block after a compaction */
@@ -58,6 +58,7 @@
 #define MIN_BLOCKS 4
 #define MIN_MAP 128            /* power of two */
 #define MIN_LADDER 4
+#define LEVEL_CACHE 4096       /* entries of the level lookup cache, a power of two */
 
 typedef struct {
     uint64_t id;
@@ -80,7 +81,7 @@ typedef struct {
 } level_t;
 
 typedef struct {
-    int64_t key[BLOCK_KEYS]; /* ascending */
+    int64_t key[BLOCK_KEYS]; /* ascending; slots from n on hold INT64_MAX (see ladder_find) */
     int32_t lv[BLOCK_KEYS];  /* level pool index of each key */
     int32_t n;               /* keys in use, >= 1 while the block is in a ladder */
     int32_t next_free;
@@ -115,6 +116,7 @@ struct lob_book {
     slot_t *map;
     size_t map_cap; /* power of two */
     uint64_t seed;  /* per-book hash seed */
+    int32_t level_cache[LEVEL_CACHE]; /* (side, price) hash -> level index; a hint, validated on use */
     uint64_t next_stamp;
     uint64_t added, executed, cancelled, resting;
 };
@@ -210,10 +212,9 @@ static int map_reserve(lob_book *b) {
     return map_resize(b, b->map_cap * 2);
 }
 
-static void map_remove(lob_book *b, uint64_t id) {
+/* Empty slot i (which holds an id). */
+static void map_remove_slot(lob_book *b, size_t i) {
     size_t mask = b->map_cap - 1;
-    size_t i = map_probe(b, id);
-    if (b->map[i].val == NIL) return;
     /* Backward-shift deletion keeps probe chains intact without tombstones. */
     size_t j = i;
     for (;;) {
@@ -263,10 +264,16 @@ static void order_release(lob_book *b, int32_t i) {
     b->order_free = i;
 }
 
+/* Fill the unused slots of a block from `from` on with the INT64_MAX sentinel. */
+static void block_seal(block_t *k, int32_t from) {
+    for (int32_t i = from; i < BLOCK_KEYS; i++) k->key[i] = INT64_MAX;
+}
+
 static int32_t block_take(lob_book *b) {
     int32_t i = b->block_free;
     b->block_free = b->blocks[i].next_free;
     b->blocks[i].n = 0;
+    block_seal(&b->blocks[i], 0);
     b->n_blocks++;
     return i;
 }
@@ -290,23 +297,24 @@ static place_t ladder_find(const lob_book *b, const ladder_t *l, int64_t key) {
     place_t p = {0, 0, 0};
     if (l->nblk == 0) return p;
     size_t bi = l->nblk - 1;
-    if (key < l->first[bi]) { /* last block with first <= key, or block 0 */
-        size_t lo = 0, hi = bi; /* first[hi] > key */
-        while (hi - lo > 1) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (l->first[mid] <= key) lo = mid;
-            else hi = mid;
+    if (key < l->first[bi]) { /* last block with first <= key, or block 0: branch-free halving */
+        const int64_t *f = l->first;
+        size_t base = 0, len = bi;
+        while (len > 1) {
+            size_t half = len / 2;
+            base = f[base + half] <= key ? base + half : base;
+            len -= half;
         }
-        bi = lo;
+        bi = base;
     }
+    /* Within the block: how many keys are <= key, by a branch-free binary
+     * search over all BLOCK_KEYS slots (a power of two). Unused slots hold
+     * INT64_MAX, which only counts for key == INT64_MAX: hence the clamp. */
     const block_t *k = cblock_at(b, l, bi);
-    int32_t lo = 0, hi = k->n; /* answer in [lo, hi]: first index with key[i] > key */
-    if (k->key[k->n - 1] <= key) lo = hi = k->n; /* fast path: at or after the block's end */
-    while (lo < hi) {
-        int32_t mid = lo + (hi - lo) / 2;
-        if (k->key[mid] > key) hi = mid;
-        else lo = mid + 1;
-    }
+    int32_t lo = 0;
+    for (int32_t step = BLOCK_KEYS / 2; step > 0; step /= 2) lo = k->key[lo + step - 1] <= key ? lo + step : lo;
+    lo += k->key[lo] <= key; /* the halvings decide among BLOCK_KEYS answers; this the last one */
+    if (lo > k->n) lo = k->n;
     p.bi = bi;
     if (lo > 0 && k->key[lo - 1] == key) {
         p.pos = lo - 1;
@@ -365,6 +373,7 @@ static void ladder_insert(lob_book *b, ladder_t *l, place_t p, int64_t key, int3
         memcpy(nk->lv, k->lv + half, (size_t)(BLOCK_KEYS - half) * sizeof *k->lv);
         nk->n = BLOCK_KEYS - half;
         k->n = half;
+        block_seal(k, half);
         ladder_insert_block(b, l, p.bi + 1, ni);
         if (p.pos > half) {
             p.bi++;
@@ -403,6 +412,7 @@ static void ladder_remove(lob_book *b, ladder_t *l, place_t p) {
     block_t *k = &b->blocks[l->blk[p.bi]];
     memmove(k->key + p.pos, k->key + p.pos + 1, (size_t)(k->n - p.pos - 1) * sizeof *k->key);
     memmove(k->lv + p.pos, k->lv + p.pos + 1, (size_t)(k->n - p.pos - 1) * sizeof *k->lv);
+    k->key[k->n - 1] = INT64_MAX;
     k->n--;
     l->n--;
     if (k->n == 0) {
@@ -460,14 +470,44 @@ static int reserve_insert(lob_book *b, int side) {
     return rc ? rc : reserve_level(b, side);
 }
 
+/* The cache slot of (side, price). The cache maps hot levels to their index
+ * so that updates of existing levels skip the ladder search; an entry is
+ * only a hint: it is used when the level it names has that side and price
+ * (a freed level has side 0), so collisions and stale entries cost a search,
+ * never a wrong answer. */
+static size_t cache_slot(int side, int64_t price) {
+    return (size_t)(lob_mix64((uint64_t)price ^ (side > 0 ? 0 : 0x8000000000000000ULL)) & (LEVEL_CACHE - 1));
+}
+
+static void cache_flush(lob_book *b) {
+    for (size_t i = 0; i < LEVEL_CACHE; i++) b->level_cache[i] = NIL;
+}
+
+/* Existing level at (side, price) or NIL; ladder place in *p when searched
+ * (p->found == 0 and p->bi == SIZE_MAX when the cache answered). */
+static int32_t level_lookup(lob_book *b, int side, int64_t price, place_t *p) {
+    size_t c = cache_slot(side, price);
+    int32_t li = b->level_cache[c];
+    if (li != NIL && b->levels[li].side == side && b->levels[li].price == price) {
+        p->bi = SIZE_MAX;
+        p->found = 0;
+        return li;
+    }
+    const ladder_t *l = cladder_of(b, side);
+    *p = ladder_find(b, l, side_key(side, price));
+    if (!p->found) return NIL;
+    li = cblock_at(b, l, p->bi)->lv[p->pos];
+    b->level_cache[c] = li;
+    return li;
+}
+
 /* Level index at (side, price), creating an empty level if needed.
  * Needs a prior reserve_level(b, side). */
 static int32_t level_find_or_create(lob_book *b, int side, int64_t price) {
-    ladder_t *l = ladder_of(b, side);
-    int64_t key = side_key(side, price);
-    place_t p = ladder_find(b, l, key);
-    if (p.found) return b->blocks[l->blk[p.bi]].lv[p.pos];
-    int32_t li = b->level_free;
+    place_t p;
+    int32_t li = level_lookup(b, side, price, &p);
+    if (li != NIL) return li;
+    li = b->level_free;
     b->level_free = b->levels[li].next_free;
     level_t *lv = &b->levels[li];
     lv->price = price;
@@ -475,15 +515,15 @@ static int32_t level_find_or_create(lob_book *b, int side, int64_t price) {
     lv->count = 0;
     lv->head = lv->tail = NIL;
     lv->side = (int8_t)side;
-    ladder_insert(b, l, p, key, li);
+    ladder_insert(b, ladder_of(b, side), p, side_key(side, price), li);
+    b->level_cache[cache_slot(side, price)] = li;
     return li;
 }
 
 /* Existing level at (side, price) or NIL. */
-static int32_t level_find(const lob_book *b, int side, int64_t price) {
-    const ladder_t *l = cladder_of(b, side);
-    place_t p = ladder_find(b, l, side_key(side, price));
-    return p.found ? cblock_at(b, l, p.bi)->lv[p.pos] : NIL;
+static int32_t level_find(lob_book *b, int side, int64_t price) {
+    place_t p;
+    return level_lookup(b, side, price, &p);
 }
 
 static void level_remove(lob_book *b, int32_t li) {
@@ -491,6 +531,7 @@ static void level_remove(lob_book *b, int32_t li) {
     ladder_t *l = ladder_of(b, lv->side);
     place_t p = ladder_find(b, l, side_key(lv->side, lv->price));
     if (p.found) ladder_remove(b, l, p);
+    lv->side = 0; /* dead: the level cache no longer matches it */
     lv->next_free = b->level_free;
     b->level_free = li;
 }
@@ -531,11 +572,11 @@ static void fifo_unlink(lob_book *b, int32_t oi) {
     if (b->levels[li].count == 0) level_remove(b, li);
 }
 
-/* Remove an order completely (list, map, pool). */
-static void order_remove(lob_book *b, int32_t oi) {
+/* Remove an order completely (list, map, pool); `slot` is its id map slot. */
+static void order_remove(lob_book *b, int32_t oi, size_t slot) {
     b->resting -= (uint64_t)b->orders[oi].qty;
     fifo_unlink(b, oi);
-    map_remove(b, b->orders[oi].id);
+    map_remove_slot(b, slot);
     order_release(b, oi);
     b->n_orders--;
 }
@@ -624,6 +665,7 @@ static int book_compact(lob_book *b) {
                     s.blk[i][nblk[i]] = nbk;
                     s.first[i][nblk[i]] = k->key[j];
                     s.blocks[nbk].n = 0;
+                    block_seal(&s.blocks[nbk], 0);
                     nblk[i]++;
                     nbk++;
                 }
@@ -694,6 +736,7 @@ static int book_compact(lob_book *b) {
     b->n_blocks = (size_t)nbk;
     b->map = s.map;
     b->map_cap = s.map_cap;
+    cache_flush(b); /* level indices changed */
     return LOB_OK;
 }
 
@@ -790,13 +833,14 @@ int lob_book_add(lob_book *b, uint64_t id, int side, int64_t price, int64_t qty)
 /* Take qty off an order (cancel or execution); removes it at zero. */
 static int take_qty(lob_book *b, uint64_t id, int64_t qty, uint64_t *counter) {
     if (b->type != LOB_BOOK_L3) return LOB_ERR_BAD_KIND;
-    int32_t oi = map_get(b, id);
+    size_t slot = map_probe(b, id);
+    int32_t oi = b->map[slot].val;
     if (oi == NIL) return LOB_ERR_UNKNOWN_ORDER;
     order_t *o = &b->orders[oi];
     if (qty <= 0 || qty > o->qty) return LOB_ERR_BAD_QTY;
     *counter += (uint64_t)qty;
     if (qty == o->qty) {
-        order_remove(b, oi);
+        order_remove(b, oi, slot);
         maybe_shrink(b);
     } else {
         o->qty -= qty;
@@ -817,10 +861,11 @@ int lob_book_execute(lob_book *b, uint64_t id, int64_t qty) {
 int lob_book_delete(lob_book *b, uint64_t id) {
     if (!b) return LOB_ERR_INVALID_ARG;
     if (b->type != LOB_BOOK_L3) return LOB_ERR_BAD_KIND;
-    int32_t oi = map_get(b, id);
+    size_t slot = map_probe(b, id);
+    int32_t oi = b->map[slot].val;
     if (oi == NIL) return LOB_ERR_UNKNOWN_ORDER;
     b->cancelled += (uint64_t)b->orders[oi].qty;
-    order_remove(b, oi);
+    order_remove(b, oi, slot);
     maybe_shrink(b);
     return LOB_OK;
 }
@@ -916,6 +961,7 @@ static void reset_in_place(lob_book *b) {
         b->block_free = (int32_t)i;
     }
     for (size_t i = 0; i < b->map_cap; i++) b->map[i].val = NIL;
+    cache_flush(b);
 }
 
 int lob_book_clear(lob_book *b) {
@@ -1005,7 +1051,7 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
         b->executed += (uint64_t)q;
         left -= q;
         if (q == o->qty) {
-            order_remove(b, oi);
+            order_remove(b, oi, map_probe(b, o->id));
         } else {
             o->qty -= q;
             lv->qty -= q;
@@ -1203,6 +1249,8 @@ static int check_side(const lob_book *b, int side, size_t *orders_seen, uint64_t
         if (ki < 0 || (size_t)ki >= b->blocks_cap) FAIL("%s ladder block %zu: bad block index %d", name, bi, ki);
         const block_t *k = &b->blocks[ki];
         if (k->n < 1 || k->n > BLOCK_KEYS) FAIL("%s block %zu holds %d keys", name, bi, k->n);
+        for (int32_t j = k->n; j < BLOCK_KEYS; j++)
+            if (k->key[j] != INT64_MAX) FAIL("%s block %zu: unused slot %d is not the sentinel", name, bi, j);
         if (l->first[bi] != k->key[0]) FAIL("%s block %zu: stale first key", name, bi);
         if (bi > 0 && k->n + cblock_at(b, l, bi - 1)->n <= BLOCK_LOW)
             FAIL("%s blocks %zu and %zu both nearly empty (not merged)", name, bi - 1, bi);
