@@ -42,7 +42,7 @@ platform and at any chunk size: `generate(n, seed)` equals the concatenation
 of `iter_generate(n, seed, chunk_events=k)` for every k. The stream ends with
 a complete batch (a market order at the very end is limited to fit).
 
-Speed: tens of millions of events per second, O(1) per event; memory is the
+Speed: O(1) per event, over 10 million events per second; memory is the
 book (O(resting orders)) plus one chunk.
 """
 import math
@@ -169,7 +169,7 @@ def generate(n_events, seed=0, **knobs):
     t0_ns: the clock before the first step (ns since the epoch).
     first_order_id: the first order id; ids are consecutive from it.
 
-    O(n_events) time (tens of millions of events per second), memory the
+    O(n_events) time (over 10 million events per second), memory the
     output plus the book.
     """
     state = _new_state(n_events, seed, knobs)
