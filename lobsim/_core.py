@@ -3,7 +3,20 @@
 Everything else in lobsim goes through `ffi`, `lib`, `check` and `event_buffer`
 from here, so no cdata or bare int code leaks into the public API.
 """
-from lobsim._lobsim_c import ffi, lib
+import os
+
+try:
+    from lobsim._lobsim_c import ffi, lib
+except ImportError as exc:
+    # Typical cause: Python started in the repository root after `pip install .`
+    # imports this source tree, where the compiled module was never built.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "lobsim._lobsim_c":
+        _why = f"lobsim's C core is not built in {_here}"
+    else:  # present but unloadable (stale build, wrong platform): say what the loader said
+        _why = f"lobsim's C core in {_here} cannot be loaded ({' '.join(str(exc).split())})"
+    raise ImportError(f"{_why}: run `pip install -e .` from the repository root "
+                      "(or install lobsim and run Python outside the source tree)") from None
 from lobsim._types import check_event_array
 from lobsim.errors import STATUS_INFO, event_error, status_error
 

@@ -127,3 +127,124 @@ def test_events_checks_its_array():
         Events([1, 2], inst)
     with pytest.raises(ValueError, match="1-dimensional"):
         Events(np.zeros((2, 2), dtype=lobsim.EVENT_DTYPE), inst)
+
+
+# -- streaming writer, book type, metadata robustness -----------------------------------------
+
+from lobsim import EventKind  # noqa: E402
+from lobsim.data.store import ARROW_SCHEMA, COLUMNS, EventWriter, file_book_type  # noqa: E402
+
+
+def binance_like():
+    """An L2 stream that starts like a Binance capture: a trade print and CLEAR before any SET_LEVEL."""
+    a = lobsim.empty_events(6)
+    a["ts_exch"] = a["ts_local"] = np.arange(6)
+    a["kind"] = [EventKind.TRADE, EventKind.CLEAR, EventKind.SET_LEVEL, EventKind.SET_LEVEL,
+                 EventKind.SET_LEVEL, EventKind.SET_LEVEL]
+    a["side"] = [1, 0, 1, -1, 1, -1]
+    a["price"] = [100, 0, 99, 101, 98, 102]
+    a["qty"] = [1, 0, 5, 3, 7, 2]
+    return Events(a, lobsim.Instrument("BTCUSDT", "0.1", "0.001"), ValidationReport(source="capture.gz"))
+
+
+def write_legacy(ev, path, row_group_size):
+    """A file as earlier lobsim versions (or other tools) wrote it: metadata without "book_type"."""
+    import json
+
+    meta = json.dumps({"version": 1, **ev.metadata()}).encode()
+    table = pa.table([pa.array(ev.array[name]) for name in COLUMNS], schema=ARROW_SCHEMA.with_metadata({b"lobsim": meta}))
+    pq.write_table(table, path, row_group_size=row_group_size)
+
+
+def test_book_type_is_stored_and_scanned_from_the_whole_file(tmp_path, events):
+    ev = binance_like()
+    write_parquet(ev, tmp_path / "l2.parquet", row_group_size=2)
+    assert file_book_type(tmp_path / "l2.parquet") == "L2"
+    assert pq.ParquetFile(tmp_path / "l2.parquet").metadata.num_row_groups == 3
+    write_parquet(events, tmp_path / "l3.parquet")
+    assert file_book_type(tmp_path / "l3.parquet") == "L3"
+    # no "book_type" in the metadata: the kind column of every row group is scanned
+    write_legacy(ev, tmp_path / "old_l2.parquet", row_group_size=2)
+    assert file_book_type(tmp_path / "old_l2.parquet") == "L2"
+    write_legacy(events, tmp_path / "old_l3.parquet", row_group_size=4096)
+    assert file_book_type(tmp_path / "old_l3.parquet") == "L3"
+    assert read_parquet(tmp_path / "old_l2.parquet").array.tobytes() == ev.array.tobytes()
+
+
+def test_event_writer_streams_chunks_into_full_row_groups(tmp_path, events):
+    path = tmp_path / "w.parquet"
+    with EventWriter(path, events.instrument, events.report, row_group_size=3000) as w:
+        for i in range(0, len(events), 777):  # chunks that do not divide the row group
+            w.write(events.array[i:i + 777])
+        w.write(lobsim.empty_events(0))
+        assert not path.exists()  # written under a temporary name until closed
+    assert w.rows == len(events)
+    md = pq.ParquetFile(path).metadata
+    assert [md.row_group(i).num_rows for i in range(md.num_row_groups)] == [3000] * 6 + [2000]
+    back = read_parquet(path)
+    assert back.array.tobytes() == events.array.tobytes() and back.report.counts == events.report.counts
+    assert list(tmp_path.iterdir()) == [path]
+    with pytest.raises(TypeError):
+        w.write(np.zeros(3, dtype=np.int64))
+
+
+def test_event_writer_failure_leaves_no_file_and_keeps_the_old_one(tmp_path, events):
+    path = tmp_path / "keep.parquet"
+    write_parquet(events, path)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError):
+        with EventWriter(path, events.instrument) as w:
+            w.write(events.array[:10])
+            raise RuntimeError("interrupted")
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    with pytest.raises(OSError):
+        EventWriter(tmp_path / "no" / "such" / "dir.parquet", events.instrument)
+
+
+def _with_metadata(path, raw):
+    cols = [pa.array(lobsim.empty_events(1)[name]) for name in COLUMNS]
+    pq.write_table(pa.table(cols, schema=ARROW_SCHEMA.with_metadata({b"lobsim": raw})), path)
+    return path
+
+
+@pytest.mark.parametrize("raw", [
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": "abc", "lot_size": "1"}}',
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": "NaN", "lot_size": "1"}}',
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": 0.01, "lot_size": "1"}}',
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": "0.01", "lot_size": [1]}}',
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": "-1", "lot_size": "1"}}',
+    '{"version": 1, "instrument": ["X"]}',
+    '{"version": 1}',
+    '{"version": 1, "instrument": {"symbol": "X", "tick_size": "0.01", "lot_size": "1"}, "report": [1]}',
+    "[" * 100_000 + "]" * 100_000,
+    '{"a": ' * 100_000 + "1" + "}" * 100_000,
+    "[1, 2]",
+    "not json",
+    '{"version": [[[[1]]]]}',
+])
+def test_corrupt_metadata_is_a_data_error_naming_the_file(tmp_path, raw):
+    path = _with_metadata(tmp_path / "meta.parquet", raw)
+    for fn in (read_metadata, read_parquet):
+        with pytest.raises(lobsim.DataError) as e:
+            fn(path)
+        assert str(path) in str(e.value) and len(str(e.value)) < 400
+
+
+def test_corrupt_book_type_is_a_data_error(tmp_path):
+    path = _with_metadata(tmp_path / "bt.parquet", '{"version": 1, "instrument": {"symbol": "X", "tick_size": '
+                                                   '"0.01", "lot_size": "1"}, "book_type": "L4"}')
+    with pytest.raises(lobsim.DataError, match="bt.parquet.*book_type 'L4'"):
+        file_book_type(path)
+
+
+def test_huge_tick_size_in_metadata_round_trips_exactly(tmp_path):
+    ins = lobsim.Instrument("X", "0.00000000000000000000000000000000000001")
+    ev = Events(lobsim.empty_events(2), ins, ValidationReport())
+    write_parquet(ev, tmp_path / "t.parquet")
+    assert read_metadata(tmp_path / "t.parquet")[0] == ins
+
+
+def test_directory_is_not_a_file(tmp_path):
+    for fn in (read_parquet, read_metadata, file_book_type, lambda p: next(iter_parquet(p))):
+        with pytest.raises(lobsim.DataError, match=str(tmp_path)):
+            fn(tmp_path)

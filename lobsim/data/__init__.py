@@ -1,28 +1,42 @@
 """Readers of real tick captures, the Parquet event store and the synthetic generator.
 
 Every reader returns an `Events` (array, instrument, validation report).
-Optional extras (databento-dbn) are imported only when their reader runs.
+Names are imported on first use (module __getattr__), so `from lobsim.data
+import synthetic` does not load pyarrow; optional extras (databento-dbn) are
+imported only when their reader runs.
 """
-from lobsim.data import synthetic
-from lobsim.data.binance import read_binance, read_binance_book_ticker
-from lobsim.data.dbn import instrument_from_dbn, read_dbn
-from lobsim.data.events import Events, ValidationReport
-from lobsim.data.lobster import read_lobster
-from lobsim.data.store import iter_parquet, read_metadata, read_parquet, write_parquet
-from lobsim.data.tardis import read_tardis
+import importlib
 
-__all__ = [
-    "Events",
-    "ValidationReport",
-    "read_lobster",
-    "read_dbn",
-    "instrument_from_dbn",
-    "read_binance",
-    "read_binance_book_ticker",
-    "read_tardis",
-    "write_parquet",
-    "read_parquet",
-    "iter_parquet",
-    "read_metadata",
-    "synthetic",
-]
+# public name -> module that defines it
+_SOURCES = {
+    "Events": "lobsim.data.events",
+    "ValidationReport": "lobsim.data.events",
+    "read_lobster": "lobsim.data.lobster",
+    "read_dbn": "lobsim.data.dbn",
+    "instrument_from_dbn": "lobsim.data.dbn",
+    "read_binance": "lobsim.data.binance",
+    "read_binance_book_ticker": "lobsim.data.binance",
+    "read_tardis": "lobsim.data.tardis",
+    "EventWriter": "lobsim.data.store",
+    "write_parquet": "lobsim.data.store",
+    "read_parquet": "lobsim.data.store",
+    "iter_parquet": "lobsim.data.store",
+    "read_metadata": "lobsim.data.store",
+    "synthetic": None,  # the submodule itself
+}
+
+__all__ = list(_SOURCES)
+
+
+def __getattr__(name):
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'lobsim.data' has no attribute {name!r}")
+    source = _SOURCES[name]
+    value = importlib.import_module(f"lobsim.data.{name}") if source is None else getattr(
+        importlib.import_module(source), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
