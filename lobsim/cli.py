@@ -1,16 +1,59 @@
-"""The `lobsim` command line: replay, generate, convert, info."""
+"""The `lobsim` command line: replay, generate, convert, info.
+
+User errors never print a traceback: bad option values exit 2 with argparse's
+usage line, bad or missing files exit 1 with one "lobsim: error: ..." line,
+Ctrl-C exits 130.
+"""
 import argparse
+import re
 import sys
 import time
 from collections import Counter
+from decimal import Decimal
 
 import numpy as np
 
 from lobsim._types import EventKind
-from lobsim.errors import LobError
+from lobsim.errors import DataError, LobError
 from lobsim.instrument import Instrument
 
 READERS = ("lobster", "dbn", "binance", "tardis")
+MAX_BATCH_ROWS = 100_000_000  # 4.8 GB of events per chunk: beyond that bounded memory means nothing
+MAX_EVENTS = 10_000_000_000
+MAX_SEED = 2**63 - 1
+# A tick or lot size has at most 18 significant digits between 1e-18 and 1e18:
+# prices and sizes are int64 multiples of it.
+MIN_SIZE, MAX_SIZE, MAX_SIZE_DIGITS = Decimal("1e-18"), Decimal("1e18"), 18
+
+
+def int_between(lo, hi):
+    """argparse type: an integer in [lo, hi] (a usage error, exit 2, otherwise)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text[:40]} is out of range {lo:,} .. {hi:,}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+def size_decimal(text):
+    """argparse type: an exact positive tick or lot size (a usage error, exit 2, otherwise)."""
+    try:
+        d = Instrument("", text).tick_size  # the same check the library applies
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).replace("tick_size", "size")) from None
+    if not MIN_SIZE <= d <= MAX_SIZE or len(d.normalize().as_tuple().digits) > MAX_SIZE_DIGITS:
+        raise argparse.ArgumentTypeError(f"size {text[:40]} is outside 1e-18 .. 1e18 or has more than "
+                                         f"{MAX_SIZE_DIGITS} significant digits")
+    return d
+
+
+size_decimal.__name__ = "decimal size"
 
 
 def _fmt_level(instrument, level):
@@ -20,50 +63,86 @@ def _fmt_level(instrument, level):
     return f"{instrument.ticks_to_price(px)} x {instrument.lots_to_qty(qty)}"
 
 
+_EVENT_AT = re.compile(r"\bevent (\d+)\b")
+
+
+def _replay_error(path, offset, exc):
+    """DataError for an exception from book.apply on the chunk that starts at event `offset` of `path`.
+
+    The book names the event by its index in the chunk ("event 12 (kind=...)");
+    the message is rewritten with the index in the file.
+    """
+    msg = str(exc)
+    m = _EVENT_AT.search(msg)
+    if m is None:
+        return DataError(msg, file=path, detail=f"in the chunk of events from {offset}")
+    return DataError(f"event {offset + int(m.group(1))}: {msg[m.end():].lstrip(' :')}", file=path)
+
+
+DEFAULT_BATCH = 1 << 16  # lobsim.data.store.DEFAULT_BATCH (kept here so --help does not import pyarrow)
+
+
 def cmd_replay(args):
     from lobsim.book import LevelBook, OrderBook
-    from lobsim.book._book import book_type_for
-    from lobsim.data.store import file_rows, iter_parquet, read_metadata
+    from lobsim.data.store import file_book_type, file_rows, iter_parquet, read_metadata
 
     instrument, report = read_metadata(args.file)
     n_total = file_rows(args.file)
-    book = None
+    kind = file_book_type(args.file)  # from the whole file, not the first chunk
+    book = LevelBook() if kind == "L2" else OrderBook()
     applied = rejected = 0
+    reasons = Counter()
+    first_rejected = -1
     apply_s = 0.0
+    offset = 0
     t0 = time.perf_counter()
-    for chunk in iter_parquet(args.file, args.batch_rows):
-        if book is None:  # the first chunk decides L2 or L3
-            book = book_type_for(chunk)()
-        t = time.perf_counter()
-        res = book.apply(chunk, strict=not args.lenient)
-        apply_s += time.perf_counter() - t
-        applied += res.applied
-        rejected += res.rejected
-    wall = time.perf_counter() - t0
-    book = book or OrderBook()
-    kind = "L2" if isinstance(book, LevelBook) else "L3"
-    print(f"file:        {args.file}")
-    print(f"instrument:  {instrument.symbol} (tick {instrument.tick_size}, lot {instrument.lot_size})")
-    print(f"events:      {n_total:,} ({kind}); applied {applied:,}, rejected {rejected:,}")
-    rate = n_total / apply_s if apply_s > 0 else float("inf")
-    print(f"apply:       {apply_s:.4f} s in C = {rate:,.0f} messages/s")
-    print(f"wall:        {wall:.4f} s including Parquet reading = {n_total / wall:,.0f} messages/s")
-    print(f"best bid:    {_fmt_level(instrument, book.best_bid())}")
-    print(f"best ask:    {_fmt_level(instrument, book.best_ask())}")
-    if kind == "L3":
-        print(f"resting:     {len(book):,} orders")
+    with book:
+        for chunk in iter_parquet(args.file, args.batch_rows):
+            t = time.perf_counter()
+            try:
+                res = book.apply(chunk, strict=not args.lenient)
+            except LobError as exc:
+                raise _replay_error(args.file, offset, exc) from None
+            apply_s += time.perf_counter() - t
+            applied += res.applied
+            rejected += res.rejected
+            reasons.update(res.by_reason)
+            if first_rejected < 0 and res.first_error_index >= 0:
+                first_rejected = offset + res.first_error_index
+            offset += len(chunk)
+        wall = time.perf_counter() - t0
+        print(f"file:        {args.file}")
+        print(f"instrument:  {instrument.symbol} (tick {instrument.tick_size}, lot {instrument.lot_size})")
+        print(f"events:      {n_total:,} ({kind}); applied {applied:,}, rejected {rejected:,}")
+        if rejected:
+            by = ", ".join(f"{name} {n:,}" for name, n in sorted(reasons.items()))
+            print(f"rejected:    {by}; the first is event {first_rejected}")
+        rate = n_total / apply_s if apply_s > 0 else float("inf")
+        print(f"apply:       {apply_s:.4f} s in C = {rate:,.0f} messages/s")
+        print(f"wall:        {wall:.4f} s including Parquet reading = {n_total / wall:,.0f} messages/s")
+        print(f"best bid:    {_fmt_level(instrument, book.best_bid())}")
+        print(f"best ask:    {_fmt_level(instrument, book.best_ask())}")
+        if kind == "L3":
+            print(f"resting:     {len(book):,} orders")
     if report:
         print(f"reader report: {report.total:,} anomalies (lobsim info {args.file} for details)")
-    book.close()
     return 0
 
 
 def cmd_generate(args):
-    from lobsim.data import synthetic, write_parquet
+    from lobsim.data import synthetic
+    from lobsim.data.events import ValidationReport
+    from lobsim.data.store import EventWriter
 
-    events = synthetic.generate_events(args.events, seed=args.seed)
-    write_parquet(events, args.output)
-    print(f"wrote {len(events):,} synthetic L3 events (seed {args.seed}) to {args.output}")
+    # Streams chunks into row groups: memory does not grow with --events.
+    report = ValidationReport(source=f"synthetic(seed={args.seed})", info={"events": args.events})
+    t = time.perf_counter()
+    with EventWriter(args.output, synthetic.INSTRUMENT, report) as w:
+        for chunk in synthetic.iter_generate(args.events, seed=args.seed, chunk_events=DEFAULT_BATCH):
+            w.write(chunk)
+    secs = time.perf_counter() - t
+    print(f"wrote {w.rows:,} synthetic L3 events (seed {args.seed}) to {args.output} "
+          f"in {secs:.2f} s ({w.rows / secs:,.0f} events/s)")
     return 0
 
 
@@ -78,16 +157,16 @@ def cmd_convert(args):
     t = time.perf_counter()
     if args.format == "lobster":
         if len(inputs) not in (1, 2):
-            raise SystemExit("lobster takes a vendor zip, or the message CSV and the orderbook CSV")
+            args.parser.error("lobster takes a vendor zip, or the message CSV and the orderbook CSV")
         events = data.read_lobster(*inputs, **opts)
     elif args.format == "dbn":
         if len(inputs) != 1:
-            raise SystemExit("dbn takes one .dbn or .dbn.zst file")
+            args.parser.error("dbn takes one .dbn or .dbn.zst file")
         if args.lot_size and not args.tick_size:
-            raise SystemExit("dbn: --lot-size needs --tick-size (and --symbol)")
+            args.parser.error("dbn: --lot-size needs --tick-size (and --symbol)")
         if args.tick_size:
             if not args.symbol:
-                raise SystemExit("dbn: --tick-size needs --symbol")
+                args.parser.error("dbn: --tick-size needs --symbol")
             events = data.read_dbn(inputs[0], strict=args.strict,
                                    instrument=Instrument(args.symbol, args.tick_size, args.lot_size or "1"))
         else:
@@ -96,7 +175,7 @@ def cmd_convert(args):
         events = data.read_binance(inputs, **opts)
     else:
         if len(inputs) not in (1, 2):
-            raise SystemExit("tardis takes an incremental_book_L2 CSV and optionally a trades CSV")
+            args.parser.error("tardis takes an incremental_book_L2 CSV and optionally a trades CSV")
         events = data.read_tardis(*inputs, **opts)
     secs = time.perf_counter() - t
     data.write_parquet(events, args.output)
@@ -138,24 +217,27 @@ def build_parser():
     r = sub.add_parser("replay", help="replay an event file through the C book; print messages/s and top of book")
     r.add_argument("file", help="lobsim Parquet event file (from `lobsim convert` or `lobsim generate`)")
     r.add_argument("--lenient", action="store_true", help="skip events that cannot be applied instead of failing")
-    r.add_argument("--batch-rows", type=int, default=1 << 20, help="events read and applied per chunk")
+    r.add_argument("--batch-rows", type=int_between(1, MAX_BATCH_ROWS), default=DEFAULT_BATCH,
+                   help=f"events read and applied per chunk (1 .. {MAX_BATCH_ROWS:,}; default %(default)s)")
     r.set_defaults(func=cmd_replay)
 
     g = sub.add_parser("generate", help="write a seeded synthetic L3 event file")
     g.add_argument("-o", "--output", required=True)
-    g.add_argument("--events", type=int, default=200_000)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--events", type=int_between(1, MAX_EVENTS), default=200_000,
+                   help=f"number of events (1 .. {MAX_EVENTS:,}; default %(default)s)")
+    g.add_argument("--seed", type=int_between(0, MAX_SEED), default=0,
+                   help="random seed (0 .. 2**63-1; default %(default)s): same seed, same bytes")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("convert", help="convert vendor captures to a lobsim Parquet event file")
     c.add_argument("format", choices=READERS)
     c.add_argument("inputs", nargs="+", help="input file(s) as the format needs")
     c.add_argument("-o", "--output", required=True)
-    c.add_argument("--tick-size", help="exact tick size, e.g. 0.01 (default: the reader's)")
-    c.add_argument("--lot-size", help="exact lot size (default: the reader's)")
+    c.add_argument("--tick-size", type=size_decimal, help="exact tick size, e.g. 0.01 (default: the reader's)")
+    c.add_argument("--lot-size", type=size_decimal, help="exact lot size (default: the reader's)")
     c.add_argument("--symbol")
     c.add_argument("--strict", action="store_true", help="fail on the first anomaly instead of counting it")
-    c.set_defaults(func=cmd_convert)
+    c.set_defaults(func=cmd_convert, parser=c)  # cmd_convert reports wrong input counts as usage errors
 
     i = sub.add_parser("info", help="summarize a stored event file")
     i.add_argument("file")
@@ -163,12 +245,24 @@ def build_parser():
     return p
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors: argparse prints usage + one error line, exits 2
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print("lobsim: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("lobsim: error: out of memory" + (" (try a smaller --batch-rows)" if args.command == "replay"
+                                                  else ""), file=sys.stderr)
+        return 1
     except (LobError, OSError, ImportError) as exc:
-        print(f"lobsim: error: {exc}", file=sys.stderr)
+        print(f"lobsim: error: {_one_line(exc)}", file=sys.stderr)
         return 1
 
 

@@ -101,3 +101,52 @@ def test_bundled_sample_is_what_the_readme_says(tmp_path):
     out = tmp_path / "s.parquet"
     assert main(["generate", "-o", str(out), "--events", "200000", "--seed", "1"]) == 0
     assert read_parquet(out).array.tobytes() == read_parquet(SAMPLE).array.tobytes()
+
+
+def test_generate_streams_what_generate_returns(tmp_path, capsys):
+    """`lobsim generate` writes synthetic.generate(n, seed) through the streaming writer, in row groups."""
+    import pyarrow.parquet as pq
+
+    from lobsim.data import synthetic
+    from lobsim.data.store import DEFAULT_ROW_GROUP, file_book_type
+
+    n = DEFAULT_ROW_GROUP + 12_345  # more than one row group and a partial generator chunk
+    out = tmp_path / "g.parquet"
+    assert main(["generate", "-o", str(out), "--events", str(n), "--seed", "5"]) == 0
+    assert f"wrote {n:,} synthetic L3 events (seed 5)" in capsys.readouterr().out
+    from lobsim.data import read_parquet
+
+    back = read_parquet(out)
+    assert back.array.tobytes() == synthetic.generate(n, 5).tobytes()
+    assert back.instrument == synthetic.INSTRUMENT and back.report.info["events"] == n
+    assert file_book_type(out) == "L3"
+    assert pq.ParquetFile(out).metadata.num_row_groups == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.parquet"]  # no temporary left behind
+
+
+def test_cli_default_batch_is_the_store_default():
+    from lobsim import cli
+    from lobsim.data import store
+
+    assert cli.DEFAULT_BATCH == store.DEFAULT_BATCH
+
+
+def test_ctrl_c_during_generate_exits_130_and_leaves_no_file(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "big.parquet"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.Popen([sys.executable, "-m", "lobsim", "generate", "-o", str(out), "--events", "1000000000"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.iterdir()) and time.monotonic() < deadline:  # writing has started
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "lobsim: interrupted\n"
+    assert list(tmp_path.iterdir()) == []
