@@ -115,7 +115,8 @@ struct lob_book {
     ladder_t bids, asks;
     slot_t *map;
     size_t map_cap; /* power of two */
-    uint64_t seed;  /* per-book hash seed */
+    int map_shift;  /* 64 - log2(map_cap): map_home takes the high product bits */
+    uint64_t seed;  /* per-book random odd hash multiplier */
     int32_t level_cache[LEVEL_CACHE]; /* (side, price) hash -> level index; a hint, validated on use */
     uint64_t next_stamp;
     uint64_t added, executed, cancelled, resting;
@@ -163,8 +164,11 @@ static size_t level_total(const lob_book *b) { return b->bids.n + b->asks.n; }
 
 /* ------------------------------------------------------------- id hash map */
 
+/* Multiply-shift hashing with a per-book random odd multiplier: the high
+ * bits of seed * id (one multiplication) spread ids, and ids cannot be chosen
+ * to collide without knowing the multiplier. */
 static size_t map_home(const lob_book *b, uint64_t id) {
-    return (size_t)(lob_mix64(id ^ b->seed) & (b->map_cap - 1));
+    return (size_t)((id * b->seed) >> b->map_shift);
 }
 
 /* Slot holding id, or the empty slot where it would go. */
@@ -183,6 +187,12 @@ static void map_put(lob_book *b, uint64_t id, int32_t oi) {
     b->map[slot].val = oi;
 }
 
+static int map_shift_for(size_t cap) {
+    int shift = 64;
+    for (size_t c = cap; c > 1; c >>= 1) shift--;
+    return shift;
+}
+
 /* Allocate an empty map of cap slots. */
 static slot_t *map_alloc(size_t cap) {
     slot_t *m = malloc(cap * sizeof(slot_t));
@@ -199,6 +209,7 @@ static int map_resize(lob_book *b, size_t cap) {
     size_t old_cap = b->map_cap;
     b->map = m;
     b->map_cap = cap;
+    b->map_shift = map_shift_for(cap);
     for (size_t i = 0; i < old_cap; i++)
         if (old[i].val != NIL) b->map[map_probe(b, old[i].key)] = old[i];
     free(old);
@@ -683,7 +694,7 @@ static int book_compact(lob_book *b) {
                     if (lv->tail != NIL) s.orders[lv->tail].next = no;
                     else lv->head = no;
                     lv->tail = no;
-                    size_t slot = (size_t)(lob_mix64(o->id ^ seed) & (s.map_cap - 1));
+                    size_t slot = (size_t)((o->id * seed) >> map_shift_for(s.map_cap));
                     while (s.map[slot].val != NIL) slot = (slot + 1) & (s.map_cap - 1);
                     s.map[slot].key = o->id;
                     s.map[slot].val = no;
@@ -736,6 +747,7 @@ static int book_compact(lob_book *b) {
     b->n_blocks = (size_t)nbk;
     b->map = s.map;
     b->map_cap = s.map_cap;
+    b->map_shift = map_shift_for(s.map_cap);
     cache_flush(b); /* level indices changed */
     return LOB_OK;
 }
@@ -758,7 +770,7 @@ static void maybe_shrink(lob_book *b) {
 static uint64_t new_seed(const lob_book *b) {
     static atomic_uint_fast64_t counter;
     uint64_t c = (uint64_t)atomic_fetch_add(&counter, 1);
-    return lob_mix64(lob_mix64(c) ^ (uint64_t)(uintptr_t)b ^ ((uint64_t)time(NULL) << 24));
+    return lob_mix64(lob_mix64(c) ^ (uint64_t)(uintptr_t)b ^ ((uint64_t)time(NULL) << 24)) | 1; /* odd */
 }
 
 int lob_book_new(int book_type, lob_book **out) {
