@@ -5,6 +5,7 @@ usage line, bad or missing files exit 1 with one "lobsim: error: ..." line,
 Ctrl-C exits 130.
 """
 import argparse
+import os
 import re
 import sys
 import time
@@ -253,10 +254,15 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints usage + one error line, exits 2
     try:
-        return args.func(args)
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe fails here, inside the handlers below, not at interpreter exit
+        return status
     except KeyboardInterrupt:
         print("lobsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output (e.g. `| head`) stopped: not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is silent
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed pipe writer
     except MemoryError:
         print("lobsim: error: out of memory" + (" (try a smaller --batch-rows)" if args.command == "replay"
                                                   else ""), file=sys.stderr)

@@ -144,6 +144,8 @@ def write_parquet(events, path, *, row_group_size=DEFAULT_ROW_GROUP, compression
 
 
 def _open(path):
+    if os.path.isdir(path):
+        raise DataError("is a directory, not a lobsim event file", file=path)
     require_file(path)
     try:
         # pre_buffer=False: with it pyarrow keeps the bytes of every row group
@@ -222,7 +224,7 @@ def _to_events_array(batch, path, first_row):
         col = batch.column(name)
         if col.null_count:
             i = first_row + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
-            raise DataError("null value", file=path, line=i, detail=f"event {i}, column {name!r}")
+            raise DataError(f"event {i}: null value", file=path, detail=f"column {name!r}")
         out[name] = col.to_numpy(zero_copy_only=False)
     return out
 
