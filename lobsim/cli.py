@@ -38,7 +38,6 @@ def int_between(lo, hi):
             raise argparse.ArgumentTypeError(f"{text[:40]} is out of range {lo:,} .. {hi:,}")
         return value
 
-    parse.__name__ = "integer"  # argparse names the type in its messages
     return parse
 
 
@@ -52,9 +51,6 @@ def size_decimal(text):
         raise argparse.ArgumentTypeError(f"size {text[:40]} is outside 1e-18 .. 1e18 or has more than "
                                          f"{MAX_SIZE_DIGITS} significant digits")
     return d
-
-
-size_decimal.__name__ = "decimal size"
 
 
 def _fmt_level(instrument, level):

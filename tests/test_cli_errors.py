@@ -122,10 +122,12 @@ def test_convert_missing_file_and_directory(capsys, tmp_path, fmt):
 
 
 def test_unwritable_output_is_a_data_error(capsys, tmp_path):
-    src = tmp_path / "l2.parquet"
-    write_parquet(binance_like(), src)
     err = data_error(capsys, ["generate", "-o", str(tmp_path / "no" / "dir.parquet"), "--events", "10"])
     assert "dir.parquet" in err
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert str(out_dir) in data_error(capsys, ["generate", "-o", str(out_dir), "--events", "10"])
+    assert list(tmp_path.iterdir()) == [out_dir] and list(out_dir.iterdir()) == []  # no temporary left
 
 
 def binance_like():
