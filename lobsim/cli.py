@@ -6,7 +6,6 @@ Ctrl-C exits 130.
 """
 import argparse
 import os
-import re
 import sys
 import time
 from collections import Counter
@@ -60,20 +59,13 @@ def _fmt_level(instrument, level):
     return f"{instrument.ticks_to_price(px)} x {instrument.lots_to_qty(qty)}"
 
 
-_EVENT_AT = re.compile(r"\bevent (\d+)\b")
-
-
 def _replay_error(path, offset, exc):
-    """DataError for an exception from book.apply on the chunk that starts at event `offset` of `path`.
-
-    The book names the event by its index in the chunk ("event 12 (kind=...)");
-    the message is rewritten with the index in the file.
-    """
-    msg = str(exc)
-    m = _EVENT_AT.search(msg)
-    if m is None:
-        return DataError(msg, file=path, detail=f"in the chunk of events from {offset}")
-    return DataError(f"event {offset + int(m.group(1))}: {msg[m.end():].lstrip(' :')}", file=path)
+    """DataError for an exception from book.apply on the chunk that starts at event `offset` of `path`,
+    naming the event by its index in the file."""
+    index = getattr(exc, "event_index", None)
+    if index is None:
+        return DataError(str(exc), file=path, detail=f"in the chunk of events from {offset}")
+    return DataError(f"event {offset + index}: {exc.event_detail}", file=path)
 
 
 DEFAULT_BATCH = 1 << 16  # lobsim.data.store.DEFAULT_BATCH (kept here so --help does not import pyarrow)

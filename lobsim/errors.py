@@ -98,12 +98,19 @@ def status_error(code, context):
 
 
 def event_error(code, index, event, context):
-    """The exception for event `index` (a mapping or record with the event fields) refused with `code`."""
+    """The exception for event `index` (a mapping or record with the event fields) refused with `code`.
+
+    It carries `event_index` (the index in the array given) and `event_detail`
+    (what follows "event <index>" in the message), so a caller that applied a
+    chunk of a larger file can name the event by its index in the file."""
     field = STATUS_INFO.get(code, (None, None, None))[2]
-    desc = (
-        f"{context}: event {index} (kind={int(event['kind'])}, order_id={int(event['order_id'])}, "
+    detail = (
+        f"(kind={int(event['kind'])}, order_id={int(event['order_id'])}, "
         f"side={int(event['side'])}, price={int(event['price'])}, qty={int(event['qty'])})"
     )
     if field:
-        desc += f", field {field!r}"
-    return status_error(code, desc)
+        detail += f", field {field!r}"
+    err = status_error(code, f"{context}: event {index} {detail}")
+    detail += f": {STATUS_INFO.get(code, (f'error {code}',))[0]}"
+    err.event_index, err.event_detail = index, detail
+    return err

@@ -22,6 +22,7 @@ _SOURCES = {
     "read_parquet": "lobsim.data.store",
     "iter_parquet": "lobsim.data.store",
     "read_metadata": "lobsim.data.store",
+    "file_book_type": "lobsim.data.store",
     "synthetic": None,  # the submodule itself
 }
 
