@@ -44,6 +44,9 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +61,7 @@
 #define MIN_BLOCKS 4
 #define MIN_MAP 128            /* power of two */
 #define MIN_LADDER 4
+#define TRIM_BYTES (1u << 20)  /* compacting away more than this returns free pages to the OS */
 #define LEVEL_CACHE 4096       /* entries of the level lookup cache, a power of two */
 
 typedef struct {
@@ -633,6 +637,7 @@ static void storage_free(storage_t *s) {
 /* Rebuild the book into right-sized arrays in one O(live) pass, keeping every
  * FIFO order, priority stamp and counter. LOB_ERR_NOMEM changes nothing. */
 static int book_compact(lob_book *b) {
+    size_t old_bytes = lob_book_memory(b);
     const ladder_t *lad[2] = {&b->bids, &b->asks};
     size_t nlev = level_total(b);
     storage_t s;
@@ -749,6 +754,12 @@ static int book_compact(lob_book *b) {
     b->map_cap = s.map_cap;
     b->map_shift = map_shift_for(s.map_cap);
     cache_flush(b); /* level indices changed */
+#ifdef __GLIBC__
+    /* glibc raises its mmap threshold after big blocks are freed, so grown
+     * pools may come from the heap, and freeing them can leave the pages
+     * resident: after freeing a big book's arrays, hand free pages back. */
+    if (old_bytes > TRIM_BYTES) malloc_trim(0);
+#endif
     return LOB_OK;
 }
 
