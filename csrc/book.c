@@ -1099,7 +1099,7 @@ int lob_book_submit(lob_book *b, uint64_t id, int side, int64_t price, int64_t q
 
 /* ------------------------------------------------------------ batch apply */
 
-static int apply_one(lob_book *b, const lob_event *e) {
+int lob_book_apply_one(lob_book *b, const lob_event *e) {
     switch (e->kind) {
     case LOB_EV_ADD: return lob_book_add(b, e->order_id, e->side, e->price, e->qty);
     case LOB_EV_REDUCE: return lob_book_reduce(b, e->order_id, e->qty);
@@ -1139,7 +1139,7 @@ int lob_book_apply(lob_book *b, const lob_event *ev, size_t n, int strict, lob_a
     if (!b || !r || (n && !ev)) return LOB_ERR_INVALID_ARG;
     result_reset(r);
     for (size_t i = 0; i < n; i++) {
-        int rc = apply_one(b, &ev[i]);
+        int rc = lob_book_apply_one(b, &ev[i]);
         if (rc != LOB_OK && result_note(r, i, rc, strict)) return rc;
         if (rc == LOB_OK) r->applied++;
     }
@@ -1198,7 +1198,7 @@ int lob_depth_series(lob_book *b, const lob_event *ev, size_t n, size_t levels, 
     if (rows && levels && (!bid_px || !bid_qty || !ask_px || !ask_qty)) return LOB_ERR_INVALID_ARG;
     size_t row = 0;
     for (size_t i = 0; i < n; i++) {
-        int rc = apply_one(b, &ev[i]);
+        int rc = lob_book_apply_one(b, &ev[i]);
         if (rc != LOB_OK && result_note(r, i, rc, strict)) {
             *rows_out = row;
             return rc;
@@ -1366,4 +1366,41 @@ int lob_book_check(const lob_book *b, char *msg, size_t msg_len) {
              (unsigned long long)b->added, (unsigned long long)b->resting,
              (unsigned long long)b->executed, (unsigned long long)b->cancelled);
     return LOB_OK;
+}
+
+/* ------------------------------------------------ internal (internal.h) */
+
+int lob_book_peek(const lob_book *b, uint64_t id, int *side, int64_t *price, int64_t *qty, uint64_t *stamp) {
+    if (b->type != LOB_BOOK_L3) return 0;
+    int32_t oi = map_get(b, id);
+    if (oi == NIL) return 0;
+    const order_t *o = &b->orders[oi];
+    *side = o->side;
+    *price = o->price;
+    *qty = o->qty;
+    *stamp = o->stamp;
+    return 1;
+}
+
+uint64_t lob_book_stamp_now(const lob_book *b) { return b->next_stamp; }
+
+int64_t lob_book_level_qty(const lob_book *b, int side, int64_t price) {
+    const ladder_t *l = cladder_of(b, side);
+    place_t p = ladder_find(b, l, side_key(side, price));
+    return p.found ? b->levels[cblock_at(b, l, p.bi)->lv[p.pos]].qty : 0;
+}
+
+size_t lob_book_level_fifo(const lob_book *b, int side, int64_t price, uint64_t *ids, int64_t *qtys, size_t cap) {
+    if (b->type != LOB_BOOK_L3) return 0;
+    const ladder_t *l = cladder_of(b, side);
+    place_t p = ladder_find(b, l, side_key(side, price));
+    if (!p.found) return 0;
+    size_t n = 0;
+    for (int32_t oi = b->levels[cblock_at(b, l, p.bi)->lv[p.pos]].head; oi != NIL; oi = b->orders[oi].next, n++) {
+        if (n < cap) {
+            ids[n] = b->orders[oi].id;
+            qtys[n] = b->orders[oi].qty;
+        }
+    }
+    return n;
 }

@@ -8,7 +8,7 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["book.c", "lobster.c", "synthetic.c"]
+SOURCES = ["book.c", "lobster.c", "synthetic.c", "venue.c"]
 
 
 def header_cdef(path):
@@ -24,6 +24,7 @@ ffibuilder.set_source(
     sources=[os.path.relpath(os.path.join(HERE, s)) for s in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"],
+    libraries=["m"],
 )
 
 if __name__ == "__main__":

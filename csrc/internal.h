@@ -57,4 +57,49 @@ static inline uint64_t lob_mix64(uint64_t x) {
     return x;
 }
 
+/* Book internals for the simulator (csrc/venue.c); defined in book.c. */
+
+/* Apply one event (what lob_book_apply does per event). */
+int lob_book_apply_one(lob_book *book, const lob_event *e);
+/* A resting L3 order's side, price, qty and priority stamp: 1 if found, else 0. */
+int lob_book_peek(const lob_book *book, uint64_t id, int *side, int64_t *price, int64_t *qty, uint64_t *stamp);
+/* The last priority stamp handed out: orders appended later get larger ones. */
+uint64_t lob_book_stamp_now(const lob_book *book);
+/* Displayed qty at (side, price), 0 if no level. */
+int64_t lob_book_level_qty(const lob_book *book, int side, int64_t price);
+/* The orders of level (side, price) in FIFO order: up to cap ids and qtys
+ * written; returns how many the level holds (L3; 0 for L2 or no level). */
+size_t lob_book_level_fifo(const lob_book *book, int side, int64_t price, uint64_t *ids, int64_t *qtys, size_t cap);
+
+/* xoshiro256** seeded through splitmix64: the simulator's random numbers. */
+typedef struct { uint64_t s[4]; } lob_rng;
+
+static inline uint64_t lob_rng_splitmix(uint64_t *x) {
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static inline void lob_rng_seed(lob_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = lob_rng_splitmix(&seed);
+}
+
+static inline uint64_t lob_rng_next(lob_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t x = s[1] * 5;
+    uint64_t result = ((x << 7) | (x >> 57)) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = (s[3] << 45) | (s[3] >> 19);
+    return result;
+}
+
+/* Uniform double in (0, 1). */
+static inline double lob_rng_unit(lob_rng *r) { return ((double)(lob_rng_next(r) >> 11) + 0.5) * 0x1p-53; }
+
 #endif /* LOBSIM_INTERNAL_H */

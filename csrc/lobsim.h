@@ -400,4 +400,220 @@ int lob_synth_next(lob_synth *state, lob_event *events, size_t cap, size_t *n_ou
 /* Free a generator and everything it owns; NULL is a no-op. */
 void lob_synth_free(lob_synth *state);
 
+/* ======================================================================
+ * Simulated venue and replay loop (csrc/venue.c)
+ *
+ * The user's orders in the replayed queues. A lob_sim holds two books over
+ * one event stream: the venue book at the ts_exch cursor (where the user's
+ * orders are matched and queued) and the local book at the ts_local cursor
+ * (the strategy's view), joined by two FIFO channels stamped with arrival
+ * times (requests local -> venue, responses venue -> local). lob_sim_run()
+ * merges everything in time order and returns only at the strategy's
+ * wake-ups (timer, local top-of-book change, its own order events), when it
+ * needs the next chunk of data, or at a requested local time.
+ * ====================================================================== */
+
+/* Order states (lob_sim_msg.state), mirrored by lobsim.OrderState. */
+enum {
+    LOB_ORD_NEW = 0,               /* sent, not yet at the venue */
+    LOB_ORD_ACCEPTED = 1,
+    LOB_ORD_PARTIALLY_FILLED = 2,
+    LOB_ORD_FILLED = 3,
+    LOB_ORD_CANCELLED = 4,
+    LOB_ORD_REJECTED = 5,
+    LOB_ORD_EXPIRED = 6
+};
+
+/* Why a request was rejected (lob_sim_msg.reason), mirrored by lobsim.RejectReason. */
+enum {
+    LOB_REJ_NONE = 0,
+    LOB_REJ_WOULD_CROSS = 1,    /* post-only that would take liquidity (or a modify into the spread of one) */
+    LOB_REJ_UNKNOWN_ORDER = 2,  /* cancel/modify of an id the venue never saw */
+    LOB_REJ_TOO_LATE = 3,       /* cancel/modify of an order already filled, cancelled or expired */
+    LOB_REJ_INVALID = 4,        /* a field out of range (qty <= 0, price, side, tif) */
+    LOB_REJ_DUPLICATE = 5,      /* a new order with an id already used */
+    LOB_REJ_VENUE = 6,          /* rejected by the venue per an empirical latency record */
+    LOB_REJ_NO_LIQUIDITY = 7    /* market order with nothing to take */
+};
+
+/* Request kinds (which latency applies). */
+enum { LOB_REQ_NEW = 0, LOB_REQ_CANCEL = 1, LOB_REQ_MODIFY = 2 };
+
+/* Latency model kinds. */
+enum { LOB_LAT_CONSTANT = 0, LOB_LAT_LOGNORMAL = 1, LOB_LAT_EMPIRICAL = 2 };
+
+/* One latency model: entry (local -> venue) and response (venue -> local).
+ * CONSTANT: entry_ns, response_ns. LOGNORMAL: each latency drawn as
+ * median_ns * exp(sigma * N(0,1)), clipped to [min_ns, max_ns], from the
+ * simulator's seeded generator. EMPIRICAL: n recorded requests sorted by
+ * send_ts; at time t the entry latency is venue_ts - send_ts and the response
+ * latency response_ts - venue_ts, interpolated linearly between the records
+ * around t (held constant outside them); a record with venue_ts < 0 is a
+ * rejection: a request sent when the nearest earlier record is one is
+ * rejected (LOB_REJ_VENUE) and learns it after response_ts - send_ts. The
+ * arrays are borrowed: they must outlive the simulator. */
+typedef struct lob_latency {
+    int32_t kind;
+    int32_t reserved;
+    int64_t entry_ns;
+    int64_t response_ns;
+    double median_ns;
+    double sigma;
+    int64_t min_ns;
+    int64_t max_ns;
+    size_t n;
+    const int64_t *send_ts;
+    const int64_t *venue_ts;
+    const int64_t *response_ts;
+} lob_latency;
+
+/* L2 queue models (lob_sim_config.queue_model). */
+enum { LOB_QUEUE_RISK_AVERSE = 0, LOB_QUEUE_POWER = 1, LOB_QUEUE_LOG = 2, LOB_QUEUE_CUSTOM = 3 };
+
+/* A custom L2 queue model: the new quantity ahead after a decrease of the
+ * level the order rests at. ahead: before; level_before/level_after: the
+ * displayed sizes; cancel: the part of the decrease not explained by trades.
+ * The result is clamped to [0, level_after]. */
+typedef double (*lob_queue_fn)(void *user, double ahead, int64_t level_before,
+                               int64_t level_after, int64_t cancel);
+
+typedef struct lob_sim_config {
+    int32_t book_type;            /* LOB_BOOK_L2 or LOB_BOOK_L3 (the data's) */
+    int32_t queue_model;          /* LOB_QUEUE_* (L2 data only) */
+    double queue_power;           /* n of LOB_QUEUE_POWER */
+    lob_queue_fn queue_fn;        /* LOB_QUEUE_CUSTOM */
+    void *queue_user;
+    lob_latency latency[3];       /* by LOB_REQ_*: new, cancel, modify */
+    double maker_fee;             /* rate on traded value; negative = rebate */
+    double taker_fee;
+    double value_per_tick_lot;    /* currency of one lot at one tick (traded value = price * qty * this) */
+    int64_t timer_ns;             /* on_timer interval of local time; 0 = none */
+    int32_t wake_on_book;         /* nonzero: wake after each local top-of-book change */
+    int32_t reserved;
+    uint64_t seed;
+} lob_sim_config;
+
+/* Message kinds (lob_sim_msg.kind). */
+enum { LOB_MSG_ORDER = 1, LOB_MSG_FILL = 2 };
+
+/* One order update or fill of a user order: the simulator's results, in the
+ * order they happened. ts_exch: venue time (for NEW: when the request will
+ * reach the venue); ts_local: when the strategy learns it (for NEW: when it
+ * was sent). Fills: price and qty of the fill, maker = the order was resting,
+ * fee in currency (negative = rebate), position (lots) and cash (currency)
+ * of the venue-side account after it. Order updates: price = the order's
+ * limit price, qty = its original qty, state, reason. leaves_qty: open qty
+ * after the message. */
+typedef struct lob_sim_msg {
+    int64_t ts_exch;
+    int64_t ts_local;
+    uint64_t order_id;
+    int64_t price;
+    int64_t qty;
+    int64_t leaves_qty;
+    int64_t position;
+    double fee;
+    double cash;
+    int8_t side;
+    uint8_t kind;
+    uint8_t state;
+    uint8_t reason;
+    uint8_t maker;
+    uint8_t tif;
+    uint8_t request;     /* LOB_REQ_* that caused an order update */
+    uint8_t reserved;
+} lob_sim_msg;
+
+/* Position rows (lob_sim_pos.kind): a fill at the venue, or a timer wake-up. */
+enum { LOB_POS_FILL = 1, LOB_POS_TIMER = 2 };
+
+/* The account sampled at the venue time of every fill and at every timer
+ * wake-up (local time). bid/ask: best prices of the venue book (fill rows)
+ * or the local book (timer rows), 0 if that side is empty. */
+typedef struct lob_sim_pos {
+    int64_t ts;
+    int64_t position;
+    double cash;
+    double fees;
+    int64_t bid;
+    int64_t ask;
+    int32_t kind;
+    int32_t reserved;
+} lob_sim_pos;
+
+/* Why lob_sim_run() returned. */
+enum {
+    LOB_RUN_WAKE = 1,       /* a wake-up at *now: see lob_sim_state */
+    LOB_RUN_NEED_DATA = 2,  /* feed the next chunk (or lob_sim_end_data) */
+    LOB_RUN_UNTIL = 3,      /* reached the local time asked for */
+    LOB_RUN_END = 4,        /* data over, every request answered and every response delivered */
+    LOB_RUN_FEED = 5        /* stop_on_feed: a data event reached the local view */
+};
+
+/* What a wake-up carries. */
+typedef struct lob_sim_state {
+    int64_t now;              /* local time */
+    int32_t timer;            /* 1 if the timer fired at now */
+    int32_t book_changed;     /* 1 if the local top of book changed since the last return */
+    size_t delivered_begin;   /* lob_sim_delivered() entries [begin, end) reached the strategy */
+    size_t delivered_end;     /* since the last return */
+    size_t n_msgs;            /* messages so far (all, delivered or not) */
+    size_t n_pos;             /* position rows so far */
+    int64_t events_venue;     /* data events applied at the venue so far */
+    int64_t events_local;     /* data events applied to the local view so far */
+} lob_sim_state;
+
+typedef struct lob_sim lob_sim;
+
+/* Create a simulator (config copied; latency tables borrowed) into *out.
+ * LOB_ERR_INVALID_ARG for NULL or a bad config field, LOB_ERR_NOMEM. */
+int lob_sim_new(const lob_sim_config *config, lob_sim **out);
+void lob_sim_free(lob_sim *sim);
+
+/* Give the next chunk of data events (EVENT_DTYPE, venue order, ts_local
+ * already corrected for the clock offset). The array is borrowed until
+ * lob_sim_released() says both cursors have passed it. At most 8 chunks
+ * may be pending. LOB_ERR_CAPACITY if 8 are. */
+int lob_sim_feed(lob_sim *sim, const lob_event *events, size_t n);
+/* No more data after the chunks fed so far. */
+int lob_sim_end_data(lob_sim *sim);
+/* Number of chunks fed so far that both cursors have fully passed. */
+size_t lob_sim_released(const lob_sim *sim);
+
+/* Run until a wake-up, the need for data, local time `until` (INT64_MAX =
+ * none), the end, or (stop_on_feed) the next data event reaching the local
+ * view. *reason = LOB_RUN_*. A data event the book refuses stops the run
+ * with its status code (LOB_ERR_*) and *bad_event = its index in its chunk
+ * and *bad_chunk = the chunk's number. */
+int lob_sim_run(lob_sim *sim, int64_t until, int stop_on_feed, int *reason, lob_sim_state *state,
+                int64_t *bad_chunk, int64_t *bad_event);
+
+/* Requests from the strategy at the current local time (the last `now`).
+ * submit: a new order (tif LOB_TIF_*; the price of a MARKET order is
+ * ignored). Invalid fields are not an error here: the order is sent and the
+ * venue rejects it (LOB_REJ_INVALID), as a real gateway would answer. The
+ * NEW message is recorded at once. */
+int lob_sim_submit(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif);
+int lob_sim_cancel(lob_sim *sim, uint64_t order_id);
+/* New limit price and new open qty. */
+int lob_sim_modify(lob_sim *sim, uint64_t order_id, int64_t price, int64_t qty);
+
+/* Results so far: the message and position arrays (owned by the simulator,
+ * valid until the next call that may add to them). */
+const lob_sim_msg *lob_sim_msgs(const lob_sim *sim, size_t *n);
+const lob_sim_pos *lob_sim_positions(const lob_sim *sim, size_t *n);
+/* Indices into the messages, in the order they reached the strategy (NEW
+ * messages never do: the strategy sent them). A wake-up's messages are
+ * entries [delivered_begin, delivered_end) of this list. */
+const size_t *lob_sim_delivered(const lob_sim *sim, size_t *n);
+/* The local (strategy's) and venue books, read-only. */
+const lob_book *lob_sim_local_book(const lob_sim *sim);
+const lob_book *lob_sim_venue_book(const lob_sim *sim);
+
+/* Fill the latency arrays for requests of `kind` sent at times at[0..n) (the
+ * model of config->latency[kind], same seeded generator semantics as a run
+ * with a fresh simulator of that seed); entry or response may be NULL. */
+int lob_latency_sample(const lob_latency *model, uint64_t seed, const int64_t *at, size_t n,
+                       int64_t *entry, int64_t *response);
+
 #endif

@@ -1,0 +1,297 @@
+/*
+ * test_venue.c - C unit tests of the simulated venue (csrc/venue.c) under
+ * AddressSanitizer and UBSan: hand-computed scenarios (events in, exact
+ * fills out) for the L3 and L2 queue rules, latency on both channels, and
+ * arbitrary events and requests that must never crash.
+ */
+#include "lobsim.h"
+#include "expect.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static lob_event ev(int64_t t, int kind, uint64_t id, int side, int64_t price, int64_t qty) {
+    lob_event e;
+    memset(&e, 0, sizeof e);
+    e.ts_exch = e.ts_local = t;
+    e.kind = (uint8_t)kind;
+    e.order_id = id;
+    e.side = (int8_t)side;
+    e.price = price;
+    e.qty = qty;
+    e.flags = LOB_FLAG_BATCH_END;
+    return e;
+}
+
+static lob_sim_config config(int type, int64_t entry, int64_t response) {
+    lob_sim_config c;
+    memset(&c, 0, sizeof c);
+    c.book_type = type;
+    c.queue_model = LOB_QUEUE_RISK_AVERSE;
+    for (int k = 0; k < 3; k++) {
+        c.latency[k].kind = LOB_LAT_CONSTANT;
+        c.latency[k].entry_ns = entry;
+        c.latency[k].response_ns = response;
+    }
+    c.value_per_tick_lot = 1.0;
+    c.seed = 1;
+    return c;
+}
+
+/* Run to local time t (or the end); returns the reason. */
+static int run_until(lob_sim *s, int64_t t) {
+    int reason;
+    lob_sim_state st;
+    int64_t bc, be;
+    do {
+        EXPECT_EQ(lob_sim_run(s, t, 0, &reason, &st, &bc, &be), LOB_OK);
+        if (reason == LOB_RUN_NEED_DATA) lob_sim_end_data(s);
+    } while (reason == LOB_RUN_WAKE || reason == LOB_RUN_NEED_DATA);
+    return reason;
+}
+
+/* The fills of the run: (ts_exch, qty, price) triples into out; returns the count. */
+static size_t fills(lob_sim *s, int64_t out[][3], size_t cap) {
+    size_t n, k = 0;
+    const lob_sim_msg *m = lob_sim_msgs(s, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].kind != LOB_MSG_FILL) continue;
+        if (k < cap) {
+            out[k][0] = m[i].ts_exch;
+            out[k][1] = m[i].qty;
+            out[k][2] = m[i].price;
+        }
+        k++;
+    }
+    return k;
+}
+
+/* L3: the order joins the tail at its price; cancels and executions ahead
+ * advance it; executions of orders behind it fill it. */
+static void test_l3_queue(void) {
+    lob_event e[] = {
+        ev(1, LOB_EV_ADD, 1, 1, 100, 5),
+        ev(2, LOB_EV_ADD, 2, 1, 100, 3),
+        /* user buys 2 @ 100 at t=3: 8 ahead */
+        ev(4, LOB_EV_ADD, 3, 1, 100, 4),  /* behind the user */
+        ev(5, LOB_EV_DELETE, 1, 0, 0, 0), /* ahead: 3 left */
+        ev(6, LOB_EV_EXECUTE, 2, 1, 0, 3), /* the rest ahead trades: no fill */
+        ev(7, LOB_EV_EXECUTE, 3, 1, 0, 1), /* behind the user: it would have hit the user first */
+        ev(8, LOB_EV_EXECUTE, 3, 1, 0, 3),
+    };
+    lob_sim_config c = config(LOB_BOOK_L3, 0, 0);
+    lob_sim *s;
+    EXPECT_EQ(lob_sim_new(&c, &s), LOB_OK);
+    EXPECT_EQ(lob_sim_feed(s, e, sizeof e / sizeof *e), LOB_OK);
+    EXPECT_EQ(run_until(s, 3), LOB_RUN_UNTIL);
+    EXPECT_EQ(lob_sim_submit(s, 42, 1, 100, 2, LOB_TIF_GTC), LOB_OK);
+    EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+    int64_t f[8][3];
+    EXPECT_EQ(fills(s, f, 8), 2);
+    EXPECT_EQ(f[0][0], 7);
+    EXPECT_EQ(f[0][1], 1);
+    EXPECT_EQ(f[0][2], 100);
+    EXPECT_EQ(f[1][0], 8);
+    EXPECT_EQ(f[1][1], 1);
+    size_t np;
+    const lob_sim_pos *p = lob_sim_positions(s, &np);
+    EXPECT_EQ(np, 2);
+    EXPECT_EQ(p[1].position, 2);
+    EXPECT(p[1].cash == -200.0);
+    lob_sim_free(s);
+}
+
+/* L2 risk-averse: prints at the price reduce the qty ahead and their excess
+ * fills; a decrease explained by prints moves nothing; an unexplained one
+ * comes from behind; a print through the price fills the rest. */
+static void test_l2_risk_averse(void) {
+    lob_event e[] = {
+        ev(1, LOB_EV_SET_LEVEL, 0, 1, 100, 10),
+        /* user buys 3 @ 100 at t=2: 10 ahead */
+        ev(3, LOB_EV_TRADE, 0, -1, 100, 4),     /* ahead 6, no fill */
+        ev(4, LOB_EV_SET_LEVEL, 0, 1, 100, 6),  /* explained by the print */
+        ev(5, LOB_EV_SET_LEVEL, 0, 1, 100, 2),  /* cancel of 4: ahead = min(6, 2) = 2 */
+        ev(6, LOB_EV_TRADE, 0, -1, 100, 4),     /* excess 2 fills 2 */
+        ev(7, LOB_EV_TRADE, 0, -1, 99, 1),      /* through the price: the last lot */
+    };
+    lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
+    lob_sim *s;
+    EXPECT_EQ(lob_sim_new(&c, &s), LOB_OK);
+    lob_sim_feed(s, e, sizeof e / sizeof *e);
+    EXPECT_EQ(run_until(s, 2), LOB_RUN_UNTIL);
+    lob_sim_submit(s, 1, 1, 100, 3, LOB_TIF_GTC);
+    EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+    int64_t f[8][3];
+    EXPECT_EQ(fills(s, f, 8), 2);
+    EXPECT_EQ(f[0][0], 6);
+    EXPECT_EQ(f[0][1], 2);
+    EXPECT_EQ(f[1][0], 7);
+    EXPECT_EQ(f[1][1], 1);
+    EXPECT_EQ(f[1][2], 100); /* a maker fill at the order's own price */
+    lob_sim_free(s);
+}
+
+/* A feed that publishes the decrease before the print that caused it: the
+ * print must not move the queue a second time. */
+static void test_l2_decrease_before_print(void) {
+    lob_event e[] = {
+        ev(1, LOB_EV_SET_LEVEL, 0, 1, 100, 10),
+        /* user buys 2 @ 100 at t=2: 10 ahead, at the back */
+        ev(3, LOB_EV_SET_LEVEL, 0, 1, 100, 7), /* a print of 3, published first: ahead 7 */
+        ev(4, LOB_EV_TRADE, 0, -1, 100, 3),    /* the same 3: ahead stays 7 */
+        ev(5, LOB_EV_TRADE, 0, -1, 100, 8),    /* excess 1 fills 1 */
+    };
+    lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
+    lob_sim *s;
+    lob_sim_new(&c, &s);
+    lob_sim_feed(s, e, sizeof e / sizeof *e);
+    run_until(s, 2);
+    lob_sim_submit(s, 1, 1, 100, 2, LOB_TIF_GTC);
+    EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+    int64_t f[8][3];
+    EXPECT_EQ(fills(s, f, 8), 1);
+    EXPECT_EQ(f[0][0], 5);
+    EXPECT_EQ(f[0][1], 1);
+    lob_sim_free(s);
+}
+
+/* Latency: the order reaches the venue after the entry latency; events
+ * before its arrival cannot fill it; the response arrives after the
+ * response latency; a cancel racing a fill is rejected too late. */
+static void test_latency_and_race(void) {
+    lob_event e[] = {
+        ev(10, LOB_EV_SET_LEVEL, 0, -1, 101, 5),
+        ev(20, LOB_EV_TRADE, 0, 1, 101, 5),  /* before the order arrives (t=10+15=25): no fill */
+        ev(30, LOB_EV_TRADE, 0, 1, 102, 1),  /* through the ask at 101: fills it */
+        ev(100, LOB_EV_SET_LEVEL, 0, -1, 101, 0),
+    };
+    lob_sim_config c = config(LOB_BOOK_L2, 15, 7);
+    lob_sim *s;
+    lob_sim_new(&c, &s);
+    lob_sim_feed(s, e, sizeof e / sizeof *e);
+    run_until(s, 10);
+    lob_sim_submit(s, 9, -1, 101, 2, LOB_TIF_GTC); /* arrives 25 */
+    run_until(s, 31);
+    lob_sim_cancel(s, 9);                          /* sent 31, arrives 46: too late */
+    lob_sim_cancel(s, 77);                         /* unknown */
+    EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+    size_t n;
+    const lob_sim_msg *m = lob_sim_msgs(s, &n);
+    int seen_fill = 0, seen_late = 0, seen_unknown = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i].kind == LOB_MSG_FILL) {
+            seen_fill++;
+            EXPECT_EQ(m[i].ts_exch, 30);
+            EXPECT_EQ(m[i].ts_local, 37);
+            EXPECT_EQ(m[i].qty, 2);
+        }
+        if (m[i].kind == LOB_MSG_ORDER && m[i].state == LOB_ORD_ACCEPTED) EXPECT_EQ(m[i].ts_exch, 25);
+        if (m[i].state == LOB_ORD_REJECTED && m[i].reason == LOB_REJ_TOO_LATE) {
+            seen_late++;
+            EXPECT_EQ(m[i].order_id, 9);
+            EXPECT_EQ(m[i].ts_exch, 46);
+            EXPECT_EQ(m[i].ts_local, 53);
+        }
+        if (m[i].state == LOB_ORD_REJECTED && m[i].reason == LOB_REJ_UNKNOWN_ORDER) seen_unknown++;
+    }
+    EXPECT_EQ(seen_fill, 1);
+    EXPECT_EQ(seen_late, 1);
+    EXPECT_EQ(seen_unknown, 1);
+    lob_sim_free(s);
+}
+
+/* A marketable order takes displayed liquidity once: a second one finds it consumed. */
+static void test_consumed_liquidity(void) {
+    for (int type = LOB_BOOK_L2; type <= LOB_BOOK_L3; type++) {
+        lob_event e[] = {
+            type == LOB_BOOK_L2 ? ev(1, LOB_EV_SET_LEVEL, 0, -1, 101, 5) : ev(1, LOB_EV_ADD, 5, -1, 101, 5),
+            ev(50, LOB_EV_TRADE, 0, 1, 90, 1), /* keeps the data going */
+        };
+        lob_sim_config c = config(type, 0, 0);
+        lob_sim *s;
+        lob_sim_new(&c, &s);
+        lob_sim_feed(s, e, 2);
+        run_until(s, 2);
+        lob_sim_submit(s, 1, 1, 101, 4, LOB_TIF_IOC); /* takes 4 of 5 */
+        lob_sim_submit(s, 2, 1, 101, 4, LOB_TIF_IOC); /* only 1 left */
+        lob_sim_submit(s, 3, 1, 101, 1, LOB_TIF_POST_ONLY); /* nothing left to cross: rests */
+        EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+        int64_t f[8][3];
+        EXPECT_EQ(fills(s, f, 8), 2);
+        EXPECT_EQ(f[0][1], 4);
+        EXPECT_EQ(f[1][1], 1);
+        size_t np;
+        const lob_sim_pos *p = lob_sim_positions(s, &np);
+        EXPECT_EQ(p[np - 1].position, 5);
+        lob_sim_free(s);
+    }
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+static uint64_t rnd(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Arbitrary (often invalid) events and requests never crash, and the
+ * position always equals the signed sum of the fills. */
+static void test_garbage(void) {
+    enum { N = 3000 };
+    static lob_event e[N];
+    for (int type = LOB_BOOK_L2; type <= LOB_BOOK_L3; type++) {
+        for (int i = 0; i < N; i++) {
+            int kind = type == LOB_BOOK_L2 ? (rnd() % 3 ? LOB_EV_SET_LEVEL : LOB_EV_TRADE) : 1 + (int)(rnd() % 5);
+            if (rnd() % 50 == 0) kind = LOB_EV_TRADE;
+            e[i] = ev(i, kind, 1 + rnd() % 40, (rnd() % 2) ? 1 : -1, 95 + (int64_t)(rnd() % 11),
+                      (int64_t)(rnd() % 9));
+            if (rnd() % 7 == 0) e[i].flags |= LOB_FLAG_HIDDEN;
+        }
+        lob_sim_config c = config(type, (int64_t)(rnd() % 5), (int64_t)(rnd() % 5));
+        c.queue_model = type == LOB_BOOK_L2 ? (int)(rnd() % 3) : 0;
+        c.queue_power = 2;
+        lob_sim *s;
+        EXPECT_EQ(lob_sim_new(&c, &s), LOB_OK);
+        lob_sim_feed(s, e, N);
+        lob_sim_end_data(s);
+        uint64_t next_id = 1;
+        for (int64_t t = 0; t < N; t += 3) {
+            int reason;
+            lob_sim_state st;
+            int64_t bc, be;
+            int rc;
+            do {
+                rc = lob_sim_run(s, t, 0, &reason, &st, &bc, &be);
+            } while (rc == LOB_OK && reason == LOB_RUN_WAKE);
+            if (rc != LOB_OK) break; /* a refused data event stops the run, cleanly */
+            switch (rnd() % 4) {
+            case 0: lob_sim_submit(s, next_id++, (int)(rnd() % 3) - 1, 95 + (int64_t)(rnd() % 11), (int64_t)(rnd() % 6) - 1, (int)(rnd() % 6)); break;
+            case 1: lob_sim_cancel(s, rnd() % (next_id + 2)); break;
+            case 2: lob_sim_modify(s, rnd() % (next_id + 2), 95 + (int64_t)(rnd() % 11), (int64_t)(rnd() % 6)); break;
+            default: break;
+            }
+        }
+        size_t n;
+        const lob_sim_msg *m = lob_sim_msgs(s, &n);
+        int64_t pos = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (m[i].kind != LOB_MSG_FILL) continue;
+            pos += m[i].side * m[i].qty;
+            EXPECT_EQ(pos, m[i].position);
+            EXPECT(m[i].ts_local >= m[i].ts_exch);
+        }
+        lob_sim_free(s);
+    }
+}
+
+int main(void) {
+    test_l3_queue();
+    test_l2_risk_averse();
+    test_l2_decrease_before_print();
+    test_latency_and_race();
+    test_consumed_liquidity();
+    test_garbage();
+    return report();
+}
