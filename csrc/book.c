@@ -1384,10 +1384,9 @@ int lob_book_peek(const lob_book *b, uint64_t id, int *side, int64_t *price, int
 
 uint64_t lob_book_stamp_now(const lob_book *b) { return b->next_stamp; }
 
-int64_t lob_book_level_qty(const lob_book *b, int side, int64_t price) {
-    const ladder_t *l = cladder_of(b, side);
-    place_t p = ladder_find(b, l, side_key(side, price));
-    return p.found ? b->levels[cblock_at(b, l, p.bi)->lv[p.pos]].qty : 0;
+int64_t lob_book_level_qty(lob_book *b, int side, int64_t price) {
+    int32_t li = level_find(b, side, price);
+    return li == NIL ? 0 : b->levels[li].qty;
 }
 
 size_t lob_book_level_fifo(const lob_book *b, int side, int64_t price, uint64_t *ids, int64_t *qtys, size_t cap) {

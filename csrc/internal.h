@@ -66,7 +66,7 @@ int lob_book_peek(const lob_book *book, uint64_t id, int *side, int64_t *price, 
 /* The last priority stamp handed out: orders appended later get larger ones. */
 uint64_t lob_book_stamp_now(const lob_book *book);
 /* Displayed qty at (side, price), 0 if no level. */
-int64_t lob_book_level_qty(const lob_book *book, int side, int64_t price);
+int64_t lob_book_level_qty(lob_book *book, int side, int64_t price);
 /* The orders of level (side, price) in FIFO order: up to cap ids and qtys
  * written; returns how many the level holds (L3; 0 for L2 or no level). */
 size_t lob_book_level_fifo(const lob_book *book, int side, int64_t price, uint64_t *ids, int64_t *qtys, size_t cap);

@@ -857,6 +857,11 @@ static void cross_check(lob_sim *s, int64_t t) {
     for (int side = -1; side <= 1; side += 2) {
         int64_t opp_px, opp_q;
         if (!lob_book_best(s->venue, -side, &opp_px, &opp_q)) continue;
+        int crossing = 0; /* cheap test first: any resting order at or through opp_px? */
+        for (size_t i = 0; i < s->n_uo && !crossing; i++)
+            crossing = s->uo[i].side == side && s->uo[i].state != LOB_ORD_NEW &&
+                       crosses(side, LOB_TIF_GTC, s->uo[i].price, opp_px);
+        if (!crossing) continue;
         size_t idx[MAX_USER_SCAN];
         size_t n = by_priority(s, side, idx, MAX_USER_SCAN);
         if (!n || !crosses(side, LOB_TIF_GTC, s->uo[idx[0]].price, opp_px)) continue;
