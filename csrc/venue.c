@@ -56,6 +56,7 @@ typedef struct {
     uint64_t stamp;   /* L3 priority */
     double trade_credit;  /* L2: qty printed at the price since the level's last update */
     double dec_credit;    /* L2: what decreases taken as cancels took off `ahead`; a later print may explain it */
+    int64_t dec_time;     /* L2: venue time of the last such decrease */
     int8_t side;
     uint8_t tif;
     uint8_t state;
@@ -602,13 +603,14 @@ static double model_share(const lob_sim *s, double front, double back) {
     return ff + fb > 0 ? ff / (ff + fb) : 0.0;
 }
 
-/* A decrease of the level where order o rests, from `before` to `after`.
- * The trades printed there since the level's previous update explain that
- * much of it; the rest is a cancel for the queue model. What the cancel
- * took off the qty ahead is remembered (dec_credit): when the feed
- * publishes a decrease before the trade that caused it (separate streams),
- * that trade must not move the queue a second time. */
-static void l2_decrease(lob_sim *s, uorder_t *o, int64_t before, int64_t after) {
+/* A decrease of the level where order o rests, from `before` to `after`, at
+ * venue time t. The trades printed there since the level's previous update
+ * explain that much of it; the rest is a cancel for the queue model. What
+ * the cancel took off the qty ahead is remembered (dec_credit, dec_time):
+ * when the feed publishes a decrease before the trade that caused it
+ * (separate streams, as on Binance), that trade, stamped at or before the
+ * decrease, must not move the queue a second time. */
+static void l2_decrease(lob_sim *s, uorder_t *o, int64_t before, int64_t after, int64_t t) {
     double d = (double)(before - after);
     double explained = d < o->trade_credit ? d : o->trade_credit;
     int64_t cancel = (int64_t)(d - explained);
@@ -634,7 +636,10 @@ static void l2_decrease(lob_sim *s, uorder_t *o, int64_t before, int64_t after) 
     if (a > (double)after) a = (double)after;
     if (a < 0) a = 0;
     o->ahead = a;
-    if (cancel > 0 && old > a) o->dec_credit += old - a < (double)cancel ? old - a : (double)cancel;
+    if (cancel > 0 && old > a) {
+        o->dec_credit += old - a < (double)cancel ? old - a : (double)cancel;
+        o->dec_time = t;
+    }
 }
 
 typedef struct {
@@ -688,6 +693,7 @@ static void l2_print(lob_sim *s, int aggr, int64_t price, int64_t qty, int64_t t
             }
             users_ahead += leaves;
             /* the queue moves by the part of the print the level had not already dropped */
+            if (t > o->dec_time) o->dec_credit = 0; /* a later print is a new trade */
             double m = (double)qty < o->dec_credit ? (double)qty : o->dec_credit;
             o->dec_credit -= m;
             o->ahead -= (double)qty - m;
@@ -753,7 +759,7 @@ static void venue_pre(lob_sim *s, const lob_event *e) {
             for (size_t i = 0; i < s->n_uo; i++) {
                 uorder_t *o = &s->uo[i];
                 if (o->side != e->side || o->price != e->price || o->state == LOB_ORD_NEW) continue;
-                if (e->qty < before) l2_decrease(s, o, before, e->qty);
+                if (e->qty < before) l2_decrease(s, o, before, e->qty, e->ts_exch);
                 else o->trade_credit = 0;
             }
         }

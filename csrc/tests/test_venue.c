@@ -139,8 +139,8 @@ static void test_l2_decrease_before_print(void) {
         ev(1, LOB_EV_SET_LEVEL, 0, 1, 100, 10),
         /* user buys 2 @ 100 at t=2: 10 ahead, at the back */
         ev(3, LOB_EV_SET_LEVEL, 0, 1, 100, 7), /* a print of 3, published first: ahead 7 */
-        ev(4, LOB_EV_TRADE, 0, -1, 100, 3),    /* the same 3: ahead stays 7 */
-        ev(5, LOB_EV_TRADE, 0, -1, 100, 8),    /* excess 1 fills 1 */
+        ev(3, LOB_EV_TRADE, 0, -1, 100, 3),    /* the same 3 (stamped at the decrease's time): ahead stays 7 */
+        ev(5, LOB_EV_TRADE, 0, -1, 100, 8),    /* a new print: excess 1 fills 1 */
     };
     lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
     lob_sim *s;
