@@ -54,6 +54,7 @@ typedef struct {
     int64_t leaves;   /* open qty */
     double ahead;     /* data qty ahead in the queue (exact for L3) */
     uint64_t stamp;   /* L3 priority */
+    uint64_t seq;     /* arrival order at the venue: priority among the user's own orders */
     double trade_credit;  /* L2: qty printed at the price since the level's last update */
     double dec_credit;    /* L2: what decreases taken as cancels took off `ahead`; a later print may explain it */
     int64_t dec_time;     /* L2: venue time of the last such decrease */
@@ -127,6 +128,7 @@ struct lob_sim {
     /* account (venue side) */
     int64_t position;
     double cash, fees;
+    uint64_t next_seq;        /* user orders seated so far */
     /* clocks and wake-ups */
     int64_t now;
     int64_t next_timer;
@@ -476,7 +478,8 @@ static size_t by_priority(lob_sim *s, int side, size_t *idx, size_t cap) {
         size_t j = n++;
         while (j > 0) {
             const uorder_t *p = &s->uo[idx[j - 1]];
-            if (better(side, o->price, p->price) || (o->price == p->price && o->stamp < p->stamp)) {
+            if (better(side, o->price, p->price) ||
+                (o->price == p->price && (o->stamp < p->stamp || (o->stamp == p->stamp && o->seq < p->seq)))) {
                 idx[j] = idx[j - 1];
                 j--;
             } else {
@@ -892,6 +895,7 @@ static int valid_new(const request_t *r) {
 static void seat(lob_sim *s, uorder_t *o) {
     o->ahead = (double)lob_book_level_qty(s->venue, o->side, o->price);
     o->stamp = lob_book_stamp_now(s->venue);
+    o->seq = ++s->next_seq;
     o->trade_credit = o->dec_credit = 0;
 }
 
