@@ -2,8 +2,13 @@
 from lobsim._types import (
     EVENT_DTYPE,
     FILL_DTYPE,
+    FILLS_DTYPE,
+    ORDERS_DTYPE,
+    POSITION_DTYPE,
     EventKind,
     Flag,
+    OrderState,
+    RejectReason,
     Side,
     TimeInForce,
     TradingStatus,
@@ -23,6 +28,21 @@ from lobsim.instrument import Instrument
 
 __version__ = "0.1.0"
 
+# The backtest layer needs the C core: imported on first use, so `import lobsim`
+# works (and stays light) without it.
+_SIM = ("Backtest", "Strategy", "Fees", "BacktestResult")
+
+
+def __getattr__(name):
+    if name in _SIM:
+        import lobsim.sim
+
+        value = getattr(lobsim.sim, name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    raise AttributeError(f"module 'lobsim' has no attribute {name!r}")
+
+
 __all__ = [
     "EVENT_DTYPE",
     "FILL_DTYPE",
@@ -41,4 +61,13 @@ __all__ = [
     "CapacityError",
     "BookCorrupted",
     "DataError",
+    "Backtest",
+    "Strategy",
+    "Fees",
+    "BacktestResult",
+    "OrderState",
+    "RejectReason",
+    "FILLS_DTYPE",
+    "ORDERS_DTYPE",
+    "POSITION_DTYPE",
 ]

@@ -118,3 +118,99 @@ def check_event_array(events, name="events"):
         raise ValueError(f"{name} must be 1-dimensional, got shape {events.shape}")
     if not events.flags.c_contiguous:
         raise ValueError(f"{name} must be C-contiguous (use np.ascontiguousarray)")
+
+
+# ---------------------------------------------------------------------------
+# The simulated venue (csrc/venue.c): order states, rejection reasons, and the
+# records it writes. SIM_MSG_DTYPE / SIM_POS_DTYPE mirror lob_sim_msg /
+# lob_sim_pos byte for byte (tests/test_abi.py); FILLS_DTYPE, ORDERS_DTYPE and
+# POSITION_DTYPE are the user-facing result tables built from them.
+# ---------------------------------------------------------------------------
+
+
+class OrderState(enum.IntEnum):
+    """State of a user order after an update (csrc/lobsim.h LOB_ORD_*)."""
+
+    NEW = 0               # sent, not yet at the venue
+    ACCEPTED = 1
+    PARTIALLY_FILLED = 2
+    FILLED = 3
+    CANCELLED = 4
+    REJECTED = 5          # `reason` says why
+    EXPIRED = 6
+
+
+class RejectReason(enum.IntEnum):
+    """Why the venue rejected a request (csrc/lobsim.h LOB_REJ_*)."""
+
+    NONE = 0
+    WOULD_CROSS = 1    # post-only that would take liquidity
+    UNKNOWN_ORDER = 2  # cancel/modify of an id the venue never saw
+    TOO_LATE = 3       # cancel/modify of an order already filled, cancelled or expired
+    INVALID = 4        # a field out of range (qty <= 0, price, side, tif)
+    DUPLICATE = 5      # a new order with an id already used
+    VENUE = 6          # rejected per an empirical latency record (negative venue_ts)
+    NO_LIQUIDITY = 7   # market order with nothing to take
+
+
+SIM_MSG_DTYPE = np.dtype(
+    {
+        "names": ["ts_exch", "ts_local", "order_id", "price", "qty", "leaves_qty", "position", "fee", "cash",
+                  "side", "kind", "state", "reason", "maker", "tif", "request", "reserved"],
+        "formats": ["<i8", "<i8", "<u8", "<i8", "<i8", "<i8", "<i8", "<f8", "<f8",
+                    "i1", "u1", "u1", "u1", "u1", "u1", "u1", "u1"],
+        "offsets": [0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 73, 74, 75, 76, 77, 78, 79],
+        "itemsize": 80,
+    }
+)
+"""One message of the simulator (lob_sim_msg, 80 bytes): an order update (kind 1) or a fill (kind 2)."""
+
+SIM_POS_DTYPE = np.dtype(
+    {
+        "names": ["ts", "position", "cash", "fees", "bid", "ask", "kind", "reserved"],
+        "formats": ["<i8", "<i8", "<f8", "<f8", "<i8", "<i8", "<i4", "<i4"],
+        "offsets": [0, 8, 16, 24, 32, 40, 48, 52],
+        "itemsize": 56,
+    }
+)
+"""One position row of the simulator (lob_sim_pos, 56 bytes): kind 1 = a fill, 2 = a timer wake-up."""
+
+FILLS_DTYPE = np.dtype([
+    ("ts_exch", "<i8"),    # venue time of the fill
+    ("ts_local", "<i8"),   # when the strategy learns it
+    ("order_id", "<u8"),
+    ("side", "i1"),        # +1 the user bought, -1 sold
+    ("price", "<i8"),      # ticks
+    ("qty", "<i8"),        # lots
+    ("maker", "?"),        # True: the user's order was resting
+    ("fee", "<f8"),        # currency; negative = rebate earned
+    ("position", "<i8"),   # lots, signed, after the fill
+    ("cash", "<f8"),       # currency after the fill (-signed traded value - fees so far)
+])
+"""result.fills: one row per fill of a user order, in the order they happened."""
+
+ORDERS_DTYPE = np.dtype([
+    ("ts_exch", "<i8"),    # venue time (for NEW: when the request reaches the venue)
+    ("ts_local", "<i8"),   # when the strategy learns it (for NEW: when it was sent)
+    ("order_id", "<u8"),
+    ("side", "i1"),
+    ("state", "u1"),       # OrderState
+    ("reason", "u1"),      # RejectReason (NONE unless REJECTED)
+    ("price", "<i8"),      # limit price, ticks
+    ("qty", "<i8"),        # the order's qty, lots
+    ("leaves_qty", "<i8"), # open qty after the update
+    ("tif", "u1"),         # TimeInForce
+    ("request", "u1"),     # what caused the update: 0 new, 1 cancel, 2 modify
+])
+"""result.orders: one row per order state change (NEW when sent, then every answer)."""
+
+POSITION_DTYPE = np.dtype([
+    ("ts", "<i8"),         # venue time of a fill row, local time of a timer row
+    ("position", "<i8"),   # lots, signed
+    ("cash", "<f8"),       # currency: -signed traded value - fees
+    ("fees", "<f8"),       # fees paid so far (negative = net rebate)
+    ("bid", "<i8"),        # best bid (venue book on fill rows, local book on timer rows), 0 if none
+    ("ask", "<i8"),
+    ("kind", "u1"),        # 1 = fill, 2 = timer
+])
+"""result.position: the account at every fill (venue time) and every timer wake-up (local time)."""

@@ -45,3 +45,39 @@ def test_status_table_mirrors_header():
         assert getattr(lib, f"LOB_{status.name}" if status == Status.OK else f"LOB_ERR_{status.name}") == status
         if status != Status.OK:
             assert ffi.string(lib.lob_strerror(status)).decode() == STATUS_INFO[status][0]
+
+
+@pytest.mark.parametrize(
+    "dtype, struct",
+    [(lobsim._types.SIM_MSG_DTYPE, "lob_sim_msg"), (lobsim._types.SIM_POS_DTYPE, "lob_sim_pos")],
+)
+def test_sim_dtypes_mirror_structs(dtype, struct):
+    test_dtype_mirrors_struct(dtype, struct)
+
+
+def test_sim_enums_mirror_header():
+    for state in lobsim.OrderState:
+        assert getattr(lib, f"LOB_ORD_{state.name}") == state.value
+    for reason in lobsim.RejectReason:
+        assert getattr(lib, f"LOB_REJ_{reason.name}") == reason.value
+    # constants the Python layer writes into lob_sim_config / reads from lob_sim_msg
+    from lobsim import latency, queue
+    from lobsim.sim import _backtest
+
+    assert (latency._LAT_CONSTANT, latency._LAT_LOGNORMAL, latency._LAT_EMPIRICAL) == (
+        lib.LOB_LAT_CONSTANT, lib.LOB_LAT_LOGNORMAL, lib.LOB_LAT_EMPIRICAL)
+    assert list(latency._KINDS.values()) == [lib.LOB_REQ_NEW, lib.LOB_REQ_CANCEL, lib.LOB_REQ_MODIFY]
+    assert (queue._RISK_AVERSE, queue._POWER, queue._LOG, queue._CUSTOM) == (
+        lib.LOB_QUEUE_RISK_AVERSE, lib.LOB_QUEUE_POWER, lib.LOB_QUEUE_LOG, lib.LOB_QUEUE_CUSTOM)
+    assert (_backtest._MSG_ORDER, _backtest._MSG_FILL, _backtest._REQ_NEW) == (
+        lib.LOB_MSG_ORDER, lib.LOB_MSG_FILL, lib.LOB_REQ_NEW)
+    assert ffi.sizeof("lob_latency") == 88 and ffi.offsetof("lob_sim_config", "latency") % 8 == 0
+
+
+def test_result_dtypes_carry_the_sim_fields():
+    from lobsim._types import FILLS_DTYPE, ORDERS_DTYPE, POSITION_DTYPE, SIM_MSG_DTYPE, SIM_POS_DTYPE
+
+    assert set(FILLS_DTYPE.names) <= set(SIM_MSG_DTYPE.names)
+    assert set(ORDERS_DTYPE.names) <= set(SIM_MSG_DTYPE.names)
+    assert set(POSITION_DTYPE.names) <= set(SIM_POS_DTYPE.names)
+    assert FILLS_DTYPE["maker"] == np.bool_

@@ -1,0 +1,770 @@
+"""Backtest: the Python driver of the C simulator (csrc/venue.c), the strategy's context, the result.
+
+The C loop holds the venue book (data at ts_exch), the local book (data at
+ts_local, the strategy's view), the user's orders and the two latency
+channels, and returns to Python only at the strategy's wake-ups (timer,
+subscribed book change, one of its own order events reaching local time),
+when it needs the next chunk of data, or at a time the caller asked for.
+Python then calls the strategy and sends its requests. No Python runs per
+market event; a wake-up costs a few microseconds plus the strategy's own code.
+"""
+import os
+from collections import deque, namedtuple
+from dataclasses import dataclass
+
+import numpy as np
+
+from lobsim import _args
+from lobsim._core import check, event_buffer, ffi, lib
+from lobsim._types import (
+    FILLS_DTYPE,
+    ORDERS_DTYPE,
+    POSITION_DTYPE,
+    SIM_MSG_DTYPE,
+    SIM_POS_DTYPE,
+    EventKind,
+    OrderState,
+    TimeInForce,
+    check_event_array,
+)
+from lobsim.book._book import Depth, _check_depth_out, _int_arg
+from lobsim.data.events import Events
+from lobsim.errors import DataError, event_error, status_error
+from lobsim.instrument import Instrument
+from lobsim.latency import Constant, LatencyModel, PerAction
+from lobsim.queue import QueueModel, RiskAverse, _BuiltinQueue
+from lobsim.sim._strategy import Fees, Strategy
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_MSG_ORDER, _MSG_FILL = 1, 2  # LOB_MSG_*
+_REQ_NEW = 0                  # LOB_REQ_NEW
+_NEW, _PARTIAL, _REJECTED = int(OrderState.NEW), int(OrderState.PARTIALLY_FILLED), int(OrderState.REJECTED)
+_FINAL = frozenset(int(s) for s in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED))
+_FEED_BLOCK = 1 << 16         # feed-latency draws: one seeded block per 65536 events (chunking-independent)
+_FEED_SALT = 0x6665656421     # keeps feed draws apart from the order-latency draws of the same seed
+_MAX_CHUNK = 1 << 26          # events per chunk the automatic growth stops at
+
+OpenOrder = namedtuple("OpenOrder", "price side leaves_qty state")
+OpenOrder.__doc__ = "A user order not yet final, as the strategy knows it (from the messages delivered so far)."
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class BacktestResult:
+    """What a run produced.
+
+    fills: FILLS_DTYPE, one row per fill of a user order, in the order they
+    happened. orders: ORDERS_DTYPE, one row per order state change in the
+    order recorded (NEW when sent, then every answer; a fill also gives its
+    PARTIALLY_FILLED / FILLED row). position: POSITION_DTYPE, the account at
+    every fill (venue time) and every timer wake-up (local time).
+    clock_offset_ns: ns added to every ts_local of the data (see Backtest).
+    events: data events replayed. seed: the run's seed.
+    """
+
+    fills: np.ndarray
+    orders: np.ndarray
+    position: np.ndarray
+    clock_offset_ns: int
+    instrument: Instrument
+    events: int
+    seed: int
+
+    def __repr__(self):
+        last = self.position[-1] if len(self.position) else None
+        end = f", position {int(last['position'])}, cash {float(last['cash']):.6g}" if last is not None else ""
+        return (f"<BacktestResult {self.instrument.symbol}: {self.events:,} events, {len(self.fills):,} fills, "
+                f"{len(self.orders):,} order updates{end}>")
+
+
+def _copy_fields(src, dtype):
+    out = np.empty(len(src), dtype=dtype)
+    for name in dtype.names:
+        out[name] = src[name]
+    return out
+
+
+def _splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def _feed_latency(model, seed, ts_exch, start):
+    """Feed latencies of the events at absolute indices start.. (ts_exch given), drawn from `model`.
+
+    Draws come in blocks of _FEED_BLOCK events, each from its own seed, so the
+    values do not depend on how the data is chunked. O(n) in C (at most twice
+    n when a chunk starts inside a block)."""
+    n = len(ts_exch)
+    out = np.empty(n, dtype=np.int64)
+    i = 0
+    while i < n:
+        block, off = divmod(start + i, _FEED_BLOCK)
+        take = min(_FEED_BLOCK - off, n - i)
+        at = np.empty(off + take, dtype=np.int64)
+        at[:off] = ts_exch[i]  # the draws before `off` are made and dropped
+        at[off:] = ts_exch[i:i + take]
+        entry, _ = model.sample(at, seed=_splitmix64(seed ^ _FEED_SALT ^ _splitmix64(block)))
+        out[i:i + take] = entry[off:]
+        i += take
+    return out
+
+
+class _Source:
+    """The data: an in-memory EVENT_DTYPE array or a lobsim Parquet file read in chunks."""
+
+    def __init__(self, data, instrument, chunk_events):
+        self.chunk_events = chunk_events
+        if isinstance(data, (str, os.PathLike)):
+            from lobsim.data import store  # pyarrow only when a file is given
+
+            self.path = self.name = os.fspath(data)
+            self.array = None
+            file_instrument, _ = store.read_metadata(self.path)
+            self.instrument = file_instrument if instrument is None else instrument
+            self.book_type = lib.LOB_BOOK_L2 if store.file_book_type(self.path) == "L2" else lib.LOB_BOOK_L3
+            self.n = store.file_rows(self.path)
+        else:
+            if isinstance(data, Events):
+                array, default = data.array, data.instrument
+            elif isinstance(data, np.ndarray):
+                array, default = data, Instrument("UNKNOWN", "1", "1")
+            else:
+                raise TypeError("data must be an EVENT_DTYPE array, a lobsim.data.Events or the path of a "
+                                f"lobsim Parquet file, got {type(data).__name__}")
+            check_event_array(array, "data")
+            self.path, self.name, self.array = None, "data", array
+            self.instrument = default if instrument is None else instrument
+            kinds = array["kind"]
+            self.book_type = lib.LOB_BOOK_L2 if np.any(kinds == EventKind.SET_LEVEL) else lib.LOB_BOOK_L3
+            self.n = len(array)
+        if self.n == 0:
+            raise ValueError(f"data: {self.name} holds no events")
+
+    def raw_chunks(self, whole=False):
+        """EVENT_DTYPE chunks in order (views of an array; fresh arrays from a file).
+        whole: an array in one piece (it needs no copy)."""
+        if self.array is not None:
+            step = self.n if whole else self.chunk_events
+            for i in range(0, self.n, step):
+                yield self.array[i:i + step]
+        else:
+            from lobsim.data.store import iter_parquet
+
+            yield from iter_parquet(self.path, self.chunk_events)
+
+    def min_feed_latency(self):
+        """min(ts_local - ts_exch) over all events. A file is read twice this way,
+        the first time only its two timestamp columns, chunk by chunk (bounded memory)."""
+        lo = INT64_MAX
+        if self.array is not None:
+            for i in range(0, self.n, self.chunk_events):
+                c = self.array[i:i + self.chunk_events]
+                lo = min(lo, int(np.min(c["ts_local"] - c["ts_exch"])))
+            return lo
+        from lobsim.data.store import _corrupt, _open
+
+        import pyarrow as pa
+
+        f = _open(self.path)
+        try:
+            for batch in f.iter_batches(batch_size=self.chunk_events, columns=["ts_exch", "ts_local"]):
+                d = batch.column("ts_local").to_numpy(zero_copy_only=False) - \
+                    batch.column("ts_exch").to_numpy(zero_copy_only=False)
+                if len(d):
+                    lo = min(lo, int(d.min()))
+        except (OSError, pa.ArrowException) as exc:
+            raise _corrupt(self.path, exc, "timestamps") from None
+        return lo
+
+
+class Context:
+    """What a strategy sees and does; passed to every Strategy callback (and the
+    pull-style Backtest is one itself).
+
+    Prices are integer ticks and quantities integer lots (ctx.instrument
+    converts). The book views are the LOCAL book: the data as of local time
+    `now`. position, cash and open_orders() are what the strategy knows: the
+    messages delivered to it so far, plus its own requests not answered yet.
+    Orders sent here leave at `now` and reach the venue after the entry
+    latency. A mistake the venue would refuse (unknown id, qty <= 0, ...) is
+    not an exception: the request is sent and comes back as a REJECTED order
+    update. Only a value of the wrong Python type raises (TypeError).
+    """
+
+    __slots__ = ("_bt",)
+
+    def __init__(self, bt):
+        self._bt = bt
+
+    @property
+    def now(self):
+        """Local time in ns."""
+        bt = self._bt
+        if bt._now is None:
+            bt._live()
+        return bt._now
+
+    @property
+    def instrument(self):
+        return self._bt._source.instrument
+
+    @property
+    def position(self):
+        """Signed position in lots after the fills delivered so far."""
+        return self._bt._position
+
+    @property
+    def cash(self):
+        """Cash in currency after the fills delivered so far: -signed traded value - fees."""
+        return self._bt._cash
+
+    def best_bid(self):
+        """(price, qty) of the best bid of the local view, or None. O(1)."""
+        return self._bt._best(1)
+
+    def best_ask(self):
+        """(price, qty) of the best ask of the local view, or None. O(1)."""
+        return self._bt._best(-1)
+
+    def depth(self, levels=10, out=None):
+        """Top `levels` per side of the local view as a lobsim.book.Depth (best first,
+        0-padded), like OrderBook.depth; `out` (an earlier result) is refilled
+        in place. O(levels)."""
+        return self._bt._depth(levels, out)
+
+    def open_orders(self):
+        """{order_id: OpenOrder(price, side, leaves_qty, state)} of the orders not
+        final as the strategy knows them (state NEW: sent, not answered yet).
+        A fresh dict; O(open orders)."""
+        return {oid: OpenOrder(p, s, q, OrderState(st)) for oid, (p, s, q, st) in self._bt._open.items()}
+
+    def buy(self, price, qty, tif=TimeInForce.GTC):
+        """Send a buy order (price in ticks, ignored and may be None for
+        TimeInForce.MARKET; qty in lots); returns its id (1, 2, 3, ... per
+        backtest) at once."""
+        return self._bt._submit(1, price, qty, tif)
+
+    def sell(self, price, qty, tif=TimeInForce.GTC):
+        """Send a sell order; returns its id at once."""
+        return self._bt._submit(-1, price, qty, tif)
+
+    def cancel(self, order_id):
+        """Send a cancel; the answer (CANCELLED, or REJECTED with TOO_LATE /
+        UNKNOWN_ORDER) comes back as an order update of that order."""
+        self._bt._request(lib.lob_sim_cancel, _order_id(order_id))
+
+    def modify(self, order_id, price, qty):
+        """Send a modify: new limit price and new open qty. A price change or a
+        size increase loses queue priority, a size decrease keeps it."""
+        self._bt._request(lib.lob_sim_modify, _order_id(order_id), _int64("price", price), _int64("qty", qty))
+
+
+def _int64(name, value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer ({'ticks' if name == 'price' else 'lots'}), "
+                        f"got {type(value).__name__} {value!r:.80}")
+    value = int(value)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{name} {value} does not fit in int64")
+    return value
+
+
+def _order_id(value):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"order_id must be an integer, got {type(value).__name__} {value!r:.80}")
+    value = int(value)
+    if not 0 <= value <= _args.UINT64_MAX:
+        raise ValueError(f"order_id {value} is not a valid order id (0 .. 2**64 - 1)")
+    return value
+
+
+def _overrides(strategy, name):
+    return strategy is not None and getattr(type(strategy), name) is not getattr(Strategy, name)
+
+
+class Backtest(Context):
+    """A backtest of a strategy on replayed data through the simulated venue.
+
+        result = Backtest("data/sample.parquet", Quoter(), latency=Constant(1_000_000),
+                          fees=Fees(maker=-0.0001, taker=0.0004), seed=7).run()
+
+    data: an EVENT_DTYPE array (instrument defaults to Instrument("UNKNOWN",
+    "1", "1"): one tick and one lot are worth 1), a lobsim.data.Events (its
+    instrument), or the path of a lobsim Parquet file (streamed in chunks of
+    `chunk_events`: memory is bounded by a few chunks plus the result
+    records). The book type (L2/L3) follows the data. A data array is
+    borrowed, not copied, unless its ts_local must change: do not modify it
+    during the run.
+
+    strategy: a Strategy, or None for the pull style (below).
+    latency: order latency, a lobsim.latency model (Constant, LogNormal,
+    Empirical, PerAction); None = zero.
+    queue: the L2 queue model (lobsim.queue: RiskAverse() by default,
+    PowerProb(n), LogProb(), or a QueueModel subclass). On L3 data the queue
+    is exact and the model is ignored.
+    fees: Fees(maker, taker) rates on traded value; the value of a fill is
+    price * qty * tick_size * lot_size of the instrument. None = no fees.
+    seed: the seed of every random draw (same inputs and seed: bit-identical
+    results).
+    instrument: overrides the data's instrument.
+    feed_latency: None: the data's own ts_local - ts_exch. If that is negative
+    anywhere (the recording host's clock lagged the venue's, as in the
+    Binance captures, about -1.27 s), every ts_local is shifted by the same
+    amount so that the smallest feed latency is 0 (the clocks cannot be told
+    apart from a constant latency); the shift is result.clock_offset_ns. A
+    latency model instead replaces ts_local with ts_exch + its entry latency
+    drawn at ts_exch (made non-decreasing: a feed is FIFO).
+    chunk_events: events per chunk handed to C.
+
+    Pull style: Backtest(data, None, ...) then bt.elapse(ns) /
+    bt.wait_next_feed() (False at the end of the data) with the Context
+    methods (buy, sell, cancel, modify, best_bid, ...) on `bt` itself, and
+    bt.result() at the end. Before the first call, now is the first event's
+    ts_local (the events visible then are in the local view).
+
+    Not thread-safe. close() (or the context manager) frees the C simulator;
+    results already returned stay valid.
+    """
+
+    def __init__(self, data, strategy, *, latency=None, queue=None, fees=None, seed=0, instrument=None,
+                 feed_latency=None, chunk_events=1 << 16):
+        if strategy is not None and not isinstance(strategy, Strategy):
+            what = f"the class {strategy.__name__} (pass an instance)" if isinstance(strategy, type) else \
+                type(strategy).__name__
+            raise TypeError(f"strategy must be a lobsim.Strategy instance or None, got {what}")
+        if latency is None:
+            latency = Constant(0)
+        elif not isinstance(latency, LatencyModel):
+            raise TypeError("latency must be a lobsim.latency model (Constant, LogNormal, Empirical, PerAction), "
+                            f"got {type(latency).__name__}")
+        if queue is None:
+            queue = RiskAverse()
+        elif not isinstance(queue, (_BuiltinQueue, QueueModel)):
+            what = f"the class {queue.__name__} (pass an instance)" if isinstance(queue, type) else \
+                type(queue).__name__
+            raise TypeError("queue must be a lobsim.queue model (RiskAverse(), PowerProb(n), LogProb() or a "
+                            f"QueueModel subclass instance), got {what}")
+        elif isinstance(queue, QueueModel) and type(queue).ahead_after_decrease is QueueModel.ahead_after_decrease:
+            raise TypeError(f"queue: {type(queue).__name__} does not implement ahead_after_decrease")
+        if fees is None:
+            fees = Fees()
+        elif not isinstance(fees, Fees):
+            raise TypeError(f"fees must be a lobsim.Fees(maker, taker), got {type(fees).__name__}")
+        seed = _args.seed(seed)
+        if instrument is not None and not isinstance(instrument, Instrument):
+            raise TypeError(f"instrument must be a lobsim.Instrument, got {type(instrument).__name__}")
+        if feed_latency is not None and (not isinstance(feed_latency, LatencyModel)
+                                         or isinstance(feed_latency, PerAction)):
+            raise TypeError("feed_latency must be None or a lobsim.latency model (Constant, LogNormal, "
+                            f"Empirical), got {type(feed_latency).__name__}")
+        chunk_events = _args.integer("chunk_events", chunk_events, 1, _MAX_CHUNK)
+        interval = getattr(strategy, "interval_ns", None)
+        if interval is not None:
+            interval = _args.integer("interval_ns", interval, 1, INT64_MAX)
+        self._bt = self
+        self._source = _Source(data, instrument, chunk_events)
+        self._strategy = strategy
+        self._ctx = Context(self)
+        self._seed = seed
+        self._feed_model = feed_latency
+        self._offset = 0
+        if feed_latency is None:
+            lo = self._source.min_feed_latency()
+            self._offset = -lo if lo < 0 else 0
+        self._callbacks = {name: _overrides(strategy, name) for name in ("on_fill", "on_order")}
+        self._cb_error = None
+
+        cfg = ffi.new("lob_sim_config *")
+        cfg.book_type = self._source.book_type
+        if self._source.book_type == lib.LOB_BOOK_L3:
+            queue = RiskAverse()  # exact queue on L3: no model (and no callback)
+        cfg.queue_model, cfg.queue_power, queue_fn = queue._c_config(ffi, self._queue_error)
+        cfg.queue_fn = queue_fn
+        models = latency._c_models(ffi)
+        for k, m in enumerate(models):
+            cfg.latency[k] = m[0]
+        cfg.maker_fee, cfg.taker_fee = fees.maker, fees.taker
+        inst = self._source.instrument
+        cfg.value_per_tick_lot = float(inst.tick_size * inst.lot_size)
+        cfg.timer_ns = interval or 0
+        cfg.wake_on_book = 1 if strategy is not None and strategy.subscribe_book else 0
+        cfg.seed = seed
+        # C borrows these for the run: the latency arrays, the callback (the object
+        # ffi.callback returned, not a pointer read back from cfg, owns the closure).
+        self._keep = (latency, models, queue_fn)
+        out = ffi.new("lob_sim **")
+        check(lib.lob_sim_new(cfg, out), "creating the simulator")
+        self._sim = ffi.gc(out[0], lib.lob_sim_free)
+        self._local = lib.lob_sim_local_book(self._sim)
+
+        self._c_reason = ffi.new("int *")
+        self._c_state = ffi.new("lob_sim_state *")
+        self._c_bad = ffi.new("int64_t[2]")
+        self._c_n = ffi.new("size_t *")
+        self._c_px = ffi.new("int64_t *")
+        self._c_qty = ffi.new("int64_t *")
+        self._c_depth = ffi.new("size_t[2]")
+        self._depth_out = self._depth_ptrs = None
+
+        self._chunks = None        # iterator of transformed chunks
+        self._pending = deque()    # (chunk number, first event index, array) fed and not released
+        self._fed = 0              # chunks fed
+        self._events = 0           # events fed
+        self._ts_carry = INT64_MIN
+        self._data_done = False
+        self._now = None
+        self._position, self._cash = 0, 0.0
+        self._open = {}
+        self._next_id = 1
+        self._sent = 0             # requests sent
+        self._started = self._ended = self._in_run = False
+        self._failed = None
+        self._result = None
+
+    # -- lifecycle ------------------------------------------------------
+    def close(self):
+        """Free the C simulator now (idempotent). A finished run's result stays valid."""
+        if self._sim is not None:
+            ffi.release(self._sim)
+            self._sim = self._local = None
+            self._pending.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        state = "finished" if self._ended else "running" if self._started else "not started"
+        return f"<Backtest {self._source.name} ({self._source.n:,} events) {state}, now={self._now}>"
+
+    @property
+    def clock_offset_ns(self):
+        """ns added to every ts_local of the data (0 unless the data's clocks disagree)."""
+        return self._offset
+
+    # -- push style -----------------------------------------------------
+    def run(self):
+        """Run to the end of the data, calling the strategy at its wake-ups; return the BacktestResult.
+
+        Exceptions raised by the strategy or a QueueModel propagate; the
+        backtest cannot continue after one. Calling run() again returns the
+        same result."""
+        if self._result is None:
+            self._drive(self._run, pull=False)
+        return self._result
+
+    def _run(self):
+        self._start()
+        strategy = self._strategy
+        while not self._ended:
+            if self._advance(INT64_MAX, 0) != lib.LOB_RUN_END:
+                self._wake()
+                continue
+            if strategy is not None:
+                sent = self._sent
+                strategy.on_stop(self._ctx)
+                if self._sent != sent:  # requests from on_stop: answer and deliver them too
+                    while self._advance(INT64_MAX, 0) != lib.LOB_RUN_END:
+                        self._wake()
+            self._finish()
+
+    # -- pull style -----------------------------------------------------
+    def elapse(self, ns):
+        """Run until local time now + ns (every response due by then delivered, every
+        data event with ts_local <= then in the local view). False at the end of
+        the data (then result() is ready), True otherwise."""
+        return self._drive(self._elapse, _args.ns("ns", ns), pull=True)
+
+    def _elapse(self, ns):
+        if self._ended:
+            return False
+        self._start()
+        until = min(self._now + ns, INT64_MAX - 1)
+        while True:
+            reason = self._advance(until, 0)
+            if reason == lib.LOB_RUN_UNTIL:
+                return True
+            if reason == lib.LOB_RUN_END:
+                self._finish()
+                return False
+            self._wake()
+
+    def wait_next_feed(self):
+        """Run until the next data event reaches the local view (now = its local
+        time). False at the end of the data, True otherwise."""
+        return self._drive(self._wait_next_feed, pull=True)
+
+    def _wait_next_feed(self):
+        if self._ended:
+            return False
+        self._start()
+        seen = self._c_state.events_local
+        while True:
+            reason = self._advance(INT64_MAX, 1)
+            if reason == lib.LOB_RUN_FEED:
+                return True
+            if reason == lib.LOB_RUN_END:
+                self._finish()
+                return False
+            self._wake()
+            if self._c_state.events_local > seen:
+                return True
+
+    def result(self):
+        """The BacktestResult, once the data is over (elapse/wait_next_feed returned
+        False, or run() returned)."""
+        if self._result is None:
+            raise RuntimeError("the backtest has not reached the end of the data: call run(), or elapse() / "
+                               "wait_next_feed() until they return False")
+        return self._result
+
+    # -- the loop ---------------------------------------------------------
+    def _drive(self, fn, *args, pull):
+        """Call fn (a step of the run) with the re-entrance and failure checks.
+
+        An exception in the middle of a run (from the strategy, a QueueModel,
+        the data) leaves the C state and the strategy's out of step: the
+        backtest refuses to continue after it."""
+        if self._failed is not None:
+            raise RuntimeError("this backtest stopped on an exception and cannot continue") from self._failed
+        if self._in_run:
+            raise RuntimeError("run(), elapse() and wait_next_feed() cannot be called from a strategy callback")
+        if pull and self._strategy is not None:
+            raise RuntimeError("elapse() and wait_next_feed() drive a Backtest(data, None); with a strategy "
+                               "use run()")
+        if self._sim is None and self._result is None:
+            raise ValueError("backtest is closed")
+        self._in_run = True
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        finally:
+            self._in_run = False
+
+    def _start(self):
+        """Feed the first chunk and run to its first event's local time; call on_start."""
+        if self._started:
+            return
+        self._started = True
+        whole = self._feed_model is None and not self._offset
+        self._chunks = self._transformed(self._source.raw_chunks(whole=whole))
+        self._feed_next()
+        t0 = int(self._pending[0][2]["ts_local"][0])
+        self._now = t0
+        while self._advance(t0, 0) not in (lib.LOB_RUN_UNTIL, lib.LOB_RUN_END):
+            pass  # only book-change wake-ups can happen before t0: on_start reads the book
+        self._now = t0
+        if self._strategy is not None:
+            self._strategy.on_start(self._ctx)
+
+    def _transformed(self, raw):
+        """Chunks with ts_local corrected (clock offset or feed-latency model); copies only then."""
+        start = 0
+        for chunk in raw:
+            if not len(chunk):
+                continue
+            if self._feed_model is not None:
+                c = chunk.copy()
+                ts = c["ts_exch"] + _feed_latency(self._feed_model, self._seed, c["ts_exch"], start)
+                ts[0] = max(ts[0], self._ts_carry)
+                np.maximum.accumulate(ts, out=ts)
+                self._ts_carry = int(ts[-1])
+                c["ts_local"] = ts
+                chunk = c
+            elif self._offset:
+                chunk = chunk.copy()
+                chunk["ts_local"] += self._offset
+            start += len(chunk)
+            yield chunk
+
+    def _feed_next(self):
+        """Give C the next chunk, or tell it the data is over."""
+        if self._data_done:
+            return
+        # If the local view lags the venue by many chunks (large feed latency),
+        # chunks pile up in C (at most 8): grow the chunk so the lag fits.
+        want = self._source.chunk_events << max(0, len(self._pending) - 3)
+        parts, n = [], 0
+        for chunk in self._chunks:
+            parts.append(chunk)
+            n += len(chunk)
+            if n >= want:
+                break
+        if not parts:
+            self._data_done = True
+            check(lib.lob_sim_end_data(self._sim), "end of data")
+            return
+        chunk = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        chunk, ptr, n = event_buffer(chunk, "data")
+        rc = lib.lob_sim_feed(self._sim, ptr, n)
+        if rc == lib.LOB_ERR_CAPACITY:
+            raise ValueError(f"data: the local view lags the venue by more than {self._events - self._pending[0][1]:,} "
+                             "events (feed latency too large for chunk_events); raise chunk_events")
+        check(rc, "feeding data")
+        self._pending.append((self._fed, self._events, chunk))
+        self._fed += 1
+        self._events += n
+
+    def _advance(self, until, stop_on_feed):
+        """lob_sim_run until it returns something other than NEED_DATA (fed meanwhile)."""
+        while True:
+            rc = lib.lob_sim_run(self._sim, until, stop_on_feed, self._c_reason, self._c_state,
+                                 self._c_bad, self._c_bad + 1)
+            if self._cb_error is not None:
+                exc, self._cb_error = self._cb_error, None
+                raise exc
+            if rc < 0:
+                raise self._run_error(rc)
+            self._now = self._c_state.now
+            reason = self._c_reason[0]
+            if reason != lib.LOB_RUN_NEED_DATA:
+                return reason
+            released = lib.lob_sim_released(self._sim)
+            while self._pending and self._pending[0][0] < released:
+                self._pending.popleft()
+            self._feed_next()
+
+    def _run_error(self, rc):
+        number, index = int(self._c_bad[0]), int(self._c_bad[1])
+        for chunk_no, first, chunk in self._pending:
+            if chunk_no == number and 0 <= index < len(chunk):
+                exc = event_error(rc, first + index, chunk[index], "backtest")
+                err = DataError(f"event {first + index}: {exc.event_detail}", file=self._source.name)
+                err.event_index, err.event_detail = first + index, exc.event_detail
+                return err
+        return status_error(rc, "backtest")
+
+    def _queue_error(self, exc_type, exc, tb):
+        """cffi onerror of the QueueModel callback: keep the first exception for _advance to raise."""
+        if self._cb_error is None:
+            self._cb_error = exc.with_traceback(tb)
+        return float("nan")  # C keeps the old estimate; the run stops at its next return
+
+    def _wake(self):
+        """Deliver a wake-up: messages (on_fill / on_order), then on_book, then on_timer."""
+        st = self._c_state
+        if st.delivered_end > st.delivered_begin:
+            self._deliver(st.delivered_begin, st.delivered_end)
+        strategy = self._strategy
+        if strategy is None:
+            return
+        if st.book_changed and strategy.subscribe_book:
+            strategy.on_book(self._ctx)
+        if st.timer:
+            strategy.on_timer(self._ctx)
+
+    def _deliver(self, begin, end):
+        """Messages [begin, end) of the delivery list reached the strategy: update what it
+        knows (position, cash, open orders) and call on_fill / on_order, one message at
+        a time, in delivery order. O(messages)."""
+        dlv = lib.lob_sim_delivered(self._sim, self._c_n)
+        idx = np.frombuffer(ffi.buffer(dlv + begin, (end - begin) * ffi.sizeof("size_t")), dtype=np.uintp)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        ptr = lib.lob_sim_msgs(self._sim, self._c_n)
+        span = np.frombuffer(ffi.buffer(ptr + lo, (hi - lo) * SIM_MSG_DTYPE.itemsize), dtype=SIM_MSG_DTYPE)
+        msgs = span[idx - lo]  # a copy: the strategy's requests may move the C array
+        strategy, ctx = self._strategy, self._ctx
+        on_fill, on_order = self._callbacks["on_fill"], self._callbacks["on_order"]
+        if on_fill or on_order:
+            fills = _copy_fields(msgs, FILLS_DTYPE)
+            orders = _copy_fields(msgs, ORDERS_DTYPE)
+        open_ = self._open
+        for i, (_, _, oid, price, _, leaves, position, _, cash, _, kind, state, _, _, _, request, _) in \
+                enumerate(msgs.tolist()):
+            if kind == _MSG_FILL:
+                self._position, self._cash = position, cash
+                o = open_.get(oid)
+                if o is not None:
+                    if leaves:
+                        o[2], o[3] = leaves, _PARTIAL
+                    else:
+                        del open_[oid]
+                if on_fill:
+                    strategy.on_fill(ctx, fills[i])
+                continue
+            if state == _REJECTED and request != _REQ_NEW:
+                pass  # a refused cancel/modify leaves the order as it was
+            elif state in _FINAL:
+                open_.pop(oid, None)
+            else:
+                o = open_.get(oid)
+                if o is not None:
+                    o[0], o[2], o[3] = price, leaves, state
+            if on_order:
+                strategy.on_order(ctx, orders[i])
+
+    def _finish(self):
+        """Every response delivered: build the result from the C records."""
+        ptr = lib.lob_sim_msgs(self._sim, self._c_n)
+        msgs = np.frombuffer(ffi.buffer(ptr, self._c_n[0] * SIM_MSG_DTYPE.itemsize), dtype=SIM_MSG_DTYPE) \
+            if self._c_n[0] else np.empty(0, SIM_MSG_DTYPE)
+        ptr = lib.lob_sim_positions(self._sim, self._c_n)
+        pos = np.frombuffer(ffi.buffer(ptr, self._c_n[0] * SIM_POS_DTYPE.itemsize), dtype=SIM_POS_DTYPE) \
+            if self._c_n[0] else np.empty(0, SIM_POS_DTYPE)
+        self._result = BacktestResult(
+            fills=_copy_fields(msgs[msgs["kind"] == _MSG_FILL], FILLS_DTYPE),
+            orders=_copy_fields(msgs[msgs["kind"] == _MSG_ORDER], ORDERS_DTYPE),
+            position=_copy_fields(pos, POSITION_DTYPE),
+            clock_offset_ns=self._offset,
+            instrument=self._source.instrument,
+            events=self._events,
+            seed=self._seed,
+        )
+        self._ended = True
+        self._pending.clear()
+
+    # -- the Context's implementation -------------------------------------
+    def _live(self):
+        if self._sim is None:
+            raise ValueError("backtest is closed")
+        if not self._started:  # pull style before the first step: now = the first event's ts_local
+            self._drive(self._start, pull=False)
+
+    def _best(self, side):
+        self._live()
+        if lib.lob_book_best(self._local, side, self._c_px, self._c_qty) == 0:
+            return None
+        return self._c_px[0], self._c_qty[0]
+
+    def _depth(self, levels, out):
+        self._live()
+        if out is not None and out is self._depth_out and len(out.bid_px) == levels:
+            ptrs = self._depth_ptrs
+        else:
+            levels = _int_arg("levels", levels, 0, 1 << 20)
+            if out is None:
+                out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
+            else:
+                _check_depth_out(out, levels)
+            ptrs = [ffi.cast("int64_t *", ffi.from_buffer(a, require_writable=True)) for a in out]
+            self._depth_out, self._depth_ptrs = out, ptrs
+        check(lib.lob_book_depth(self._local, levels, *ptrs, self._c_depth, self._c_depth + 1), "depth")
+        return out
+
+    def _request(self, cfunc, *args):
+        if self._result is not None:
+            raise RuntimeError("the backtest is over: no more requests can be sent")
+        self._live()
+        check(cfunc(self._sim, *args), "sending a request")
+        self._sent += 1
+
+    def _submit(self, side, price, qty, tif):
+        if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)):
+            raise TypeError(f"tif must be a lobsim.TimeInForce, got {type(tif).__name__} {tif!r:.80}")
+        if price is None and tif == TimeInForce.MARKET:
+            price = 0  # ignored for a market order
+        price, qty = _int64("price", price), _int64("qty", qty)
+        if not _INT32_MIN <= int(tif) <= _INT32_MAX:
+            raise ValueError(f"tif {tif} is not a time in force")
+        oid = self._next_id
+        self._request(lib.lob_sim_submit, oid, side, price, qty, int(tif))
+        self._next_id += 1
+        self._open[oid] = [price, side, qty, _NEW]
+        return oid
