@@ -492,3 +492,15 @@ def test_bad_event_is_data_error_with_its_absolute_index(tmp_path):
     with pytest.raises(DataError, match="bad.parquet: event 4: ") as info:
         Backtest(path, BuyAt100(), chunk_events=2).run()
     assert info.value.event_index == 4
+
+
+def test_readme_backtest_example_prints_what_it_says(capsys, monkeypatch):
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Backtesting (the simulated venue)"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    expected = re.search(r"^# (\d+ fills;.*)$", code, re.M).group(1)
+    monkeypatch.chdir(ROOT)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == expected
