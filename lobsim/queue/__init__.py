@@ -103,8 +103,6 @@ class QueueModel:
         `on_error(exc_type, exc, tb)` is cffi's onerror: it receives anything
         the model raises (C gets 0.0 back) so the caller re-raises it after the
         C call returns. The caller keeps the returned callback alive."""
-        if type(self).ahead_after_decrease is QueueModel.ahead_after_decrease:
-            raise TypeError(f"queue: {type(self).__name__} does not implement ahead_after_decrease")
         model = self.ahead_after_decrease
 
         def call(_user, ahead, level_before, level_after, cancel):

@@ -24,6 +24,7 @@ from lobsim._types import (
     SIM_POS_DTYPE,
     EventKind,
     OrderState,
+    Side,
     TimeInForce,
     check_event_array,
 )
@@ -39,8 +40,10 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _MSG_ORDER, _MSG_FILL = 1, 2  # LOB_MSG_*
 _REQ_NEW = 0                  # LOB_REQ_NEW
-_NEW, _PARTIAL, _REJECTED = int(OrderState.NEW), int(OrderState.PARTIALLY_FILLED), int(OrderState.REJECTED)
-_FINAL = frozenset(int(s) for s in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED))
+_STATES = {int(st): st for st in OrderState}  # int -> member without the cost of OrderState(int)
+_SIDES = {1: Side.BID, -1: Side.ASK}
+_FINAL = frozenset(int(st) for st in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED,
+                                      OrderState.EXPIRED))
 _FEED_BLOCK = 1 << 16         # feed-latency draws: one seeded block per 65536 events (chunking-independent)
 _FEED_SALT = 0x6665656421     # keeps feed draws apart from the order-latency draws of the same seed
 _MAX_CHUNK = 1 << 26          # events per chunk the automatic growth stops at
@@ -239,7 +242,7 @@ class Context:
         """{order_id: OpenOrder(price, side, leaves_qty, state)} of the orders not
         final as the strategy knows them (state NEW: sent, not answered yet).
         A fresh dict; O(open orders)."""
-        return {oid: OpenOrder(p, s, q, OrderState(st)) for oid, (p, s, q, st) in self._bt._open.items()}
+        return dict(self._bt._open)
 
     def buy(self, price, qty, tif=TimeInForce.GTC):
         """Send a buy order (price in ticks, ignored and may be None for
@@ -263,6 +266,8 @@ class Context:
 
 
 def _int64(name, value):
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an integer ({'ticks' if name == 'price' else 'lots'}), "
                         f"got {type(value).__name__} {value!r:.80}")
@@ -273,6 +278,8 @@ def _int64(name, value):
 
 
 def _order_id(value):
+    if type(value) is int and 0 <= value <= _args.UINT64_MAX:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"order_id must be an integer, got {type(value).__name__} {value!r:.80}")
     value = int(value)
@@ -375,6 +382,7 @@ class Backtest(Context):
             lo = self._source.min_feed_latency()
             self._offset = -lo if lo < 0 else 0
         self._callbacks = {name: _overrides(strategy, name) for name in ("on_fill", "on_order")}
+        self._records = any(self._callbacks.values())  # build numpy records for the callbacks
         self._cb_error = None
 
         cfg = ffi.new("lob_sim_config *")
@@ -417,7 +425,7 @@ class Backtest(Context):
         self._data_done = False
         self._now = None
         self._position, self._cash = 0, 0.0
-        self._open = {}
+        self._open = {}            # order id -> OpenOrder, as the strategy knows it
         self._next_id = 1
         self._sent = 0             # requests sent
         self._started = self._ended = self._in_run = False
@@ -427,6 +435,8 @@ class Backtest(Context):
     # -- lifecycle ------------------------------------------------------
     def close(self):
         """Free the C simulator now (idempotent). A finished run's result stays valid."""
+        if self._in_run:
+            raise RuntimeError("a backtest cannot be closed from its own strategy callback")
         if self._sim is not None:
             ffi.release(self._sim)
             self._sim = self._local = None
@@ -665,40 +675,48 @@ class Backtest(Context):
         knows (position, cash, open orders) and call on_fill / on_order, one message at
         a time, in delivery order. O(messages)."""
         dlv = lib.lob_sim_delivered(self._sim, self._c_n)
-        idx = np.frombuffer(ffi.buffer(dlv + begin, (end - begin) * ffi.sizeof("size_t")), dtype=np.uintp)
-        lo, hi = int(idx.min()), int(idx.max()) + 1
         ptr = lib.lob_sim_msgs(self._sim, self._c_n)
-        span = np.frombuffer(ffi.buffer(ptr + lo, (hi - lo) * SIM_MSG_DTYPE.itemsize), dtype=SIM_MSG_DTYPE)
-        msgs = span[idx - lo]  # a copy: the strategy's requests may move the C array
+        know = self._know
+        if not self._records:  # no Python runs between these reads: the C arrays stay put
+            for k in range(begin, end):
+                m = ptr[dlv[k]]
+                know(m.kind, m.order_id, m.price, m.leaves_qty, m.position, m.cash, m.state, m.request)
+            return
+        idx = [dlv[k] for k in range(begin, end)]
+        lo = min(idx)
+        span = np.frombuffer(ffi.buffer(ptr + lo, (max(idx) + 1 - lo) * SIM_MSG_DTYPE.itemsize), dtype=SIM_MSG_DTYPE)
+        msgs = span[[i - lo for i in idx]]  # a copy: the strategy's requests may move the C array
+        fills, orders = _copy_fields(msgs, FILLS_DTYPE), _copy_fields(msgs, ORDERS_DTYPE)
         strategy, ctx = self._strategy, self._ctx
         on_fill, on_order = self._callbacks["on_fill"], self._callbacks["on_order"]
-        if on_fill or on_order:
-            fills = _copy_fields(msgs, FILLS_DTYPE)
-            orders = _copy_fields(msgs, ORDERS_DTYPE)
-        open_ = self._open
         for i, (_, _, oid, price, _, leaves, position, _, cash, _, kind, state, _, _, _, request, _) in \
                 enumerate(msgs.tolist()):
+            know(kind, oid, price, leaves, position, cash, state, request)
             if kind == _MSG_FILL:
-                self._position, self._cash = position, cash
-                o = open_.get(oid)
-                if o is not None:
-                    if leaves:
-                        o[2], o[3] = leaves, _PARTIAL
-                    else:
-                        del open_[oid]
                 if on_fill:
                     strategy.on_fill(ctx, fills[i])
-                continue
-            if state == _REJECTED and request != _REQ_NEW:
-                pass  # a refused cancel/modify leaves the order as it was
-            elif state in _FINAL:
-                open_.pop(oid, None)
-            else:
-                o = open_.get(oid)
-                if o is not None:
-                    o[0], o[2], o[3] = price, leaves, state
-            if on_order:
+            elif on_order:
                 strategy.on_order(ctx, orders[i])
+
+    def _know(self, kind, oid, price, leaves, position, cash, state, request):
+        """What one delivered message tells the strategy (position, cash, open orders)."""
+        open_ = self._open
+        if kind == _MSG_FILL:
+            self._position, self._cash = position, cash
+            o = open_.get(oid)
+            if o is not None:
+                if leaves:
+                    open_[oid] = OpenOrder(o[0], o[1], leaves, OrderState.PARTIALLY_FILLED)
+                else:
+                    del open_[oid]
+        elif state == OrderState.REJECTED and request != _REQ_NEW:
+            pass  # a refused cancel/modify leaves the order as it was
+        elif state in _FINAL:
+            open_.pop(oid, None)
+        else:
+            o = open_.get(oid)
+            if o is not None:
+                open_[oid] = OpenOrder(price, o[1], leaves, _STATES[state])
 
     def _finish(self):
         """Every response delivered: build the result from the C records."""
@@ -722,6 +740,7 @@ class Backtest(Context):
 
     # -- the Context's implementation -------------------------------------
     def _live(self):
+        """Check the simulator exists; start it first if no step ran yet (pull style)."""
         if self._sim is None:
             raise ValueError("backtest is closed")
         if not self._started:  # pull style before the first step: now = the first event's ts_local
@@ -751,20 +770,24 @@ class Backtest(Context):
     def _request(self, cfunc, *args):
         if self._result is not None:
             raise RuntimeError("the backtest is over: no more requests can be sent")
-        self._live()
-        check(cfunc(self._sim, *args), "sending a request")
+        if not self._started:
+            self._live()
+        rc = cfunc(self._sim, *args)
+        if rc < 0:
+            check(rc, "sending a request")
         self._sent += 1
 
     def _submit(self, side, price, qty, tif):
-        if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)):
-            raise TypeError(f"tif must be a lobsim.TimeInForce, got {type(tif).__name__} {tif!r:.80}")
+        if type(tif) is not TimeInForce:
+            if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)):
+                raise TypeError(f"tif must be a lobsim.TimeInForce, got {type(tif).__name__} {tif!r:.80}")
+            if not _INT32_MIN <= int(tif) <= _INT32_MAX:
+                raise ValueError(f"tif {tif} is not a time in force")
         if price is None and tif == TimeInForce.MARKET:
             price = 0  # ignored for a market order
         price, qty = _int64("price", price), _int64("qty", qty)
-        if not _INT32_MIN <= int(tif) <= _INT32_MAX:
-            raise ValueError(f"tif {tif} is not a time in force")
         oid = self._next_id
         self._request(lib.lob_sim_submit, oid, side, price, qty, int(tif))
         self._next_id += 1
-        self._open[oid] = [price, side, qty, _NEW]
+        self._open[oid] = OpenOrder(price, _SIDES[side], qty, OrderState.NEW)
         return oid
