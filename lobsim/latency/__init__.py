@@ -13,9 +13,8 @@ deterministic for a given seed and no Python runs per order. Each model is
 validated when it is built: a negative latency raises ValueError naming the
 parameter, a value that is not a number raises TypeError.
 
-`model.sample(at_ns, seed, kind)` draws the latencies a fresh simulator of
-that seed would draw for requests sent at `at_ns` (for inspection, and for
-`Backtest(feed_latency=...)`).
+`model.sample(at_ns, seed, kind)` draws latencies the way a run does, for
+requests sent at `at_ns` (for inspection, and for `Backtest(feed_latency=...)`).
 """
 import numpy as np
 
@@ -53,10 +52,13 @@ class LatencyModel:
         return tuple(out)
 
     def sample(self, at_ns, seed=0, kind="new"):
-        """(entry, response) int64 arrays of the latencies of requests of `kind` sent at `at_ns`.
+        """(entry, response) int64 arrays: latencies of requests of `kind` sent at `at_ns`.
 
-        The same draws a fresh simulator with this `seed` makes for its first
-        len(at_ns) requests of that kind. O(len(at_ns)) in C.
+        Drawn by C exactly as a run does (same formulas, a generator seeded
+        like a run's with `seed`; for each time an entry then a response
+        draw), so the values are deterministic and follow the model's
+        distribution; inside a run the draws are shared by all of its
+        requests and responses in the order they happen. O(len(at_ns)) in C.
         """
         from lobsim._core import check, ffi, lib
 
