@@ -443,6 +443,8 @@ enum { LOB_REQ_NEW = 0, LOB_REQ_CANCEL = 1, LOB_REQ_MODIFY = 2 };
 enum { LOB_LAT_CONSTANT = 0, LOB_LAT_LOGNORMAL = 1, LOB_LAT_EMPIRICAL = 2 };
 
 /* One latency model: entry (local -> venue) and response (venue -> local).
+ * latency[LOB_REQ_NEW] also times the fills of resting orders; the answers
+ * to a cancel or modify follow that request's model.
  * CONSTANT: entry_ns, response_ns. LOGNORMAL: each latency drawn as
  * median_ns * exp(sigma * N(0,1)), clipped to [min_ns, max_ns], from the
  * simulator's seeded generator. EMPIRICAL: n recorded requests sorted by

@@ -363,9 +363,10 @@ static lob_sim_msg *new_msg(lob_sim *s) {
     return m;
 }
 
-/* Queue message index k for delivery at venue time t + response latency. */
-static void respond(lob_sim *s, size_t k, int64_t t) {
-    int64_t d = t + response_latency(&s->cfg.latency[LOB_REQ_NEW], &s->rng, t);
+/* Queue message index k for delivery at venue time t + the response latency
+ * of the request kind it answers (fills: the new order's). */
+static void respond(lob_sim *s, size_t k, int64_t t, int kind) {
+    int64_t d = t + response_latency(&s->cfg.latency[kind], &s->rng, t);
     if (d < s->last_deliver) d = s->last_deliver;
     s->last_deliver = d;
     s->msgs[k].ts_local = d;
@@ -398,7 +399,7 @@ static void order_msg(lob_sim *s, const uorder_t *o, uint64_t id, int state, int
     m->reason = (uint8_t)reason;
     m->tif = o ? o->tif : 0;
     m->request = (uint8_t)request;
-    respond(s, s->n_msgs - 1, t);
+    respond(s, s->n_msgs - 1, t, request);
 }
 
 static void pos_row(lob_sim *s, int64_t t, int kind, const lob_book *book) {
@@ -459,7 +460,7 @@ static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker,
     m->state = (uint8_t)(o->leaves ? LOB_ORD_PARTIALLY_FILLED : LOB_ORD_FILLED);
     m->maker = (uint8_t)(maker != 0);
     m->tif = o->tif;
-    respond(s, s->n_msgs - 1, t);
+    respond(s, s->n_msgs - 1, t, LOB_REQ_NEW);
     o->state = (uint8_t)(o->leaves ? LOB_ORD_PARTIALLY_FILLED : LOB_ORD_FILLED);
     order_msg(s, o, 0, o->state, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
     pos_row(s, t, LOB_POS_FILL, s->venue);
@@ -1037,7 +1038,7 @@ int lob_sim_submit(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
         m->request = LOB_REQ_NEW;
         m->position = s->position;
         m->cash = s->cash;
-        respond(s, s->n_msgs - 1, r.arrive);
+        respond(s, s->n_msgs - 1, r.arrive, LOB_REQ_NEW);
         s->req_n--; /* nothing for the venue to do */
         return s->err;
     }
