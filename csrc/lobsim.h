@@ -491,7 +491,9 @@ typedef struct lob_sim_config {
     double value_per_tick_lot;    /* currency of one lot at one tick (traded value = price * qty * this) */
     int64_t timer_ns;             /* on_timer interval of local time; 0 = none */
     int32_t wake_on_book;         /* nonzero: wake after each local top-of-book change */
-    int32_t reserved;
+    int32_t wake_on_msgs;         /* nonzero: wake when messages reach the strategy; zero: they are
+                                     only reported at the next wake-up (a strategy without on_fill /
+                                     on_order needs no wake-up of its own for them) */
     uint64_t seed;
 } lob_sim_config;
 
@@ -557,8 +559,8 @@ typedef struct lob_sim_state {
     int64_t now;              /* local time */
     int32_t timer;            /* 1 if the timer fired at now */
     int32_t book_changed;     /* 1 if the local top of book changed since the last return */
-    size_t delivered_begin;   /* lob_sim_delivered() entries [begin, end) reached the strategy */
-    size_t delivered_end;     /* since the last return */
+    size_t delivered_begin;   /* lob_sim_delivered() entries [begin, end) reached the strategy since */
+    size_t delivered_end;     /* the last return (a NEED_DATA return reports them again next time) */
     size_t n_msgs;            /* messages so far (all, delivered or not) */
     size_t n_pos;             /* position rows so far */
     int64_t events_venue;     /* data events applied at the venue so far */

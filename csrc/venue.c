@@ -139,6 +139,7 @@ struct lob_sim {
     int64_t top[4];
     size_t *dlv;              /* msg indices in the order they reached the strategy */
     size_t n_dlv, cap_dlv;
+    size_t dlv_mark;          /* deliveries reported up to here (NEED_DATA reports none) */
     lob_rng rng;
     /* scratch for level walks */
     int64_t *scr_px, *scr_qty;
@@ -1191,7 +1192,9 @@ const size_t *lob_sim_delivered(const lob_sim *s, size_t *n) {
 const lob_book *lob_sim_local_book(const lob_sim *s) { return s ? s->local : NULL; }
 const lob_book *lob_sim_venue_book(const lob_sim *s) { return s ? s->venue : NULL; }
 
-static void fill_state(const lob_sim *s, lob_sim_state *st, size_t begin) {
+static void fill_state(lob_sim *s, lob_sim_state *st, size_t begin, int reason) {
+    /* the deliveries of a NEED_DATA return are reported again with the next one */
+    if (reason != LOB_RUN_NEED_DATA) s->dlv_mark = s->n_dlv;
     st->now = s->now;
     st->timer = s->stop_timer;
     st->book_changed = s->book_changed;
@@ -1214,7 +1217,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
     if (!s || !reason || !st || !bad_chunk || !bad_event) return LOB_ERR_INVALID_ARG;
     *bad_chunk = *bad_event = -1;
     if (s->err) return s->err;
-    size_t begin = s->n_dlv;
+    size_t begin = s->dlv_mark;
     s->stop_timer = 0;
     s->book_changed = 0;
     s->stop_pending = 0;
@@ -1226,7 +1229,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         if (!ve && !s->data_end) {
             if (s->stop_pending) break;
             *reason = LOB_RUN_NEED_DATA;
-            fill_state(s, st, begin);
+            fill_state(s, st, begin, *reason);
             return LOB_OK;
         }
         if (s->first_local == INT64_MIN && ve) {
@@ -1276,7 +1279,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
             if (s->stop_pending) break;
             s->now = until > s->now ? until : s->now;
             *reason = LOB_RUN_UNTIL;
-            fill_state(s, st, begin);
+            fill_state(s, st, begin, *reason);
             return LOB_OK;
         }
         if ((best == 0 || best == 1) && best_t > until && s->stop_pending) break;
@@ -1284,7 +1287,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
             /* venue items past `until` do not matter to the local view yet */
             s->now = until > s->now ? until : s->now;
             *reason = LOB_RUN_UNTIL;
-            fill_state(s, st, begin);
+            fill_state(s, st, begin, *reason);
             return LOB_OK;
         }
         switch (best) {
@@ -1341,7 +1344,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
             s->resp_head++;
             s->resp_n--;
             if (!s->resp_n) s->resp_head = 0;
-            stop_at(s, best_t);
+            if (s->cfg.wake_on_msgs) stop_at(s, best_t);
             if (best_t > s->now) s->now = best_t;
             break;
         case 4:
@@ -1359,10 +1362,10 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         *reason = s->stop_feed && !s->stop_timer && !s->book_changed && s->n_dlv == begin ? LOB_RUN_FEED
                                                                                                   : LOB_RUN_WAKE;
         s->stop_feed = 0;
-        fill_state(s, st, begin);
+        fill_state(s, st, begin, *reason);
         return LOB_OK;
     }
     *reason = LOB_RUN_END;
-    fill_state(s, st, begin);
+    fill_state(s, st, begin, *reason);
     return LOB_OK;
 }

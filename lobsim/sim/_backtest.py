@@ -399,6 +399,9 @@ class Backtest(Context):
         cfg.value_per_tick_lot = float(inst.tick_size * inst.lot_size)
         cfg.timer_ns = interval or 0
         cfg.wake_on_book = 1 if strategy is not None and strategy.subscribe_book else 0
+        # messages wake the strategy only if it listens (on_fill / on_order); otherwise they
+        # are taken in (position, open orders) at its next wake-up
+        cfg.wake_on_msgs = 1 if strategy is None or self._records else 0
         cfg.seed = seed
         # C borrows these for the run: the latency arrays, the callback (the object
         # ffi.callback returned, not a pointer read back from cfg, owns the closure).
@@ -472,15 +475,19 @@ class Backtest(Context):
         self._start()
         strategy = self._strategy
         while not self._ended:
-            if self._advance(INT64_MAX, 0) != lib.LOB_RUN_END:
-                self._wake()
+            reason = self._advance(INT64_MAX, 0)
+            self._wake()  # at END: the messages delivered since the last wake-up (no timer then)
+            if reason != lib.LOB_RUN_END:
                 continue
             if strategy is not None:
                 sent = self._sent
                 strategy.on_stop(self._ctx)
                 if self._sent != sent:  # requests from on_stop: answer and deliver them too
-                    while self._advance(INT64_MAX, 0) != lib.LOB_RUN_END:
+                    while True:
+                        reason = self._advance(INT64_MAX, 0)
                         self._wake()
+                        if reason == lib.LOB_RUN_END:
+                            break
             self._finish()
 
     # -- pull style -----------------------------------------------------
@@ -500,6 +507,7 @@ class Backtest(Context):
             if reason == lib.LOB_RUN_UNTIL:
                 return True
             if reason == lib.LOB_RUN_END:
+                self._wake()
                 self._finish()
                 return False
             self._wake()
@@ -519,6 +527,7 @@ class Backtest(Context):
             if reason == lib.LOB_RUN_FEED:
                 return True
             if reason == lib.LOB_RUN_END:
+                self._wake()
                 self._finish()
                 return False
             self._wake()
