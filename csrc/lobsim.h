@@ -495,6 +495,8 @@ typedef struct lob_sim_config {
                                      only reported at the next wake-up (a strategy without on_fill /
                                      on_order needs no wake-up of its own for them) */
     uint64_t seed;
+    int64_t sample_ns;            /* > 0: an account row (LOB_POS_SAMPLE) every sample_ns of venue time */
+    int64_t markout_ns[4];        /* markout horizons after each fill (0 = unused), venue time */
 } lob_sim_config;
 
 /* Message kinds (lob_sim_msg.kind). */
@@ -528,12 +530,15 @@ typedef struct lob_sim_msg {
     uint8_t reserved;
 } lob_sim_msg;
 
-/* Position rows (lob_sim_pos.kind): a fill at the venue, or a timer wake-up. */
-enum { LOB_POS_FILL = 1, LOB_POS_TIMER = 2 };
+/* Position rows (lob_sim_pos.kind): a fill at the venue, a timer wake-up, or
+ * a sample every sample_ns of venue time. */
+enum { LOB_POS_FILL = 1, LOB_POS_TIMER = 2, LOB_POS_SAMPLE = 3 };
 
-/* The account sampled at the venue time of every fill and at every timer
- * wake-up (local time). bid/ask: best prices of the venue book (fill rows)
- * or the local book (timer rows), 0 if that side is empty. */
+/* The account sampled at the venue time of every fill, at every timer
+ * wake-up (local time) and every sample_ns of venue time. bid/ask: best
+ * prices of the venue book (fill and sample rows) or the local book (timer
+ * rows), 0 if that side is empty. A sample at time t shows the venue after
+ * every event with ts_exch <= t. */
 typedef struct lob_sim_pos {
     int64_t ts;
     int64_t position;
@@ -566,6 +571,17 @@ typedef struct lob_sim_state {
     int64_t events_venue;     /* data events applied at the venue so far */
     int64_t events_local;     /* data events applied to the local view so far */
 } lob_sim_state;
+
+/* The venue's mid around one fill, for markouts: bid + ask of the venue book
+ * (ticks x 2, integer) at the fill and at ts + markout_ns[h], i.e. after
+ * every event with ts_exch <= ts + markout_ns[h]; 0 where unknown (a side
+ * empty, an unused horizon, or past the end of the data). */
+typedef struct lob_sim_markout {
+    uint64_t msg;        /* index of the fill in lob_sim_msgs() */
+    int64_t ts;          /* venue time of the fill */
+    int64_t mid2;
+    int64_t after2[4];
+} lob_sim_markout;
 
 typedef struct lob_sim lob_sim;
 
@@ -610,6 +626,8 @@ const lob_sim_pos *lob_sim_positions(const lob_sim *sim, size_t *n);
  * messages never do: the strategy sent them). A wake-up's messages are
  * entries [delivered_begin, delivered_end) of this list. */
 const size_t *lob_sim_delivered(const lob_sim *sim, size_t *n);
+/* One markout record per fill, in fill order (resolved as venue time passes). */
+const lob_sim_markout *lob_sim_markouts(const lob_sim *sim, size_t *n);
 /* The local (strategy's) and venue books, read-only. */
 const lob_book *lob_sim_local_book(const lob_sim *sim);
 const lob_book *lob_sim_venue_book(const lob_sim *sim);

@@ -125,6 +125,12 @@ struct lob_sim {
     size_t n_msgs, cap_msgs;
     lob_sim_pos *pos;
     size_t n_pos, cap_pos;
+    lob_sim_markout *mk;      /* one per fill */
+    size_t n_mk, cap_mk;
+    size_t mk_next[4];        /* per horizon: the first markout not yet resolved */
+    int64_t next_sample;      /* venue time of the next sample row; INT64_MIN before the first event */
+    int64_t last_venue_ts;    /* ts_exch of the last event the venue applied */
+    int clock_closed;         /* the data is over: markouts and samples up to its end are resolved */
     /* account (venue side) */
     int64_t position;
     double cash, fees;
@@ -270,8 +276,10 @@ int lob_sim_new(const lob_sim_config *cfg, lob_sim **out) {
     for (int k = 0; k < 3; k++)
         if (!latency_valid(&cfg->latency[k])) return LOB_ERR_INVALID_ARG;
     if (!isfinite(cfg->maker_fee) || !isfinite(cfg->taker_fee) || !isfinite(cfg->value_per_tick_lot) ||
-        cfg->timer_ns < 0)
+        cfg->timer_ns < 0 || cfg->sample_ns < 0)
         return LOB_ERR_INVALID_ARG;
+    for (int h = 0; h < 4; h++)
+        if (cfg->markout_ns[h] < 0) return LOB_ERR_INVALID_ARG;
     lob_sim *s = calloc(1, sizeof *s);
     if (!s) return LOB_ERR_NOMEM;
     s->cfg = *cfg;
@@ -282,6 +290,7 @@ int lob_sim_new(const lob_sim_config *cfg, lob_sim **out) {
         return LOB_ERR_NOMEM;
     }
     s->first_local = INT64_MIN;
+    s->next_sample = INT64_MIN;
     s->last_arrive = s->last_deliver = INT64_MIN;
     s->now = INT64_MIN;
     lob_rng_seed(&s->rng, cfg->seed);
@@ -301,6 +310,7 @@ void lob_sim_free(lob_sim *s) {
     free(s->msgs);
     free(s->pos);
     free(s->dlv);
+    free(s->mk);
     free(s->scr_px);
     free(s->scr_qty);
     free(s->scr_ids);
@@ -420,6 +430,30 @@ static void pos_row(lob_sim *s, int64_t t, int kind, const lob_book *book) {
     p->kind = kind;
 }
 
+/* bid + ask of the venue book, 0 if a side is empty. */
+static int64_t venue_mid2(const lob_sim *s) {
+    int64_t b, a, q;
+    if (!lob_book_best(s->venue, LOB_SIDE_BID, &b, &q) || !lob_book_best(s->venue, LOB_SIDE_ASK, &a, &q)) return 0;
+    return b + a;
+}
+
+/* Venue time is about to pass `t` (the next venue event is later): record
+ * what is due strictly before it, from the venue book as it stands. */
+static void venue_clock(lob_sim *s, int64_t t) {
+    for (int h = 0; h < 4; h++) {
+        int64_t d = s->cfg.markout_ns[h];
+        if (d <= 0) continue;
+        while (s->mk_next[h] < s->n_mk && s->mk[s->mk_next[h]].ts + d < t)
+            s->mk[s->mk_next[h]++].after2[h] = venue_mid2(s);
+    }
+    if (s->cfg.sample_ns > 0 && s->next_sample != INT64_MIN) {
+        while (s->next_sample < t && !s->err) {
+            pos_row(s, s->next_sample, LOB_POS_SAMPLE, s->venue);
+            s->next_sample += s->cfg.sample_ns;
+        }
+    }
+}
+
 /* ----------------------------------------------------------- user orders */
 
 static int final_state(int st) {
@@ -462,9 +496,19 @@ static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker,
     m->maker = (uint8_t)(maker != 0);
     m->tif = o->tif;
     respond(s, s->n_msgs - 1, t, LOB_REQ_NEW);
+    size_t fill_msg = s->n_msgs - 1;
     o->state = (uint8_t)(o->leaves ? LOB_ORD_PARTIALLY_FILLED : LOB_ORD_FILLED);
     order_msg(s, o, 0, o->state, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
     pos_row(s, t, LOB_POS_FILL, s->venue);
+    if (LOB_GROW(s->mk, s->cap_mk, s->n_mk + 1)) {
+        s->err = LOB_ERR_NOMEM;
+        return;
+    }
+    lob_sim_markout *k = &s->mk[s->n_mk++];
+    memset(k, 0, sizeof *k);
+    k->msg = fill_msg;
+    k->ts = t;
+    k->mid2 = venue_mid2(s);
 }
 
 /* Is price a better than price b for side? */
@@ -1189,6 +1233,11 @@ const size_t *lob_sim_delivered(const lob_sim *s, size_t *n) {
     return s ? s->dlv : NULL;
 }
 
+const lob_sim_markout *lob_sim_markouts(const lob_sim *s, size_t *n) {
+    if (n) *n = s ? s->n_mk : 0;
+    return s ? s->mk : NULL;
+}
+
 const lob_book *lob_sim_local_book(const lob_sim *s) { return s ? s->local : NULL; }
 const lob_book *lob_sim_venue_book(const lob_sim *s) { return s ? s->venue : NULL; }
 
@@ -1226,6 +1275,10 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         const lob_event *ve = at_cursor(s, &s->v_c, &s->v_i);
         const lob_event *le = at_cursor(s, &s->l_c, &s->l_i);
         int venue_done = !ve && s->data_end;
+        if (venue_done && !s->clock_closed && s->next_sample != INT64_MIN) {
+            s->clock_closed = 1; /* the venue stands as it is up to the last event's time */
+            venue_clock(s, s->last_venue_ts + 1);
+        }
         if (!ve && !s->data_end) {
             if (s->stop_pending) break;
             *reason = LOB_RUN_NEED_DATA;
@@ -1292,6 +1345,8 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         }
         switch (best) {
         case 0: {
+            if (s->next_sample == INT64_MIN) s->next_sample = ve->ts_exch; /* first row at the first event */
+            venue_clock(s, ve->ts_exch);
             venue_pre(s, ve);
             int rc = lob_book_apply_one(s->venue, ve);
             if (rc != LOB_OK) {
@@ -1300,6 +1355,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
                 return rc;
             }
             if (s->n_uo) cross_check(s, ve->ts_exch);
+            s->last_venue_ts = ve->ts_exch;
             s->v_i++;
             s->events_venue++;
             break;

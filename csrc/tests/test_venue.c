@@ -228,6 +228,51 @@ static void test_consumed_liquidity(void) {
     }
 }
 
+/* Markouts: the venue mid at each fill and after each horizon; samples: the
+ * account every sample_ns of venue time. */
+static void test_markouts_and_samples(void) {
+    lob_event e[] = {
+        ev(1, LOB_EV_SET_LEVEL, 0, 1, 100, 10),
+        ev(1, LOB_EV_SET_LEVEL, 0, -1, 102, 10),
+        ev(1, LOB_EV_SET_LEVEL, 0, -1, 104, 10),
+        /* t=2: buy 1 @ 100 */
+        ev(5, LOB_EV_TRADE, 0, -1, 99, 1),       /* through: filled at 5, mid2 202 */
+        ev(150, LOB_EV_SET_LEVEL, 0, -1, 102, 0), /* best ask 104: mid2 204 from 150 on */
+        ev(300, LOB_EV_SET_LEVEL, 0, 1, 99, 5),
+    };
+    lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
+    c.sample_ns = 100;
+    c.markout_ns[0] = 100;  /* at 105: 202 */
+    c.markout_ns[1] = 200;  /* at 205: 204 */
+    c.markout_ns[2] = 1000; /* at 1005: past the data: 0 */
+    lob_sim *s;
+    lob_sim_new(&c, &s);
+    lob_sim_feed(s, e, sizeof e / sizeof *e);
+    run_until(s, 2);
+    lob_sim_submit(s, 1, 1, 100, 1, LOB_TIF_GTC);
+    EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+    size_t n;
+    const lob_sim_markout *m = lob_sim_markouts(s, &n);
+    EXPECT_EQ(n, 1);
+    EXPECT_EQ(m[0].ts, 5);
+    EXPECT_EQ(m[0].mid2, 202);
+    EXPECT_EQ(m[0].after2[0], 202);
+    EXPECT_EQ(m[0].after2[1], 204);
+    EXPECT_EQ(m[0].after2[2], 0);
+    EXPECT_EQ(m[0].after2[3], 0);
+    const lob_sim_pos *p = lob_sim_positions(s, &n);
+    int64_t want_ts[] = {1, 5, 101, 201}, want_pos[] = {0, 1, 1, 1}, want_ask[] = {102, 102, 102, 104};
+    EXPECT_EQ(n, 4);
+    for (size_t i = 0; i < n && i < 4; i++) {
+        EXPECT_EQ(p[i].ts, want_ts[i]);
+        EXPECT_EQ(p[i].position, want_pos[i]);
+        EXPECT_EQ(p[i].ask, want_ask[i]);
+    }
+    EXPECT_EQ(p[0].kind, LOB_POS_SAMPLE);
+    EXPECT_EQ(p[1].kind, LOB_POS_FILL);
+    lob_sim_free(s);
+}
+
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 static uint64_t rnd(void) {
     rng_state ^= rng_state << 13;
@@ -292,6 +337,7 @@ int main(void) {
     test_l2_decrease_before_print();
     test_latency_and_race();
     test_consumed_liquidity();
+    test_markouts_and_samples();
     test_garbage();
     return report();
 }
