@@ -1,4 +1,4 @@
-"""The `lobsim` command line: replay, generate, convert, info.
+"""The `lobsim` command line: replay, generate, convert, info, calibrate.
 
 User errors never print a traceback: bad option values exit 2 with argparse's
 usage line, bad or missing files exit 1 with one "lobsim: error: ..." line,
@@ -196,6 +196,31 @@ def cmd_info(args):
     return 0
 
 
+def cmd_calibrate(args):
+    from lobsim import calibrate as cal
+    from lobsim.data import read_parquet
+
+    ev = read_parquet(args.file)
+    ins = ev.instrument
+    try:
+        top = cal.top_of_book(ev)
+        sig = cal.sigma(top, args.interval_ms * 1_000_000)
+        fit = cal.intensity(ev, top, min_count=args.min_count)
+    except (LobError, ValueError) as exc:  # too little data, or an event the book refuses
+        raise DataError(str(exc), file=args.file) from None
+    tick = ins.tick_size
+    print(f"file:        {args.file}")
+    print(f"instrument:  {ins.symbol} (tick {tick}, lot {ins.lot_size}); units: ticks, lots, seconds of data time")
+    print(f"data:        {len(ev.array):,} events over {top.span_s:,.1f} s")
+    print(f"sigma:       {sig.per_second:.6g} ticks/sqrt(s) (= {sig.per_second * float(tick):.6g} per sqrt(s) "
+          f"in price) from {sig.n:,} changes of the mid every {args.interval_ms:,} ms")
+    print(f"A:           {fit.A:.6g} per s (the fitted intensity at the mid, delta = 0)")
+    print(f"k:           {fit.k:.6g} per tick (lambda(delta) = A exp(-k delta), delta in ticks from the mid)")
+    print(f"fit:         R^2 {fit.r2:.4f} over {fit.n} depth levels {fit.levels[0]:g} .. {fit.levels[-1]:g} ticks "
+          f"(each reached by >= {args.min_count} of {fit.trades:,} trade prints)")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="lobsim",
@@ -231,6 +256,14 @@ def build_parser():
     i = sub.add_parser("info", help="summarize a stored event file")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
+
+    k = sub.add_parser("calibrate", help="estimate sigma and the trade intensity A, k of a stored event file")
+    k.add_argument("file", help="lobsim Parquet event file")
+    k.add_argument("--interval-ms", type=int_between(1, 86_400_000), default=1000,
+                   help="sampling period of the mid for sigma, ms of data time (1 .. 86,400,000; default %(default)s)")
+    k.add_argument("--min-count", type=int_between(1, MAX_EVENTS), default=10,
+                   help="trade prints a depth level needs to enter the fit of A, k (default %(default)s)")
+    k.set_defaults(func=cmd_calibrate)
     return p
 
 
