@@ -12,15 +12,23 @@ model uses the paper's dollars and its unit horizon T = 1.
 
 Cost: O(n) in the broadcast size, a handful of numpy ufunc passes.
 """
+import math
+
 import numpy as np
 
 __all__ = ["avellaneda_stoikov", "avellaneda_stoikov_spread", "glft", "glft_coefficients"]
 
 
 def _param(name, value, *, positive):
-    """`value` as a float array, checked > 0 (positive) or >= 0; ValueError names `name`."""
+    """`value` as a float (a scalar: the fast path a strategy takes on every quote) or a
+    float array, checked > 0 (positive) or >= 0; ValueError names `name`."""
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be a real number, got bool {value!r}")
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+            raise ValueError(f"{name} must be finite and {'> 0' if positive else '>= 0'}, got {v!r}")
+        return v
     arr = np.asarray(value, dtype=float)
     ok = arr > 0 if positive else arr >= 0
     if not np.all(ok & np.isfinite(arr)):
@@ -31,11 +39,20 @@ def _param(name, value, *, positive):
 
 
 def _is_scalar(*values):
-    return all(np.ndim(v) == 0 for v in values)
+    return all(isinstance(v, (int, float)) or np.ndim(v) == 0 for v in values)
 
 
 def _out(x, scalar):
     return float(x) if scalar else np.asarray(x, dtype=float)
+
+
+def _math(scalar):
+    """(log1p, sqrt) for floats (the math module: no numpy call per quote) or arrays."""
+    return (math.log1p, math.sqrt) if scalar else (np.log1p, np.sqrt)
+
+
+def _num(value, scalar):
+    return float(value) if scalar else np.asarray(value, dtype=float)
 
 
 def avellaneda_stoikov_spread(gamma, sigma, k, tau):
@@ -61,7 +78,8 @@ def avellaneda_stoikov_spread(gamma, sigma, k, tau):
     s = _param("sigma", sigma, positive=False)
     kk = _param("k", k, positive=True)
     t = _param("tau", tau, positive=False)
-    spread = g * s * s * t + (2.0 / g) * np.log1p(g / kk)
+    log1p, _ = _math(scalar)
+    spread = g * s * s * t + (2.0 / g) * log1p(g / kk)
     return _out(spread, scalar)
 
 
@@ -82,11 +100,9 @@ def avellaneda_stoikov(mid, inventory, gamma, sigma, k, tau):
     every argument broadcasts. Floats in, floats out.
     """
     scalar = _is_scalar(mid, inventory, gamma, sigma, k, tau)
-    spread = np.asarray(avellaneda_stoikov_spread(gamma, sigma, k, tau), dtype=float)
-    g = np.asarray(gamma, dtype=float)
-    s = np.asarray(sigma, dtype=float)
-    t = np.asarray(tau, dtype=float)
-    r = np.asarray(mid, dtype=float) - np.asarray(inventory, dtype=float) * g * s * s * t
+    spread = _num(avellaneda_stoikov_spread(gamma, sigma, k, tau), scalar)
+    g, s, t = _num(gamma, scalar), _num(sigma, scalar), _num(tau, scalar)
+    r = _num(mid, scalar) - _num(inventory, scalar) * g * s * s * t
     half = spread / 2.0
     return _out(r - half, scalar), _out(r + half, scalar)
 
@@ -108,8 +124,9 @@ def glft_coefficients(gamma, k, A, order_qty=1, *, xi=None):
     d = _param("order_qty", order_qty, positive=True)
     x = g if xi is None else _param("xi", xi, positive=True)
     xd = x * d
-    c1 = np.log1p(xd / kk) / xd
-    c2 = np.sqrt(g / (2.0 * a * d * kk) * (1.0 + xd / kk) ** (kk / xd + 1.0))
+    log1p, sqrt = _math(scalar)
+    c1 = log1p(xd / kk) / xd
+    c2 = sqrt(g / (2.0 * a * d * kk) * (1.0 + xd / kk) ** (kk / xd + 1.0))
     return _out(c1, scalar), _out(c2, scalar)
 
 
@@ -149,10 +166,9 @@ def glft(mid, inventory, gamma, sigma, k, A, order_qty=1, *, xi=None):
     scalar = _is_scalar(mid, inventory, gamma, sigma, k, A, order_qty) and (xi is None or _is_scalar(xi))
     s = _param("sigma", sigma, positive=False)
     c1, c2 = glft_coefficients(gamma, k, A, order_qty, xi=xi)
-    d = np.asarray(order_qty, dtype=float)
-    q = np.asarray(inventory, dtype=float)
-    m = np.asarray(mid, dtype=float)
-    skew = s * np.asarray(c2, dtype=float)
-    delta_bid = np.asarray(c1) + (2.0 * q + d) / 2.0 * skew
-    delta_ask = np.asarray(c1) - (2.0 * q - d) / 2.0 * skew
+    d, q, m = _num(order_qty, scalar), _num(inventory, scalar), _num(mid, scalar)
+    skew = s * _num(c2, scalar)
+    c1 = _num(c1, scalar)
+    delta_bid = c1 + (2.0 * q + d) / 2.0 * skew
+    delta_ask = c1 - (2.0 * q - d) / 2.0 * skew
     return _out(m - delta_bid, scalar), _out(m + delta_ask, scalar)
