@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import lobsim
+import lobsim.metrics
 from lobsim._core import ffi, lib
 
 
@@ -49,7 +50,8 @@ def test_status_table_mirrors_header():
 
 @pytest.mark.parametrize(
     "dtype, struct",
-    [(lobsim._types.SIM_MSG_DTYPE, "lob_sim_msg"), (lobsim._types.SIM_POS_DTYPE, "lob_sim_pos")],
+    [(lobsim._types.SIM_MSG_DTYPE, "lob_sim_msg"), (lobsim._types.SIM_POS_DTYPE, "lob_sim_pos"),
+     (lobsim.metrics.SIM_MARKOUT_DTYPE, "lob_sim_markout")],
 )
 def test_sim_dtypes_mirror_structs(dtype, struct):
     test_dtype_mirrors_struct(dtype, struct)
@@ -81,3 +83,11 @@ def test_result_dtypes_carry_the_sim_fields():
     assert set(ORDERS_DTYPE.names) <= set(SIM_MSG_DTYPE.names)
     assert set(POSITION_DTYPE.names) <= set(SIM_POS_DTYPE.names)
     assert FILLS_DTYPE["maker"] == np.bool_
+
+
+def test_metrics_constants_mirror_header():
+    from lobsim.metrics import _compute, _dtypes
+
+    assert (lib.LOB_POS_FILL, lib.LOB_POS_TIMER, lib.LOB_POS_SAMPLE) == \
+        (_compute.KIND_FILL, _compute.KIND_TIMER, _compute.KIND_SAMPLE)
+    assert len(ffi.new("lob_sim_config *").markout_ns) == _dtypes.N_HORIZONS

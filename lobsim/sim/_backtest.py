@@ -10,7 +10,8 @@ market event; a wake-up costs a few microseconds plus the strategy's own code.
 """
 import os
 from collections import deque, namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from lobsim.data.events import Events
 from lobsim.errors import DataError, event_error, status_error
 from lobsim.instrument import Instrument
 from lobsim.latency import Constant, LatencyModel, PerAction
+from lobsim.metrics._compute import per_fill_markouts
+from lobsim.metrics._dtypes import MARKOUTS_DTYPE, N_HORIZONS, SIM_MARKOUT_DTYPE
 from lobsim.queue import QueueModel, RiskAverse, _BuiltinQueue
 from lobsim.sim._strategy import Fees, Strategy
 
@@ -60,9 +63,20 @@ class BacktestResult:
     happened. orders: ORDERS_DTYPE, one row per order state change in the
     order recorded (NEW when sent, then every answer; a fill also gives its
     PARTIALLY_FILLED / FILLED row). position: POSITION_DTYPE, the account at
-    every fill (venue time) and every timer wake-up (local time).
+    every fill (kind 1, venue time), every timer wake-up (kind 2, local
+    time) and every sample_ns of venue time (kind 3, the equity samples).
     clock_offset_ns: ns added to every ts_local of the data (see Backtest).
     events: data events replayed. seed: the run's seed.
+    markouts: lobsim.metrics.MARKOUTS_DTYPE, one row per fill (row i is
+    fills[i]): the venue mid at the fill and after each horizon of
+    markouts_ns, and the per-fill spread captured and markouts in ticks.
+    sample_ns: the equity sampling interval. data_start_ns / data_end_ns:
+    venue time (ts_exch) of the first and last data event. inventory_limit:
+    the strategy's max_inventory (lots) if it had one, else None. params:
+    the run's parameters (JSON-able; written by to_parquet).
+
+    metrics (computed once), summary(), to_arrow(), to_parquet(dir),
+    from_parquet(dir) and plot(path) are in lobsim.metrics.
     """
 
     fills: np.ndarray
@@ -72,12 +86,66 @@ class BacktestResult:
     instrument: Instrument
     events: int
     seed: int
+    markouts: np.ndarray = field(default_factory=lambda: np.empty(0, MARKOUTS_DTYPE))
+    markouts_ns: tuple = ()
+    sample_ns: int = 0
+    data_start_ns: int = None
+    data_end_ns: int = None
+    inventory_limit: float = None
+    params: dict = field(default_factory=dict)
 
     def __repr__(self):
         last = self.position[-1] if len(self.position) else None
         end = f", position {int(last['position'])}, cash {float(last['cash']):.6g}" if last is not None else ""
         return (f"<BacktestResult {self.instrument.symbol}: {self.events:,} events, {len(self.fills):,} fills, "
                 f"{len(self.orders):,} order updates{end}>")
+
+    @cached_property
+    def metrics(self):
+        """lobsim.metrics.compute(self) (inventory_limit = self.inventory_limit), computed on first use.
+        A dict: see lobsim.metrics.compute for every key, its unit and definition."""
+        from lobsim import metrics
+
+        return metrics.compute(self)
+
+    def summary(self):
+        """The metrics as a readable aligned table (str): name, value, unit."""
+        from lobsim.metrics import summary
+
+        return summary(self)
+
+    def to_arrow(self):
+        """{"fills", "orders", "position", "markouts"}: pyarrow Tables (call .to_pandas() or
+        polars.from_arrow on them). Enums stay integers; markouts' 4-wide columns are split
+        into after2_0..3 and markout_0..3 (column h: horizon markouts_ns[h])."""
+        from lobsim.metrics import to_arrow
+
+        return to_arrow(self)
+
+    def to_parquet(self, path, *, overwrite=False):
+        """Write the result into the directory `path`: fills.parquet, orders.parquet,
+        position.parquet, markouts.parquet and metrics.json (instrument, run
+        parameters, metrics). Written into a temporary directory beside it and
+        renamed into place: a failure leaves nothing half-written. An existing
+        non-empty `path` is refused unless overwrite=True. Returns the path."""
+        from lobsim.metrics import to_parquet
+
+        return to_parquet(self, path, overwrite=overwrite)
+
+    @classmethod
+    def from_parquet(cls, path):
+        """The BacktestResult written by to_parquet(path); its arrays are bit-identical."""
+        from lobsim.metrics import from_parquet
+
+        return from_parquet(path, cls)
+
+    def plot(self, path, *, dpi=100):
+        """Write one PNG figure (matplotlib, Agg: no display needed): the venue mid with
+        the user's resting quotes and fills, inventory, equity with drawdown shaded,
+        and the mean markout against the horizon. Returns the path."""
+        from lobsim.metrics import plot
+
+        return plot(self, path, dpi=dpi)
 
 
 def _copy_fields(src, dtype):
@@ -113,6 +181,81 @@ def _feed_latency(model, seed, ts_exch, start):
         out[i:i + take] = entry[off:]
         i += take
     return out
+
+
+def _horizons(value):
+    """markouts_ns: a tuple of up to 4 strictly increasing positive ints (ns)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"markouts_ns must be a sequence of up to {N_HORIZONS} horizons in ns, "
+                        f"got {type(value).__name__} {value!r:.80}")
+    out = tuple(_args.integer(f"markouts_ns[{i}]", v, 1, INT64_MAX) for i, v in enumerate(value))
+    if len(out) > N_HORIZONS:
+        raise ValueError(f"markouts_ns holds at most {N_HORIZONS} horizons, got {len(out)}")
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"markouts_ns must be strictly increasing, got {out}")
+    return out
+
+
+def _inventory_limit(strategy):
+    """The strategy's max_inventory (lots) if it is a positive number, else None."""
+    limit = getattr(strategy, "max_inventory", None)
+    if isinstance(limit, (bool, np.bool_)) or not isinstance(limit, (int, float, np.integer, np.floating)):
+        return None
+    limit = limit.item() if isinstance(limit, np.generic) else limit
+    return limit if limit > 0 and limit == limit else None
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, (tuple, list)) and len(value) <= 16:
+        items = [_jsonable(v) for v in value]
+        return items if all(v is not None or w is None for v, w in zip(items, value)) else repr(value)[:200]
+    return repr(value)[:200]
+
+
+def _run_params(source, strategy, latency, queue, fees, seed, feed_latency, sample_ns, markouts_ns):
+    """The run's parameters as a JSON-able dict (for metrics.json and reports)."""
+    strategy_params = {}
+    if strategy is not None:
+        for name in ("interval_ns", "subscribe_book", "max_inventory"):
+            if hasattr(strategy, name):
+                strategy_params[name] = _jsonable(getattr(strategy, name))
+        for name, value in vars(strategy).items():
+            if not name.startswith("_") and not callable(value):
+                strategy_params[name] = _jsonable(value)
+    return {
+        "data": source.name,
+        "book_type": "L2" if source.book_type == lib.LOB_BOOK_L2 else "L3",
+        "strategy": None if strategy is None else type(strategy).__name__,
+        "strategy_params": strategy_params,
+        "latency": repr(latency)[:200],
+        "queue": repr(queue)[:200] if source.book_type == lib.LOB_BOOK_L2 else "exact (L3)",
+        "fees": {"maker": fees.maker, "taker": fees.taker},
+        "feed_latency": None if feed_latency is None else repr(feed_latency)[:200],
+        "seed": seed,
+        "sample_ns": sample_ns,
+        "markouts_ns": list(markouts_ns),
+    }
+
+
+def _markouts(raw, fill_msgs, fills, k):
+    """result.markouts from the C records (SIM_MARKOUT_DTYPE, one per fill in fill order;
+    raw["msg"] indexes the messages, fill_msgs are the indices of the messages that are
+    fills) and the fills. A fill without a record gets 0 (unknown) mids."""
+    n = len(fills)
+    mid2 = np.zeros(n, dtype=np.int64)
+    after2 = np.zeros((n, N_HORIZONS), dtype=np.int64)
+    if n and len(raw):
+        row = np.minimum(np.searchsorted(fill_msgs, raw["msg"]), n - 1)
+        ok = fill_msgs[row] == raw["msg"]
+        mid2[row[ok]] = raw["mid2"][ok]
+        after2[row[ok]] = raw["after2"][ok]
+    return per_fill_markouts(fills, mid2, after2, k)
 
 
 class _Source:
@@ -325,6 +468,11 @@ class Backtest(Context):
     latency model instead replaces ts_local with ts_exch + its entry latency
     drawn at ts_exch (made non-decreasing: a feed is FIFO).
     chunk_events: events per chunk handed to C.
+    sample_ns: the equity sampling interval: an account row (result.position
+    kind 3) every sample_ns of venue time from the first event's ts_exch,
+    with the venue book's bid/ask; Sharpe and Sortino are annualized from it.
+    markouts_ns: up to 4 increasing horizons (ns of venue time): for each
+    fill the venue mid that long after it is recorded (result.markouts).
 
     Pull style: Backtest(data, None, ...) then bt.elapse(ns) /
     bt.wait_next_feed() (False at the end of the data) with the Context
@@ -337,7 +485,8 @@ class Backtest(Context):
     """
 
     def __init__(self, data, strategy, *, latency=None, queue=None, fees=None, seed=0, instrument=None,
-                 feed_latency=None, chunk_events=1 << 16):
+                 feed_latency=None, chunk_events=1 << 16, sample_ns=1_000_000_000,
+                 markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000)):
         if strategy is not None and not isinstance(strategy, Strategy):
             what = f"the class {strategy.__name__} (pass an instance)" if isinstance(strategy, type) else \
                 type(strategy).__name__
@@ -368,6 +517,8 @@ class Backtest(Context):
             raise TypeError("feed_latency must be None or a lobsim.latency model (Constant, LogNormal, "
                             f"Empirical), got {type(feed_latency).__name__}")
         chunk_events = _args.integer("chunk_events", chunk_events, 1, _MAX_CHUNK)
+        sample_ns = _args.integer("sample_ns", sample_ns, 1, INT64_MAX)
+        markouts_ns = _horizons(markouts_ns)
         interval = getattr(strategy, "interval_ns", None)
         if interval is not None:
             interval = _args.integer("interval_ns", interval, 1, INT64_MAX)
@@ -403,6 +554,13 @@ class Backtest(Context):
         # are taken in (position, open orders) at its next wake-up
         cfg.wake_on_msgs = 1 if strategy is None or self._records else 0
         cfg.seed = seed
+        cfg.sample_ns = sample_ns
+        for h, d in enumerate(markouts_ns):
+            cfg.markout_ns[h] = d
+        self._sample_ns, self._markouts_ns = sample_ns, markouts_ns
+        self._inventory_limit = _inventory_limit(strategy)
+        self._params = _run_params(self._source, strategy, latency, queue, fees, seed, feed_latency, sample_ns,
+                                   markouts_ns)
         # C borrows these for the run: the latency arrays, the callback (the object
         # ffi.callback returned, not a pointer read back from cfg, owns the closure).
         self._keep = (latency, models, queue_fn)
@@ -425,6 +583,7 @@ class Backtest(Context):
         self._fed = 0              # chunks fed
         self._events = 0           # events fed
         self._ts_carry = INT64_MIN
+        self._ts_first = self._ts_last = None  # ts_exch of the first and last event fed
         self._data_done = False
         self._now = None
         self._position, self._cash = 0, 0.0
@@ -621,6 +780,9 @@ class Backtest(Context):
             check(lib.lob_sim_end_data(self._sim), "end of data")
             return
         chunk = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if self._ts_first is None:
+            self._ts_first = int(chunk["ts_exch"][0])
+        self._ts_last = int(chunk["ts_exch"][-1])
         chunk, ptr, n = event_buffer(chunk, "data")
         rc = lib.lob_sim_feed(self._sim, ptr, n)
         if rc == lib.LOB_ERR_CAPACITY:
@@ -735,14 +897,26 @@ class Backtest(Context):
         ptr = lib.lob_sim_positions(self._sim, self._c_n)
         pos = np.frombuffer(ffi.buffer(ptr, self._c_n[0] * SIM_POS_DTYPE.itemsize), dtype=SIM_POS_DTYPE) \
             if self._c_n[0] else np.empty(0, SIM_POS_DTYPE)
+        ptr = lib.lob_sim_markouts(self._sim, self._c_n)
+        mk = np.frombuffer(ffi.buffer(ptr, self._c_n[0] * SIM_MARKOUT_DTYPE.itemsize), dtype=SIM_MARKOUT_DTYPE) \
+            if self._c_n[0] else np.empty(0, SIM_MARKOUT_DTYPE)
+        is_fill = msgs["kind"] == _MSG_FILL
+        fills = _copy_fields(msgs[is_fill], FILLS_DTYPE)
         self._result = BacktestResult(
-            fills=_copy_fields(msgs[msgs["kind"] == _MSG_FILL], FILLS_DTYPE),
+            fills=fills,
             orders=_copy_fields(msgs[msgs["kind"] == _MSG_ORDER], ORDERS_DTYPE),
             position=_copy_fields(pos, POSITION_DTYPE),
             clock_offset_ns=self._offset,
             instrument=self._source.instrument,
             events=self._events,
             seed=self._seed,
+            markouts=_markouts(mk, np.flatnonzero(is_fill), fills, len(self._markouts_ns)),
+            markouts_ns=self._markouts_ns,
+            sample_ns=self._sample_ns,
+            data_start_ns=self._ts_first,
+            data_end_ns=self._ts_last,
+            inventory_limit=self._inventory_limit,
+            params=self._params,
         )
         self._ended = True
         self._pending.clear()
