@@ -573,7 +573,8 @@ typedef struct lob_sim_state {
 } lob_sim_state;
 
 /* The venue's mid around one fill, for markouts: bid + ask of the venue book
- * (ticks x 2, integer) at the fill and at ts + markout_ns[h], i.e. after
+ * (ticks x 2, integer) at the fill (for a fill caused by a data event: just
+ * before that event) and at ts + markout_ns[h], i.e. after
  * every event with ts_exch <= ts + markout_ns[h]; 0 where unknown (a side
  * empty, an unused horizon, or past the end of the data). */
 typedef struct lob_sim_markout {

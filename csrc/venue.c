@@ -131,6 +131,8 @@ struct lob_sim {
     int64_t next_sample;      /* venue time of the next sample row; INT64_MIN before the first event */
     int64_t last_venue_ts;    /* ts_exch of the last event the venue applied */
     int clock_closed;         /* the data is over: markouts and samples up to its end are resolved */
+    int in_event;             /* a venue data event is being applied: fills take the mid before it */
+    int64_t event_mid2;
     /* account (venue side) */
     int64_t position;
     double cash, fees;
@@ -508,7 +510,7 @@ static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker,
     memset(k, 0, sizeof *k);
     k->msg = fill_msg;
     k->ts = t;
-    k->mid2 = venue_mid2(s);
+    k->mid2 = s->in_event ? s->event_mid2 : venue_mid2(s); /* the market the fill met */
 }
 
 /* Is price a better than price b for side? */
@@ -1347,14 +1349,20 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         case 0: {
             if (s->next_sample == INT64_MIN) s->next_sample = ve->ts_exch; /* first row at the first event */
             venue_clock(s, ve->ts_exch);
+            if (s->n_uo) {
+                s->in_event = 1;
+                s->event_mid2 = venue_mid2(s);
+            }
             venue_pre(s, ve);
             int rc = lob_book_apply_one(s->venue, ve);
             if (rc != LOB_OK) {
+                s->in_event = 0;
                 *bad_chunk = (int64_t)(s->first_chunk + s->v_c);
                 *bad_event = (int64_t)s->v_i;
                 return rc;
             }
             if (s->n_uo) cross_check(s, ve->ts_exch);
+            s->in_event = 0;
             s->last_venue_ts = ve->ts_exch;
             s->v_i++;
             s->events_venue++;
