@@ -264,6 +264,10 @@ def build_parser():
     k.add_argument("--min-count", type=int_between(1, MAX_EVENTS), default=10,
                    help="trade prints a depth level needs to enter the fit of A, k (default %(default)s)")
     k.set_defaults(func=cmd_calibrate)
+
+    from lobsim._cli_backtest import add_parsers
+
+    add_parsers(sub)  # backtest, demo
     return p
 
 

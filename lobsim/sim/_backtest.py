@@ -9,6 +9,7 @@ Python then calls the strategy and sends its requests. No Python runs per
 market event; a wake-up costs a few microseconds plus the strategy's own code.
 """
 import os
+import time
 from collections import deque, namedtuple
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -486,7 +487,10 @@ class Backtest(Context):
 
     def __init__(self, data, strategy, *, latency=None, queue=None, fees=None, seed=0, instrument=None,
                  feed_latency=None, chunk_events=1 << 16, sample_ns=1_000_000_000,
-                 markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000)):
+                 markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000), progress=None):
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be a callable(events, now_ns) or None, got {type(progress).__name__}")
+        self._progress, self._progress_at = progress, time.perf_counter()
         if strategy is not None and not isinstance(strategy, Strategy):
             what = f"the class {strategy.__name__} (pass an instance)" if isinstance(strategy, type) else \
                 type(strategy).__name__
@@ -805,6 +809,9 @@ class Backtest(Context):
                 raise self._run_error(rc)
             self._now = self._c_state.now
             reason = self._c_reason[0]
+            if self._progress is not None and time.perf_counter() - self._progress_at > 0.25:
+                self._progress_at = time.perf_counter()  # at most four reports a second
+                self._progress(int(self._c_state.events_venue), int(self._now))
             if reason != lib.LOB_RUN_NEED_DATA:
                 return reason
             released = lib.lob_sim_released(self._sim)
