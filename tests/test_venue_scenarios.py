@@ -5,7 +5,6 @@ strategy) so each test places its orders at chosen local times.
 Raw arrays run with the default instrument (tick 1, lot 1), so a fill's traded value is
 price * qty and its fee is rate * price * qty.
 """
-import numpy as np
 import pytest
 
 from lobsim import (Backtest, EventKind, Fees, Flag, OrderState, RejectReason, Side, TimeInForce,

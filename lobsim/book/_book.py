@@ -78,6 +78,29 @@ def _side(side):
     return int(side)
 
 
+class DepthBuffers:
+    """The caller's buffers for lob_book_depth: a Depth (new, or the `out` given) and
+    the cdata pointers to its four arrays. Checked once and reused while the same
+    Depth comes back (the fast path of a strategy loop calling depth(k, out=buf))."""
+
+    def __init__(self):
+        self._out = self._ptrs = None
+        self.n = ffi.new("size_t[2]")  # levels written per side
+
+    def prepare(self, levels, out):
+        """(levels, out, pointers) for a depth(levels, out) call."""
+        if out is not None and out is self._out and len(out.bid_px) == levels:
+            return levels, out, self._ptrs
+        levels = _int_arg("levels", levels, 0, 1 << 20)
+        if out is None:
+            out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
+        else:
+            _check_depth_out(out, levels)
+        self._out = out
+        self._ptrs = [ffi.cast("int64_t *", ffi.from_buffer(a, require_writable=True)) for a in out]
+        return levels, out, self._ptrs
+
+
 def _check_depth_out(out, levels):
     if not isinstance(out, Depth):
         raise TypeError(f"out must be a Depth (from an earlier depth() call), got {type(out).__name__}")
@@ -112,9 +135,7 @@ class _Book:
         self._lock = threading.Lock()
         self._c_px = ffi.new("int64_t *")
         self._c_qty = ffi.new("int64_t *")
-        self._c_n = ffi.new("size_t *")
-        self._c_n2 = ffi.new("size_t *")
-        self._depth_out = self._depth_ptrs = None
+        self._depth = DepthBuffers()
 
     # -- lifecycle -----------------------------------------------------
     def close(self):
@@ -196,18 +217,9 @@ class _Book:
         earlier depth(levels) call to fill in place (no allocation: the fast
         path for a strategy loop); it is returned.
         """
-        if out is not None and out is self._depth_out and len(out.bid_px) == levels:
-            ptrs = self._depth_ptrs  # the same buffers as last time: already checked
-        else:
-            levels = _int_arg("levels", levels, 0, 1 << 20)
-            if out is None:
-                out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
-            else:
-                _check_depth_out(out, levels)
-            ptrs = [ffi.cast("int64_t *", ffi.from_buffer(a, require_writable=True)) for a in out]
-            self._depth_out, self._depth_ptrs = out, ptrs
+        levels, out, ptrs = self._depth.prepare(levels, out)
         with self._lock:
-            rc = lib.lob_book_depth(self._b, levels, *ptrs, self._c_n, self._c_n2)
+            rc = lib.lob_book_depth(self._b, levels, *ptrs, self._depth.n, self._depth.n + 1)
         check(rc, "depth")
         return out
 

@@ -30,7 +30,7 @@ from lobsim._types import (
     TimeInForce,
     check_event_array,
 )
-from lobsim.book._book import Depth, _check_depth_out, _int_arg
+from lobsim.book._book import DepthBuffers
 from lobsim.data.events import Events
 from lobsim.errors import DataError, event_error, status_error
 from lobsim.instrument import Instrument
@@ -579,8 +579,7 @@ class Backtest(Context):
         self._c_n = ffi.new("size_t *")
         self._c_px = ffi.new("int64_t *")
         self._c_qty = ffi.new("int64_t *")
-        self._c_depth = ffi.new("size_t[2]")
-        self._depth_out = self._depth_ptrs = None
+        self._depth_buffers = DepthBuffers()
 
         self._chunks = None        # iterator of transformed chunks
         self._pending = deque()    # (chunk number, first event index, array) fed and not released
@@ -944,17 +943,9 @@ class Backtest(Context):
 
     def _depth(self, levels, out):
         self._live()
-        if out is not None and out is self._depth_out and len(out.bid_px) == levels:
-            ptrs = self._depth_ptrs
-        else:
-            levels = _int_arg("levels", levels, 0, 1 << 20)
-            if out is None:
-                out = Depth(*(np.zeros(levels, dtype=np.int64) for _ in range(4)))
-            else:
-                _check_depth_out(out, levels)
-            ptrs = [ffi.cast("int64_t *", ffi.from_buffer(a, require_writable=True)) for a in out]
-            self._depth_out, self._depth_ptrs = out, ptrs
-        check(lib.lob_book_depth(self._local, levels, *ptrs, self._c_depth, self._c_depth + 1), "depth")
+        buf = self._depth_buffers
+        levels, out, ptrs = buf.prepare(levels, out)
+        check(lib.lob_book_depth(self._local, levels, *ptrs, buf.n, buf.n + 1), "depth")
         return out
 
     def _request(self, cfunc, *args):
