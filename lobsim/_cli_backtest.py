@@ -46,12 +46,17 @@ def latency_model(text):
                 raise argparse.ArgumentTypeError("constant takes one or two durations")
             return Constant(*parts)
         if kind == "lognormal":
-            fields = dict(p.split("=", 1) for p in rest.split(",") if "=" in p)
-            unknown = set(fields) - {"median", "sigma", "min", "max"}
-            if unknown or "median" not in fields or "sigma" not in fields:
+            fields, bad = {}, []
+            for part in rest.split(","):
+                key, eq, value = part.partition("=")
+                if not eq or key in fields or key not in ("median", "sigma", "min", "max"):
+                    bad.append(part[:20])  # no '=', a field given twice, or an unknown field
+                else:
+                    fields[key] = value
+            if bad or "median" not in fields or "sigma" not in fields:
                 raise argparse.ArgumentTypeError(
-                    "lognormal needs median=<duration>,sigma=<number> and may take min=, max="
-                    + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else ""))
+                    "lognormal needs median=<duration>,sigma=<number> and may take min=, max=, each once"
+                    + (f" (not understood: {', '.join(map(repr, bad))})" if bad else ""))
             return LogNormal(duration_ns(fields["median"]), float(fields["sigma"]),
                              min_ns=duration_ns(fields.get("min", "0")),
                              max_ns=duration_ns(fields["max"]) if "max" in fields else None)
@@ -91,6 +96,17 @@ def fees(text):
         raise argparse.ArgumentTypeError(f"fees {text[:40]!r}: {exc}") from None
 
 
+def seed(text):
+    """An integer 0 .. 2**64 - 1 (the run's random seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text[:40]} is not in 0 .. 2**64 - 1")
+    return value
+
+
 def param(text):
     """'name=value': value as an int, a float, true/false/none, or else a string."""
     name, eq, raw = text.partition("=")
@@ -105,10 +121,15 @@ def param(text):
 
 
 def make_strategy(name, params, parser):
-    """The strategy named on the command line with its --param values, checked before the run."""
+    """The strategy named on the command line with its --param (name, value) pairs, checked before the run."""
     import lobsim.strategies as strategies
 
     cls = getattr(strategies, STRATEGIES[name])
+    names = [key for key, _ in params]
+    for key in names:
+        if names.count(key) > 1:
+            parser.error(f"--param {key}: given {names.count(key)} times")
+    params = dict(params)
     accepted = inspect.signature(cls).parameters
     for key in params:
         if key not in accepted:
@@ -124,9 +145,9 @@ class Progress:
     """A one-line progress report on stderr (data time and events/s), only on a terminal and
     only once a run has lasted a second."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.active = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.active = self.stream is not None and self.stream.isatty()
         self.t0 = time.perf_counter()
         self.shown = False
 
@@ -149,6 +170,34 @@ class Progress:
             self.stream.flush()
 
 
+def _out_problem(out, replace):
+    """Why `out` cannot receive a report (a message naming it), or None."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        return f"{out} exists and is not a folder: choose another --out"
+    if out.exists() and any(out.iterdir()) and not replace:
+        return f"{out} exists and is not empty: choose another --out"
+    return None
+
+
+def check_out(out, replace, parser):
+    """Refuse an unusable --out before anything runs: a usage error (exit 2) naming --out."""
+    problem = _out_problem(out, replace)
+    if problem:
+        parser.error(f"--out {problem}")
+
+
+def _umask_modes(folder):
+    """mkdtemp/mkstemp create 0700 folders and 0600 files: give the report the modes a
+    plain mkdir/open would (0777/0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for root, _, files in os.walk(folder):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+
+
 def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
     """Run, print the summary, write the report into `out` (created whole or not at all).
     An existing non-empty `out` is refused before the run, unless `replace` (the demo's
@@ -156,10 +205,9 @@ def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
     from lobsim import Backtest
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a folder: choose another --out")
-    if out.exists() and any(out.iterdir()) and not replace:
-        raise FileExistsError(f"{out} exists and is not empty: choose another --out")
+    problem = _out_problem(out, replace)
+    if problem:
+        raise FileExistsError(problem)
     bar = Progress() if progress else None
     try:
         result = Backtest(data, strategy, progress=bar, **kw).run()
@@ -173,8 +221,11 @@ def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
     try:
         result.to_parquet(tmp / "results")
         result.plot(tmp / "report.png")
-        if out.exists():
+        _umask_modes(tmp)
+        if out.exists() and replace:
             shutil.rmtree(out)
+        elif out.exists():  # empty when checked: rmdir refuses if files appeared during the run
+            out.rmdir()
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -185,8 +236,9 @@ def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
 
 def cmd_backtest(args):
     parser = args.parser
-    strategy = make_strategy(args.strategy, dict(args.param or []), parser)
-    path = Path(args.data)
+    check_out(args.out, False, parser)
+    strategy = make_strategy(args.strategy, args.param or [], parser)
+    path = Path(args.data)  # a missing file is a data error (exit 1), after the usage checks
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not a file")
     run_and_report(str(path), strategy, args.out, latency=args.latency, queue=args.queue, fees=args.fees,
@@ -206,6 +258,8 @@ def cmd_demo(args):
     from lobsim.latency import Constant
     from lobsim.strategies import AvellanedaStoikov
 
+    replace = Path(args.out) == Path(DEMO_DIR)  # the demo's own folder (also as ./lobsim-demo/) is replaced
+    check_out(args.out, replace, args.parser)
     path = sample_path()
     if path.is_file():
         data = str(path)
@@ -221,7 +275,7 @@ def cmd_demo(args):
     print(cal)
     strategy = AvellanedaStoikov(gamma=0.01, **cal.params(A=False), interval_ns=10_000_000)
     # a short sample: equity every 10 ms, markouts at 1 ms .. 1 s
-    run_and_report(data, strategy, args.out, replace=args.out == DEMO_DIR, latency=Constant(1_000_000),
+    run_and_report(data, strategy, args.out, replace=replace, latency=Constant(1_000_000),
                    fees=Fees(maker=-0.0001, taker=0.0004), seed=7, sample_ns=10_000_000,
                    markouts_ns=(1_000_000, 10_000_000, 100_000_000, 1_000_000_000))
     return 0
@@ -241,9 +295,13 @@ def add_parsers(sub):
                    help="L2 queue model: risk (default), power:<n>, log")
     b.add_argument("--fees", type=fees, default=None, metavar="MAKER,TAKER",
                    help="rates on traded value, e.g. -0.0001,0.0004")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=seed, default=0, help="random seed of the latency draws, 0 .. 2**64-1")
     b.add_argument("--out", required=True, help="report folder (must not exist, or be empty)")
     b.set_defaults(func=cmd_backtest, parser=b)
+    # `--fees -0.0002,0.0003`: argparse (before Python 3.13) takes a value starting with '-' for an
+    # option unless it is a plain negative number; no option of this parser looks like a number,
+    # so accept any value that starts like one (what Python 3.13's own matcher does)
+    b._negative_number_matcher = re.compile(r"-\.?\d")
 
     d = sub.add_parser("demo", help="Avellaneda-Stoikov on the bundled sample, with its report")
     d.add_argument("--out", default=DEMO_DIR, help=f"report folder (default: {DEMO_DIR})")
