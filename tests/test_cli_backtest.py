@@ -21,7 +21,7 @@ import pytest
 
 import lobsim
 import lobsim._cli_backtest as clib
-from lobsim import EVENT_DTYPE, EventKind, Flag, Instrument
+from lobsim import EVENT_DTYPE, EventKind, Flag
 from lobsim.cli import main
 from lobsim.data import Events, ValidationReport, read_parquet, write_parquet
 
