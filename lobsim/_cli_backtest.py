@@ -187,22 +187,12 @@ def check_out(out, replace, parser):
         parser.error(f"--out {problem}")
 
 
-def _umask_modes(folder):
-    """mkdtemp/mkstemp create 0700 folders and 0600 files: give the report the modes a
-    plain mkdir/open would (0777/0666 less the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    for root, _, files in os.walk(folder):
-        os.chmod(root, 0o777 & ~umask)
-        for name in files:
-            os.chmod(os.path.join(root, name), 0o666 & ~umask)
-
-
 def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
     """Run, print the summary, write the report into `out` (created whole or not at all).
     An existing non-empty `out` is refused before the run, unless `replace` (the demo's
     own folder), in which case it is swapped for the new report only once that is complete."""
     from lobsim import Backtest
+    from lobsim.metrics._report import umask_modes
 
     out = Path(out)
     problem = _out_problem(out, replace)
@@ -221,7 +211,7 @@ def run_and_report(data, strategy, out, *, replace=False, progress=True, **kw):
     try:
         result.to_parquet(tmp / "results")
         result.plot(tmp / "report.png")
-        _umask_modes(tmp)
+        umask_modes(tmp)
         if out.exists() and replace:
             shutil.rmtree(out)
         elif out.exists():  # empty when checked: rmdir refuses if files appeared during the run

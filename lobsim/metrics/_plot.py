@@ -17,7 +17,7 @@ from lobsim.metrics._compute import (
     horizon_name,
     inventory_steps,
 )
-from lobsim.metrics._report import _fmt
+from lobsim.metrics._report import _fmt, umask_modes
 
 BID_COLOR, ASK_COLOR, MID_COLOR = "#1a9850", "#d73027", "#404040"
 
@@ -168,6 +168,7 @@ def plot(result, path, *, dpi=100):
     os.close(fd)
     try:
         fig.savefig(tmp, format="png")
+        umask_modes(tmp)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -156,6 +156,20 @@ def metadata(result):
     return meta
 
 
+def umask_modes(path):
+    """mkdtemp/mkstemp create 0700 folders and 0600 files: give `path` (a file, or a folder
+    and everything in it) the modes a plain mkdir/open would (0777/0666 less the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    if not os.path.isdir(path):
+        os.chmod(path, 0o666 & ~umask)
+        return
+    for root, _, files in os.walk(path):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
+
+
 def to_parquet(result, path, *, overwrite=False):
     """Write fills/orders/position/markouts .parquet and metrics.json into the directory
     `path`, through a temporary directory renamed into place (nothing half-written is
@@ -177,6 +191,7 @@ def to_parquet(result, path, *, overwrite=False):
         with open(os.path.join(tmp, "metrics.json"), "w") as fh:
             json.dump(metadata(result), fh, indent=2, allow_nan=False)
             fh.write("\n")
+        umask_modes(tmp)
         old = None
         if os.path.isdir(path) and os.listdir(path):
             old = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".old", dir=parent)
