@@ -92,6 +92,14 @@ typedef struct {
 #define FREE_SLOT (-2)
 #define DEAD (-1)
 
+/* Sort key of a resting user order: price priority (better first), then the
+ * book's priority stamp, then its arrival among the user's own orders. */
+typedef struct {
+    int64_t key; /* -price for bids, price for asks: ascending = better first */
+    uint64_t stamp, seq;
+    size_t idx;
+} prio_t;
+
 struct lob_sim {
     lob_sim_config cfg;
     lob_book *venue, *local;
@@ -145,6 +153,9 @@ struct lob_sim {
     int stop_timer, stop_feed;
     int book_changed;
     int64_t top[4];
+    prio_t *prio_keys;        /* scratch of by_priority */
+    size_t *prio;
+    size_t cap_keys, cap_prio;
     size_t *dlv;              /* msg indices in the order they reached the strategy */
     size_t n_dlv, cap_dlv;
     size_t dlv_mark;          /* deliveries reported up to here (NEED_DATA reports none) */
@@ -155,6 +166,9 @@ struct lob_sim {
     size_t scr_cap;
     int err;                  /* sticky allocation failure */
 };
+
+/* a + b for times and durations (b >= 0), saturating at INT64_MAX instead of wrapping. */
+static int64_t sat_add(int64_t a, int64_t b) { return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b; }
 
 /* ------------------------------------------------------------- latency */
 
@@ -230,7 +244,7 @@ static int64_t venue_rejects(const lob_latency *m, int64_t t) {
     ptrdiff_t i = record_at(m, t);
     if (i < 0 || m->venue_ts[i] >= 0) return -1;
     int64_t d = m->response_ts[i] - m->send_ts[i];
-    return t + (d > 0 ? d : 0);
+    return sat_add(t, d > 0 ? d : 0);
 }
 
 static int latency_valid(const lob_latency *m) {
@@ -239,14 +253,17 @@ static int latency_valid(const lob_latency *m) {
     case LOB_LAT_LOGNORMAL:
         return m->median_ns > 0 && isfinite(m->median_ns) && m->sigma >= 0 && isfinite(m->sigma) &&
                m->min_ns >= 0 && m->max_ns >= m->min_ns;
-    case LOB_LAT_EMPIRICAL:
+    case LOB_LAT_EMPIRICAL: {
         if (m->n == 0 || !m->send_ts || !m->venue_ts || !m->response_ts) return 0;
+        int accepted = 0;
         for (size_t i = 0; i < m->n; i++) {
+            accepted |= m->venue_ts[i] >= 0;
             if (i && m->send_ts[i] < m->send_ts[i - 1]) return 0;
             if (m->venue_ts[i] >= 0 && (m->venue_ts[i] < m->send_ts[i] || m->response_ts[i] < m->venue_ts[i]))
                 return 0;
         }
-        return 1;
+        return accepted; /* only rejections: no latency to interpolate */
+    }
     default: return 0;
     }
 }
@@ -313,6 +330,8 @@ void lob_sim_free(lob_sim *s) {
     free(s->pos);
     free(s->dlv);
     free(s->mk);
+    free(s->prio_keys);
+    free(s->prio);
     free(s->scr_px);
     free(s->scr_qty);
     free(s->scr_ids);
@@ -379,7 +398,7 @@ static lob_sim_msg *new_msg(lob_sim *s) {
 /* Queue message index k for delivery at venue time t + the response latency
  * of the request kind it answers (fills: the new order's). */
 static void respond(lob_sim *s, size_t k, int64_t t, int kind) {
-    int64_t d = t + response_latency(&s->cfg.latency[kind], &s->rng, t);
+    int64_t d = sat_add(t, response_latency(&s->cfg.latency[kind], &s->rng, t));
     if (d < s->last_deliver) d = s->last_deliver;
     s->last_deliver = d;
     s->msgs[k].ts_local = d;
@@ -445,13 +464,13 @@ static void venue_clock(lob_sim *s, int64_t t) {
     for (int h = 0; h < 4; h++) {
         int64_t d = s->cfg.markout_ns[h];
         if (d <= 0) continue;
-        while (s->mk_next[h] < s->n_mk && s->mk[s->mk_next[h]].ts + d < t)
+        while (s->mk_next[h] < s->n_mk && sat_add(s->mk[s->mk_next[h]].ts, d) < t)
             s->mk[s->mk_next[h]++].after2[h] = venue_mid2(s);
     }
     if (s->cfg.sample_ns > 0 && s->next_sample != INT64_MIN) {
         while (s->next_sample < t && !s->err) {
             pos_row(s, s->next_sample, LOB_POS_SAMPLE, s->venue);
-            s->next_sample += s->cfg.sample_ns;
+            s->next_sample = sat_add(s->next_sample, s->cfg.sample_ns); /* INT64_MAX: no more */
         }
     }
 }
@@ -478,6 +497,10 @@ static void retire(lob_sim *s, size_t i) {
 static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker, int64_t t) {
     double value = (double)price * (double)qty * s->cfg.value_per_tick_lot;
     double fee = value * (maker ? s->cfg.maker_fee : s->cfg.taker_fee);
+    if (o->side > 0 ? s->position > INT64_MAX - qty : s->position < INT64_MIN + qty) {
+        s->err = LOB_ERR_BAD_QTY; /* the position would leave int64: the run stops, never wraps */
+        return;
+    }
     s->position += o->side * qty;
     s->cash -= o->side * value + fee;
     s->fees += fee;
@@ -516,30 +539,37 @@ static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker,
 /* Is price a better than price b for side? */
 static int better(int side, int64_t a, int64_t b) { return side == LOB_SIDE_BID ? a > b : a < b; }
 
-/* Resting user orders on `side`, sorted by price priority then time, into idx.
- * The array is tiny (a market maker's few orders): insertion sort. */
-static size_t by_priority(lob_sim *s, int side, size_t *idx, size_t cap) {
-    size_t n = 0;
-    for (size_t i = 0; i < s->n_uo && n < cap; i++) {
-        const uorder_t *o = &s->uo[i];
-        if (o->side != side || o->state == LOB_ORD_NEW) continue;
-        size_t j = n++;
-        while (j > 0) {
-            const uorder_t *p = &s->uo[idx[j - 1]];
-            if (better(side, o->price, p->price) ||
-                (o->price == p->price && (o->stamp < p->stamp || (o->stamp == p->stamp && o->seq < p->seq)))) {
-                idx[j] = idx[j - 1];
-                j--;
-            } else {
-                break;
-            }
-        }
-        idx[j] = i;
-    }
-    return n;
+static int prio_cmp(const void *pa, const void *pb) {
+    const prio_t *a = pa, *b = pb;
+    if (a->key != b->key) return a->key < b->key ? -1 : 1;
+    if (a->stamp != b->stamp) return a->stamp < b->stamp ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
-#define MAX_USER_SCAN 4096 /* resting user orders considered per side per event */
+/* The resting user orders on `side` in priority order: indices into s->uo in
+ * s->prio (valid until the next call); *n of them. O(r log r) for r resting
+ * orders on that side. */
+static const size_t *by_priority(lob_sim *s, int side, size_t *n) {
+    *n = 0;
+    if (LOB_GROW(s->prio_keys, s->cap_keys, s->n_uo) || LOB_GROW(s->prio, s->cap_prio, s->n_uo)) {
+        s->err = LOB_ERR_NOMEM;
+        return s->prio;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < s->n_uo; i++) {
+        const uorder_t *o = &s->uo[i];
+        if (o->side != side || o->state == LOB_ORD_NEW) continue;
+        prio_t *k = &s->prio_keys[m++];
+        k->key = side == LOB_SIDE_BID ? -o->price : o->price; /* resting prices are never INT64_MIN */
+        k->stamp = o->stamp;
+        k->seq = o->seq;
+        k->idx = i;
+    }
+    if (m > 1) qsort(s->prio_keys, m, sizeof *s->prio_keys, prio_cmp);
+    for (size_t i = 0; i < m; i++) s->prio[i] = s->prio_keys[i].idx;
+    *n = m;
+    return s->prio;
+}
 
 /* Share `budget` lots among the resting orders of `side` that `eligible`
  * accepts, in priority order, each at its own price (maker fills). Final
@@ -547,8 +577,8 @@ static size_t by_priority(lob_sim *s, int side, size_t *idx, size_t cap) {
 typedef int (*eligible_fn)(const uorder_t *o, const void *arg, int64_t *cap);
 
 static void allocate(lob_sim *s, int side, int64_t budget, eligible_fn ok, const void *arg, int64_t t) {
-    size_t idx[MAX_USER_SCAN];
-    size_t n = by_priority(s, side, idx, MAX_USER_SCAN);
+    size_t n;
+    const size_t *idx = by_priority(s, side, &n);
     int any = 0;
     for (size_t k = 0; k < n && budget > 0; k++) {
         uorder_t *o = &s->uo[idx[k]];
@@ -728,8 +758,8 @@ static void l2_print(lob_sim *s, int aggr, int64_t price, int64_t qty, int64_t t
         allocate(s, side, INT64_MAX, through_price, &p, t);
         /* at the price: the excess beyond the qty ahead, in time priority;
          * each order's own excess is reduced by the user's orders ahead of it */
-        size_t idx[MAX_USER_SCAN];
-        size_t n = by_priority(s, side, idx, MAX_USER_SCAN);
+        size_t n;
+        const size_t *idx = by_priority(s, side, &n);
         int64_t users_ahead = 0;
         int any = 0;
         for (size_t k = 0; k < n; k++) {
@@ -919,8 +949,8 @@ static void cross_check(lob_sim *s, int64_t t) {
             crossing = s->uo[i].side == side && s->uo[i].state != LOB_ORD_NEW &&
                        crosses(side, LOB_TIF_GTC, s->uo[i].price, opp_px);
         if (!crossing) continue;
-        size_t idx[MAX_USER_SCAN];
-        size_t n = by_priority(s, side, idx, MAX_USER_SCAN);
+        size_t n;
+        const size_t *idx = by_priority(s, side, &n);
         if (!n || !crosses(side, LOB_TIF_GTC, s->uo[idx[0]].price, opp_px)) continue;
         int any = 0;
         for (size_t k = 0; k < n; k++) {
@@ -1032,6 +1062,10 @@ static void arrive_cancel_modify(lob_sim *s, const request_t *r) {
         order_msg(s, o, 0, LOB_ORD_REJECTED, LOB_REJ_WOULD_CROSS, LOB_REQ_MODIFY, t, 0, 0);
         return;
     }
+    if (r->qty > INT64_MAX - (o->qty - o->leaves)) { /* filled + new open qty must stay an int64 */
+        order_msg(s, o, 0, LOB_ORD_REJECTED, LOB_REJ_INVALID, LOB_REQ_MODIFY, t, 0, 0);
+        return;
+    }
     int keeps = r->price == o->price && r->qty <= o->leaves;
     o->qty += r->qty - o->leaves; /* the original qty follows the open qty */
     o->leaves = r->qty;
@@ -1046,7 +1080,7 @@ static int push_request(lob_sim *s, request_t *r) {
     const lob_latency *m = &s->cfg.latency[r->kind];
     r->send = s->now;
     r->reject_at = venue_rejects(m, s->now);
-    int64_t a = r->reject_at >= 0 ? s->now : s->now + entry_latency(m, &s->rng, s->now);
+    int64_t a = r->reject_at >= 0 ? s->now : sat_add(s->now, entry_latency(m, &s->rng, s->now));
     if (a < s->last_arrive) a = s->last_arrive;
     s->last_arrive = a;
     r->arrive = a;
@@ -1279,7 +1313,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         int venue_done = !ve && s->data_end;
         if (venue_done && !s->clock_closed && s->next_sample != INT64_MIN) {
             s->clock_closed = 1; /* the venue stands as it is up to the last event's time */
-            venue_clock(s, s->last_venue_ts + 1);
+            venue_clock(s, sat_add(s->last_venue_ts, 1));
         }
         if (!ve && !s->data_end) {
             if (s->stop_pending) break;
@@ -1290,7 +1324,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
         if (s->first_local == INT64_MIN && ve) {
             s->first_local = ve->ts_local;
             if (s->now == INT64_MIN) s->now = ve->ts_local;
-            if (s->cfg.timer_ns > 0) s->next_timer = ve->ts_local + s->cfg.timer_ns;
+            if (s->cfg.timer_ns > 0) s->next_timer = sat_add(ve->ts_local, s->cfg.timer_ns);
         }
         /* candidates: (time, rank) */
         int64_t best_t = INT64_MAX;
@@ -1415,7 +1449,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
             s->stop_timer = 1;
             if (best_t > s->now) s->now = best_t;
             pos_row(s, best_t, LOB_POS_TIMER, s->local);
-            s->next_timer += s->cfg.timer_ns;
+            s->next_timer = sat_add(s->next_timer, s->cfg.timer_ns);
             stop_at(s, best_t);
             break;
         }

@@ -1,9 +1,9 @@
 """Regression tests from an adversarial review of the simulated venue (csrc/venue.c) and the
 Backtest API (lobsim/sim/_backtest.py).
 
-* Tests marked xfail(strict=True) are CONFIRMED defects: each asserts the behaviour the
-  README/DESIGN (or plain sanity) requires and fails on the reviewed code; when the defect
-  is fixed the test passes and strict xfail turns it red, so remove the marker then.
+* The first group are the defects the review confirmed (each asserted the behaviour the
+  README/DESIGN, or plain sanity, requires and failed on the reviewed code); all are fixed
+  and these are their regression tests.
 * The other tests are the attacks that held; they guard them.
 
 Probes that can crash or hang (use-after-free, int64 overflow loops) run in a child
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lobsim
 from lobsim import (Backtest, DataError, EventKind, Fees, Flag, OrderState, RejectReason, Side, Strategy,
                     TimeInForce, empty_events)
 from lobsim.latency import Constant, Empirical, LogNormal, PerAction
@@ -90,7 +91,7 @@ def run_child(code, timeout=30):
 
 
 # =============================================================================================
-# CONFIRMED DEFECTS (strict xfail: each flips to a failure when fixed)
+# DEFECTS FOUND IN REVIEW, NOW FIXED (regression tests)
 # =============================================================================================
 
 # -- MAX_USER_SCAN: more than 4096 resting user orders on a side ------------------------------
@@ -124,11 +125,6 @@ def test_few_resting_orders_fill_the_best_priced_one(kind):
     assert fills == [(best_id, best)]
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c by_priority() keeps only the first MAX_USER_SCAN (4096) resting "
-                                       "orders in ARRAY order, then sorts them: with more, the best-priced order "
-                                       "is invisible to allocate()/cross_check()/l2_print(): the wrong order "
-                                       "fills (L3 execution) or nothing fills (crossing liquidity, L2 print "
-                                       "through the price)")
 @pytest.mark.parametrize("kind", ["l3_exec", "cross", "l2_through"])
 def test_more_than_4096_resting_orders_still_fill_the_best_priced_one(kind):
     fills, best_id, best = _many_then_best(kind, 4200)
@@ -137,17 +133,11 @@ def test_more_than_4096_resting_orders_still_fill_the_best_priced_one(kind):
 
 # -- Empirical latency: a table of rejection records only -----------------------------------
 
-@pytest.mark.xfail(strict=True, reason="venue.c interp(): when every record is a rejection (venue_ts < 0), a "
-                                       "request sent before the first record is not rejected and gets entry "
-                                       "latency venue_ts - send_ts < 0: it reaches the venue before it was sent")
-def test_empirical_table_of_one_rejection_never_gives_a_negative_latency():
-    model = Empirical([100], [-1], [150])
-    entry, response = model.sample([0, 50])
-    assert (entry >= 0).all() and (response >= 0).all()
-    ev = events((1, ADD, 1, B, 100, 5), (1, ADD, 2, S, 102, 5), (20, ADD, 4, B, 99, 1))
-    res, (oid,) = drive(ev, [(1, "buy", 100, 1)], latency=model)
-    new = res.orders[res.orders["state"] == OrderState.NEW]
-    assert (new["ts_exch"] >= new["ts_local"]).all()   # arrival at the venue after the send
+def test_empirical_table_of_only_rejections_is_refused():
+    # it used to give entry latency venue_ts - send_ts < 0 (an order reaching the venue before
+    # it was sent); a table needs at least one accepted record to know any latency
+    with pytest.raises(ValueError, match="venue_ts"):
+        Empirical([100], [-1], [150])
 
 
 def test_empirical_single_valid_row_and_sends_before_the_first_record():
@@ -176,10 +166,6 @@ def test_empirical_rejection_record_rejects_with_venue_reason():
 BASE = ((1, ADD, 1, B, 100, 5), (1, ADD, 2, S, 102, 5), (10, ADD, 3, B, 100, 1), (20, ADD, 4, B, 99, 1))
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c push_request()/respond(): now + entry latency and venue time + "
-                                       "response latency overflow int64 (Constant/LogNormal accept up to "
-                                       "2**63-1): the order 'arrives' at INT64_MIN and its answer is delivered "
-                                       "before it was sent")
 def test_huge_latency_never_makes_an_order_arrive_before_it_is_sent():
     res, _ = drive(events(*BASE), [(1, "buy", 100, 1)], latency=Constant(INT64_MAX))
     o = res.orders
@@ -187,9 +173,6 @@ def test_huge_latency_never_makes_an_order_arrive_before_it_is_sent():
     assert (o[o["state"] != OrderState.NEW]["ts_local"] >= o[o["state"] != OrderState.NEW]["ts_exch"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c lob_sim_run(): next_timer = first ts_local + timer_ns overflows "
-                                       "for interval_ns near 2**63-1 (accepted by Backtest): timer rows appear "
-                                       "at INT64_MIN and -1, before the data")
 def test_huge_timer_interval_gives_no_timer_rows_before_the_data():
     class T(Strategy):
         interval_ns = INT64_MAX
@@ -197,8 +180,6 @@ def test_huge_timer_interval_gives_no_timer_rows_before_the_data():
     assert (res.position["ts"] >= 1).all()
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c venue_clock(): next_sample += sample_ns overflows for sample_ns "
-                                       "near 2**63-1: sample rows at INT64_MIN and -1")
 def test_huge_sample_interval_gives_no_rows_before_the_data():
     bt = Backtest(events(*BASE), None, sample_ns=INT64_MAX)
     while bt.elapse(10**12):
@@ -206,9 +187,6 @@ def test_huge_sample_interval_gives_no_rows_before_the_data():
     assert (bt.result().position["ts"] >= 1).all()
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c venue_clock(): mk.ts + markout_ns overflows for a horizon near "
-                                       "2**63-1, so that markout is resolved at the next event instead of "
-                                       "staying unknown (past the end of the data): markout metric not NaN")
 def test_markout_horizon_past_the_end_of_data_stays_unknown():
     ev = events((1, ADD, 1, B, 100, 5), (1, ADD, 2, S, 103, 5), (10, ADD, 3, S, 102, 5), (11, EXE, 3, S, 0, 5),
                 (20, ADD, 4, S, 105, 1), (30, ADD, 5, B, 101, 1))
@@ -218,9 +196,6 @@ def test_markout_horizon_past_the_end_of_data_stays_unknown():
     assert math.isnan(res.metrics[f"markout_{INT64_MAX}ns"])
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c venue_clock(): with timestamps within sample_ns (default 1 s) of "
-                                       "INT64_MAX, next_sample += sample_ns wraps negative and the sample loop "
-                                       "never ends: the run hangs while memory grows")
 def test_timestamps_near_int64_max_do_not_hang():
     rc, out = run_child("""
         I = 2**63 - 1
@@ -233,9 +208,6 @@ def test_timestamps_near_int64_max_do_not_hang():
     assert rc == 0 and "END" in out, out[-2000:]
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c arrive_cancel_modify(): o->qty += r->qty - o->leaves overflows "
-                                       "when filled qty + the modify's new qty > 2**63-1: the order's qty "
-                                       "becomes negative in result.orders")
 def test_modify_to_a_huge_qty_after_a_partial_fill_keeps_qty_sane():
     ev = events((1, ADD, 1, B, 100, 5), (1, ADD, 2, S, 103, 5), (10, ADD, 3, S, 102, 10), (11, EXE, 3, S, 0, 4),
                 (20, ADD, 4, S, 105, 1), (30, ADD, 5, B, 99, 1))
@@ -245,23 +217,18 @@ def test_modify_to_a_huge_qty_after_a_partial_fill_keeps_qty_sane():
     assert (o["qty"] > 0).all() and (o["qty"] >= o["leaves_qty"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason="venue.c fill(): position += side * qty is not checked: two buys of 2**62 "
-                                       "lots (each from displayed data liquidity) wrap the position to INT64_MIN "
-                                       "(short) while cash says we paid")
 def test_position_never_wraps():
     q = 2**62
     ev = events((1, ADD, 1, B, 100, 5), (1, ADD, 2, S, 103, q), (10, DEL, 2, 0, 0, 0), (10, ADD, 3, S, 103, q),
                 (20, ADD, 5, B, 99, 1), (30, ADD, 6, B, 98, 1))
-    res, _ = drive(ev, [(5, "buy", None, q, MKT), (15, "buy", None, q, MKT)])
-    assert (res.fills["position"] >= 0).all()   # only buys: never short
+    # the second fill would take the position past int64: the run stops with an error instead
+    # of wrapping it to INT64_MIN (it used to report a short position after two buys)
+    with pytest.raises(lobsim.LobError, match="quantity"):
+        drive(ev, [(5, "buy", None, q, MKT), (15, "buy", None, q, MKT)])
 
 
 # -- re-entrance from a Python QueueModel -------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a QueueModel runs inside lob_sim_run(); Backtest._request does not refuse "
-                                       "a buy() from it, so lob_sim_submit reallocates the user-order array "
-                                       "while l2_decrease holds a pointer into it (ASan: heap-use-after-free at "
-                                       "venue.c l2_decrease). Expected: RuntimeError like elapse()/close() give")
 def test_requests_from_inside_a_queue_model_are_refused():
     rc, out = run_child("""
         holder = {}
@@ -343,10 +310,6 @@ def test_chunk_size_gives_bit_identical_results_from_parquet(syn_parquet, feed):
     assert len(out) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="_backtest.py _feed_next(): chunks grow only to 34 x chunk_events before C's "
-                                       "8-chunk limit, so a feed latency spanning more events makes a run that "
-                                       "works with chunk_events=65536 fail with chunk_events=1 (ValueError "
-                                       "'raise chunk_events'); chunking should change memory, not the outcome")
 def test_chunk_events_1_runs_whatever_the_feed_latency(syn_parquet):
     kw = dict(latency=Constant(100_000), feed_latency=Constant(1_000_000), seed=1)
     ref = digest(Backtest(syn_parquet, Busy(), chunk_events=1 << 16, **kw).run())
@@ -355,9 +318,6 @@ def test_chunk_events_1_runs_whatever_the_feed_latency(syn_parquet):
 
 # -- validation gaps ----------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="LogNormal(median_ns=0) passes the model's check (>= 0) but C requires "
-                                       "median_ns > 0: Backtest then raises InvalidOrder('creating the "
-                                       "simulator: invalid argument'), naming neither the model nor median_ns")
 def test_lognormal_median_zero_is_refused_when_built_or_runs():
     try:
         model = LogNormal(0, 0.5)
@@ -368,9 +328,6 @@ def test_lognormal_median_zero_is_refused_when_built_or_runs():
     assert len(res.orders) >= 2
 
 
-@pytest.mark.xfail(strict=True, reason="_backtest.py: the clock offset -(min ts_local - ts_exch) can reach 2**63; "
-                                       "adding it to the int64 ts_local column raises a bare OverflowError "
-                                       "instead of a DataError naming the data")
 def test_feed_latency_beyond_int64_is_a_data_error():
     ev = events((2**62, ADD, 1, B, 100, 5, 0, -2**62), (2**62 + 5, ADD, 2, S, 102, 5, 0, -2**62))
     with pytest.raises(ValueError, match="data"):
@@ -379,8 +336,6 @@ def test_feed_latency_beyond_int64_is_a_data_error():
             pass
 
 
-@pytest.mark.xfail(strict=True, reason="Backtest accepts data whose ts_exch goes backwards without a DataError or "
-                                       "a report; the metrics then use a negative data span (duration_s < 0)")
 def test_non_monotonic_exchange_time_is_refused_or_metrics_stay_sane():
     ev = events((100, ADD, 1, B, 100, 5), (100, ADD, 2, S, 102, 5), (50, ADD, 3, S, 101, 2), (40, EXE, 3, S, 0, 2),
                 (200, ADD, 4, B, 99, 1), (10, ADD, 5, B, 98, 1))

@@ -102,8 +102,8 @@ class LogNormal(LatencyModel):
 
     def __init__(self, median_ns, sigma, min_ns=0, max_ns=None):
         self.median_ns = _args.real("median_ns", median_ns)
-        if self.median_ns < 0:
-            raise ValueError(f"median_ns must not be negative (a latency in ns), got {median_ns}")
+        if not self.median_ns > 0:
+            raise ValueError(f"median_ns must be > 0 (a latency in ns; use Constant(0) for none), got {median_ns}")
         self.sigma = _args.real("sigma", sigma, lo=0.0)
         self.min_ns = _args.ns("min_ns", min_ns)
         self.max_ns = None if max_ns is None else _args.ns("max_ns", max_ns)
@@ -161,6 +161,9 @@ class Empirical(LatencyModel):
             raise ValueError(f"send_ts must be sorted (non-decreasing): record {bad[0] + 1} is earlier "
                              "than the one before it")
         ok = venue >= 0
+        if not ok.any():
+            raise ValueError("venue_ts: every record is a rejection (negative): at least one accepted "
+                             "request is needed to know the latencies")
         for name, later, earlier, rows in (("venue_ts", venue, send, ok), ("response_ts", resp, venue, ok),
                                            ("response_ts", resp, send, ~ok)):
             bad = np.flatnonzero(rows & (later < earlier))

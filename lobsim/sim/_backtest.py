@@ -533,9 +533,13 @@ class Backtest(Context):
         self._seed = seed
         self._feed_model = feed_latency
         self._offset = 0
+        self._in_c = False
         if feed_latency is None:
             lo = self._source.min_feed_latency()
             self._offset = -lo if lo < 0 else 0
+            if self._offset > 2**62:
+                raise DataError(f"data: ts_local runs {self._offset:,} ns behind ts_exch: no clock offset "
+                                "can be applied in int64 (pass feed_latency= to replace the feed latency)")
         self._callbacks = {name: _overrides(strategy, name) for name in ("on_fill", "on_order")}
         self._records = any(self._callbacks.values())  # build numpy records for the callbacks
         self._cb_error = None
@@ -771,7 +775,9 @@ class Backtest(Context):
             return
         # If the local view lags the venue by many chunks (large feed latency),
         # chunks pile up in C (at most 8): grow the chunk so the lag fits.
-        want = self._source.chunk_events << max(0, len(self._pending) - 3)
+        # (chunk_events sets how the data is read; C is fed at least 65,536 events at a
+        # time so that a feed latency of many events never runs out of chunk slots)
+        want = max(self._source.chunk_events, 1 << 16) << max(0, len(self._pending) - 3)
         parts, n = [], 0
         for chunk in self._chunks:
             parts.append(chunk)
@@ -783,6 +789,14 @@ class Backtest(Context):
             check(lib.lob_sim_end_data(self._sim), "end of data")
             return
         chunk = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        # the venue replays in ts_exch order: a step back in time cannot be placed
+        ts = chunk["ts_exch"]
+        prev = np.concatenate(([ts[0] if self._ts_last is None else self._ts_last], ts[:-1]))
+        back = np.flatnonzero(ts < prev)
+        if len(back):
+            k = int(back[0])
+            raise DataError(f"event {self._events + k}: ts_exch {int(ts[k])} is before the previous event's "
+                            f"{int(prev[k])}; the data must be in venue order", file=self._source.name)
         if self._ts_first is None:
             self._ts_first = int(chunk["ts_exch"][0])
         self._ts_last = int(chunk["ts_exch"][-1])
@@ -799,8 +813,12 @@ class Backtest(Context):
     def _advance(self, until, stop_on_feed):
         """lob_sim_run until it returns something other than NEED_DATA (fed meanwhile)."""
         while True:
-            rc = lib.lob_sim_run(self._sim, until, stop_on_feed, self._c_reason, self._c_state,
-                                 self._c_bad, self._c_bad + 1)
+            self._in_c = True  # a QueueModel callback may run inside: no requests then
+            try:
+                rc = lib.lob_sim_run(self._sim, until, stop_on_feed, self._c_reason, self._c_state,
+                                     self._c_bad, self._c_bad + 1)
+            finally:
+                self._in_c = False
             if self._cb_error is not None:
                 exc, self._cb_error = self._cb_error, None
                 raise exc
@@ -951,6 +969,9 @@ class Backtest(Context):
     def _request(self, cfunc, *args):
         if self._result is not None:
             raise RuntimeError("the backtest is over: no more requests can be sent")
+        if self._in_c:
+            raise RuntimeError("orders cannot be sent while the simulator runs (e.g. from a QueueModel): "
+                               "send them from the strategy's callbacks")
         if not self._started:
             self._live()
         rc = cfunc(self._sim, *args)
