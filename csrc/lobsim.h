@@ -433,7 +433,8 @@ enum {
     LOB_REJ_INVALID = 4,        /* a field out of range (qty <= 0, price, side, tif) */
     LOB_REJ_DUPLICATE = 5,      /* a new order with an id already used */
     LOB_REJ_VENUE = 6,          /* rejected by the venue per an empirical latency record */
-    LOB_REJ_NO_LIQUIDITY = 7    /* market order with nothing to take */
+    LOB_REJ_NO_LIQUIDITY = 7,   /* market order with nothing to take */
+    LOB_REJ_RISK = 8            /* refused by the user's own pre-trade risk checks, never sent */
 };
 
 /* Request kinds (which latency applies). */
@@ -616,6 +617,11 @@ int lob_sim_run(lob_sim *sim, int64_t until, int stop_on_feed, int *reason, lob_
  * NEW message is recorded at once. */
 int lob_sim_submit(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif);
 int lob_sim_cancel(lob_sim *sim, uint64_t order_id);
+/* An order refused before it is sent (the user's pre-trade risk gateway): its
+ * NEW and REJECTED messages (reason `reason`) are recorded at the current
+ * local time, and the rejection reaches the strategy at once (the next
+ * lob_sim_run returns with it before anything else). The id counts as used. */
+int lob_sim_reject(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif, int reason);
 /* New limit price and new open qty. */
 int lob_sim_modify(lob_sim *sim, uint64_t order_id, int64_t price, int64_t qty);
 

@@ -1154,6 +1154,32 @@ int lob_sim_submit(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
     return s->err;
 }
 
+int lob_sim_reject(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty, int tif, int reason) {
+    if (!s || reason <= LOB_REJ_NONE || reason > LOB_REJ_RISK) return LOB_ERR_INVALID_ARG;
+    if (s->err) return s->err;
+    if (id_find(s, id) == SIZE_MAX && id_insert(s, id, DEAD)) return LOB_ERR_NOMEM;
+    for (int k = 0; k < 2; k++) { /* NEW (sent as far as the strategy is concerned), then REJECTED */
+        lob_sim_msg *m = new_msg(s);
+        if (!m) return LOB_ERR_NOMEM;
+        m->ts_exch = m->ts_local = s->now;
+        m->order_id = id;
+        m->price = price;
+        m->qty = qty;
+        m->leaves_qty = k ? 0 : qty;
+        m->position = s->position;
+        m->cash = s->cash;
+        m->side = (int8_t)side;
+        m->kind = LOB_MSG_ORDER;
+        m->state = (uint8_t)(k ? LOB_ORD_REJECTED : LOB_ORD_NEW);
+        m->reason = (uint8_t)(k ? reason : LOB_REJ_NONE);
+        m->tif = (uint8_t)(tif >= 0 && tif <= LOB_TIF_MARKET ? tif : 0);
+        m->request = LOB_REQ_NEW;
+    }
+    if (LOB_GROW(s->dlv, s->cap_dlv, s->n_dlv + 1)) return LOB_ERR_NOMEM;
+    s->dlv[s->n_dlv++] = s->n_msgs - 1; /* delivered now: it never left the user's side */
+    return LOB_OK;
+}
+
 int lob_sim_cancel(lob_sim *s, uint64_t id) {
     if (!s) return LOB_ERR_INVALID_ARG;
     request_t r = {0};
@@ -1306,6 +1332,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
     s->stop_timer = 0;
     s->book_changed = 0;
     s->stop_pending = 0;
+    if (s->n_dlv > begin && s->cfg.wake_on_msgs) stop_at(s, s->now); /* local rejections: at once */
     for (;;) {
         release(s);
         const lob_event *ve = at_cursor(s, &s->v_c, &s->v_i);

@@ -151,6 +151,7 @@ class RejectReason(enum.IntEnum):
     DUPLICATE = 5      # a new order with an id already used
     VENUE = 6          # rejected per an empirical latency record (negative venue_ts)
     NO_LIQUIDITY = 7   # market order with nothing to take
+    RISK = 8  # refused by the user's own pre-trade risk checks (lobsim.RiskLimits), never sent
 
 
 SIM_MSG_DTYPE = np.dtype(
