@@ -69,7 +69,9 @@ enum {
     LOB_TIF_IOC = 1,        /* match, cancel the remainder */
     LOB_TIF_FOK = 2,        /* match all now or nothing */
     LOB_TIF_POST_ONLY = 3,  /* rest only; LOB_ERR_WOULD_CROSS if it would match */
-    LOB_TIF_MARKET = 4      /* match at any price, cancel the remainder */
+    LOB_TIF_MARKET = 4,     /* match at any price, cancel the remainder */
+    LOB_TIF_DAY = 5,        /* simulator only: a GTC that expires at the session end */
+    LOB_TIF_GTD = 6         /* simulator only: a GTC that expires at its own expire_ns */
 };
 
 /* Book types. */
@@ -421,7 +423,8 @@ enum {
     LOB_ORD_FILLED = 3,
     LOB_ORD_CANCELLED = 4,
     LOB_ORD_REJECTED = 5,
-    LOB_ORD_EXPIRED = 6
+    LOB_ORD_EXPIRED = 6,
+    LOB_ORD_TRIGGERED = 7          /* a stop order's trigger fired: it now works as a market or limit order */
 };
 
 /* Why a request was rejected (lob_sim_msg.reason), mirrored by lobsim.RejectReason. */
@@ -434,7 +437,8 @@ enum {
     LOB_REJ_DUPLICATE = 5,      /* a new order with an id already used */
     LOB_REJ_VENUE = 6,          /* rejected by the venue per an empirical latency record */
     LOB_REJ_NO_LIQUIDITY = 7,   /* market order with nothing to take */
-    LOB_REJ_RISK = 8            /* refused by the user's own pre-trade risk checks, never sent */
+    LOB_REJ_RISK = 8,           /* refused by the user's own pre-trade risk checks, never sent */
+    LOB_REJ_HALTED = 9          /* trading is halted: an order that would trade now is refused */
 };
 
 /* Request kinds (which latency applies). */
@@ -498,6 +502,9 @@ typedef struct lob_sim_config {
     uint64_t seed;
     int64_t sample_ns;            /* > 0: an account row (LOB_POS_SAMPLE) every sample_ns of venue time */
     int64_t markout_ns[4];        /* markout horizons after each fill (0 = unused), venue time */
+    int64_t session_end_ns;       /* venue time DAY orders expire (0 = no session end: DAY is refused) */
+    int32_t trigger_on_mid;       /* stop triggers: 0 = the data's last trade price, 1 = the venue mid */
+    int32_t reserved2;
 } lob_sim_config;
 
 /* Message kinds (lob_sim_msg.kind). */
@@ -616,6 +623,16 @@ int lob_sim_run(lob_sim *sim, int64_t until, int stop_on_feed, int *reason, lob_
  * venue rejects it (LOB_REJ_INVALID), as a real gateway would answer. The
  * NEW message is recorded at once. */
 int lob_sim_submit(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif);
+/* lob_sim_submit with a stop and an expiry. has_stop: a stop order, armed at
+ * the venue (ACCEPTED, not in the queue, not matched) until the trigger
+ * (the data's trades after its arrival, or the venue mid, at or through
+ * stop_price: >= for a buy, <= for a sell), then TRIGGERED and worked as a
+ * MARKET (tif LOB_TIF_MARKET) or limit order arriving at that venue time.
+ * expire_ns: GTD's absolute venue time (0 = none); DAY orders take the
+ * session end. An order still open when venue time reaches its expiry is
+ * EXPIRED at that time. */
+int lob_sim_submit_ex(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif,
+                      int has_stop, int64_t stop_price, int64_t expire_ns);
 int lob_sim_cancel(lob_sim *sim, uint64_t order_id);
 /* An order refused before it is sent (the user's pre-trade risk gateway): its
  * NEW and REJECTED messages (reason `reason`) are recorded at the current

@@ -58,9 +58,12 @@ typedef struct {
     double trade_credit;  /* L2: qty printed at the price since the level's last update */
     double dec_credit;    /* L2: what decreases taken as cancels took off `ahead`; a later print may explain it */
     int64_t dec_time;     /* L2: venue time of the last such decrease */
+    int64_t stop;         /* stop price while armed */
+    int64_t expire;       /* venue time it expires (0 = never) */
     int8_t side;
     uint8_t tif;
     uint8_t state;
+    uint8_t armed;        /* a stop order waiting for its trigger: not in the queue, never matched */
 } uorder_t;
 
 typedef struct {
@@ -70,9 +73,12 @@ typedef struct {
     uint64_t id;
     int64_t price;
     int64_t qty;
+    int64_t stop;     /* stop price if has_stop */
+    int64_t expire;   /* GTD expiry (0 = none) */
     int32_t kind;     /* LOB_REQ_* */
     int32_t side;
     int32_t tif;
+    int32_t has_stop;
 } request_t;
 
 /* Liquidity the user took: per data order (L3) or per level (L2). */
@@ -140,6 +146,11 @@ struct lob_sim {
     int64_t last_venue_ts;    /* ts_exch of the last event the venue applied */
     int clock_closed;         /* the data is over: markouts and samples up to its end are resolved */
     int in_event;             /* a venue data event is being applied: fills take the mid before it */
+    int halted;               /* a STATUS halt (or quoting-only) event in the data: no matching */
+    int64_t last_trade;       /* price of the data's last trade print (stop triggers) */
+    int have_trade;
+    size_t n_armed;           /* armed stop orders */
+    size_t n_expiring;        /* live orders with an expiry */
     int64_t event_mid2;
     /* account (venue side) */
     int64_t position;
@@ -460,7 +471,32 @@ static int64_t venue_mid2(const lob_sim *s) {
 
 /* Venue time is about to pass `t` (the next venue event is later): record
  * what is due strictly before it, from the venue book as it stands. */
+static void order_msg(lob_sim *s, const uorder_t *o, uint64_t id, int state, int reason, int request, int64_t t,
+                      int64_t price, int side);
+static void retire(lob_sim *s, size_t i);
+
+/* Expire the open orders whose expiry is at or before t, earliest first, each at
+ * its own expiry time. */
+static void expire_due(lob_sim *s, int64_t t) {
+    while (s->n_expiring) {
+        size_t best = SIZE_MAX;
+        for (size_t i = 0; i < s->n_uo; i++) {
+            const uorder_t *o = &s->uo[i];
+            if (o->expire && o->expire <= t && o->state != LOB_ORD_NEW &&
+                (best == SIZE_MAX || o->expire < s->uo[best].expire ||
+                 (o->expire == s->uo[best].expire && o->id < s->uo[best].id)))
+                best = i;
+        }
+        if (best == SIZE_MAX) return;
+        uorder_t *o = &s->uo[best];
+        o->state = LOB_ORD_EXPIRED;
+        order_msg(s, o, 0, LOB_ORD_EXPIRED, LOB_REJ_NONE, LOB_REQ_NEW, o->expire, 0, 0);
+        retire(s, best);
+    }
+}
+
 static void venue_clock(lob_sim *s, int64_t t) {
+    if (s->n_expiring) expire_due(s, t);
     for (int h = 0; h < 4; h++) {
         int64_t d = s->cfg.markout_ns[h];
         if (d <= 0) continue;
@@ -483,6 +519,8 @@ static int final_state(int st) {
 
 /* Drop live order i (now final) from the live array. */
 static void retire(lob_sim *s, size_t i) {
+    if (s->uo[i].armed) s->n_armed--;
+    if (s->uo[i].expire) s->n_expiring--;
     size_t slot = id_find(s, s->uo[i].id);
     if (slot != SIZE_MAX) s->ids[slot].val = DEAD;
     s->n_uo--;
@@ -536,6 +574,9 @@ static void fill(lob_sim *s, uorder_t *o, int64_t price, int64_t qty, int maker,
     k->mid2 = s->in_event ? s->event_mid2 : venue_mid2(s); /* the market the fill met */
 }
 
+/* In the queue and matchable: answered by the venue and not an armed stop. */
+static int resting(const uorder_t *o) { return o->state != LOB_ORD_NEW && !o->armed; }
+
 /* Is price a better than price b for side? */
 static int better(int side, int64_t a, int64_t b) { return side == LOB_SIDE_BID ? a > b : a < b; }
 
@@ -558,7 +599,7 @@ static const size_t *by_priority(lob_sim *s, int side, size_t *n) {
     size_t m = 0;
     for (size_t i = 0; i < s->n_uo; i++) {
         const uorder_t *o = &s->uo[i];
-        if (o->side != side || o->state == LOB_ORD_NEW) continue;
+        if (o->side != side || !resting(o)) continue;
         prio_t *k = &s->prio_keys[m++];
         k->key = side == LOB_SIDE_BID ? -o->price : o->price; /* resting prices are never INT64_MIN */
         k->stamp = o->stamp;
@@ -577,6 +618,7 @@ static const size_t *by_priority(lob_sim *s, int side, size_t *n) {
 typedef int (*eligible_fn)(const uorder_t *o, const void *arg, int64_t *cap);
 
 static void allocate(lob_sim *s, int side, int64_t budget, eligible_fn ok, const void *arg, int64_t t) {
+    if (s->halted) return; /* no matching while trading is halted */
     size_t n;
     const size_t *idx = by_priority(s, side, &n);
     int any = 0;
@@ -614,7 +656,7 @@ static int ahead_of_exec(const uorder_t *o, const void *arg, int64_t *cap) {
 static void l3_ahead_drop(lob_sim *s, int side, int64_t price, uint64_t stamp, int64_t q) {
     for (size_t i = 0; i < s->n_uo; i++) {
         uorder_t *o = &s->uo[i];
-        if (o->side == side && o->price == price && o->state != LOB_ORD_NEW && o->stamp > stamp) {
+        if (o->side == side && o->price == price && resting(o) && o->stamp > stamp) {
             o->ahead -= (double)q;
             if (o->ahead < 0) o->ahead = 0;
         }
@@ -751,6 +793,7 @@ static int through_price(const uorder_t *o, const void *arg, int64_t *cap) {
 
 /* A print of qty at price by aggressor side `aggr` (0 unknown) on L2 data. */
 static void l2_print(lob_sim *s, int aggr, int64_t price, int64_t qty, int64_t t) {
+    if (s->halted) return;
     for (int side = -1; side <= 1; side += 2) {
         if (aggr == side) continue; /* a buy print hits asks, a sell print bids */
         /* through the price: fill in full */
@@ -790,6 +833,14 @@ static void l2_print(lob_sim *s, int aggr, int64_t price, int64_t qty, int64_t t
 /* Before the venue applies event e: what it does to the user's orders. */
 static void venue_pre(lob_sim *s, const lob_event *e) {
     int64_t t = e->ts_exch;
+    if (e->kind == LOB_EV_STATUS) { /* quoting-only (pre-open) matches nothing either */
+        if (e->qty >= LOB_STATUS_HALT && e->qty <= LOB_STATUS_TRADING) s->halted = e->qty != LOB_STATUS_TRADING;
+        return;
+    }
+    if (e->kind == LOB_EV_TRADE && e->qty > 0) {
+        s->last_trade = e->price;
+        s->have_trade = 1;
+    }
     if (s->l3) {
         int side;
         int64_t px, qty;
@@ -839,7 +890,7 @@ static void venue_pre(lob_sim *s, const lob_event *e) {
             int64_t before = lob_book_level_qty(s->venue, e->side, e->price);
             for (size_t i = 0; i < s->n_uo; i++) {
                 uorder_t *o = &s->uo[i];
-                if (o->side != e->side || o->price != e->price || o->state == LOB_ORD_NEW) continue;
+                if (o->side != e->side || o->price != e->price || !resting(o)) continue;
                 if (e->qty < before) l2_decrease(s, o, before, e->qty, e->ts_exch);
                 else o->trade_credit = 0;
             }
@@ -941,12 +992,13 @@ static int64_t walk_liquidity(lob_sim *s, uorder_t *o, int64_t want, int take, i
  * first): it fills, as the maker at its own price, up to that liquidity net
  * of what the user already consumed, which it then consumes. */
 static void cross_check(lob_sim *s, int64_t t) {
+    if (s->halted) return;
     for (int side = -1; side <= 1; side += 2) {
         int64_t opp_px, opp_q;
         if (!lob_book_best(s->venue, -side, &opp_px, &opp_q)) continue;
         int crossing = 0; /* cheap test first: any resting order at or through opp_px? */
         for (size_t i = 0; i < s->n_uo && !crossing; i++)
-            crossing = s->uo[i].side == side && s->uo[i].state != LOB_ORD_NEW &&
+            crossing = s->uo[i].side == side && resting(&s->uo[i]) &&
                        crosses(side, LOB_TIF_GTC, s->uo[i].price, opp_px);
         if (!crossing) continue;
         size_t n;
@@ -964,9 +1016,17 @@ static void cross_check(lob_sim *s, int64_t t) {
     }
 }
 
-static int valid_new(const request_t *r) {
+static int valid_new(const lob_sim *s, const request_t *r) {
+    if (r->tif == LOB_TIF_DAY && s->cfg.session_end_ns <= 0) return 0;  /* no session end to expire at */
+    if (r->tif == LOB_TIF_GTD && r->expire <= 0) return 0;
+    if (r->has_stop && (r->stop == INT64_MIN || r->tif == LOB_TIF_POST_ONLY)) return 0;
     return (r->side == LOB_SIDE_BID || r->side == LOB_SIDE_ASK) && r->qty > 0 && r->tif >= LOB_TIF_GTC &&
-           r->tif <= LOB_TIF_MARKET && (r->tif == LOB_TIF_MARKET || r->price != INT64_MIN);
+           r->tif <= LOB_TIF_GTD && (r->tif == LOB_TIF_MARKET || r->price != INT64_MIN);
+}
+
+/* Orders that rest after matching: GTC, POST_ONLY, DAY, GTD. */
+static int rests(int tif) {
+    return tif == LOB_TIF_GTC || tif == LOB_TIF_POST_ONLY || tif == LOB_TIF_DAY || tif == LOB_TIF_GTD;
 }
 
 /* The order rests at the venue: seat it at the back of its price's queue. */
@@ -975,6 +1035,52 @@ static void seat(lob_sim *s, uorder_t *o) {
     o->stamp = lob_book_stamp_now(s->venue);
     o->seq = ++s->next_seq;
     o->trade_credit = o->dec_credit = 0;
+}
+
+/* End order li with a final state and its message at venue time t. */
+static void finish(lob_sim *s, ptrdiff_t li, int state, int reason, int64_t t) {
+    s->uo[li].state = (uint8_t)state;
+    order_msg(s, &s->uo[li], 0, state, reason, LOB_REQ_NEW, t, 0, 0);
+    retire(s, (size_t)li);
+}
+
+/* Work order li at the venue at time t (its arrival, or its stop's trigger):
+ * take what it crosses, rest the remainder or cancel it. `announce`: send
+ * ACCEPTED first (a triggered stop was accepted on arrival). */
+static void work_order(lob_sim *s, ptrdiff_t li, int64_t t, int announce) {
+    uorder_t *o = &s->uo[li];
+    int64_t avail = walk_liquidity(s, o, o->leaves, 0, 0, t);
+    if (s->halted && (avail > 0 || !rests(o->tif))) { /* nothing trades during a halt */
+        finish(s, li, LOB_ORD_REJECTED, LOB_REJ_HALTED, t);
+        return;
+    }
+    if (o->tif == LOB_TIF_POST_ONLY && avail > 0) {
+        finish(s, li, LOB_ORD_REJECTED, LOB_REJ_WOULD_CROSS, t);
+        return;
+    }
+    if (o->tif == LOB_TIF_MARKET && avail == 0) {
+        finish(s, li, LOB_ORD_REJECTED, LOB_REJ_NO_LIQUIDITY, t);
+        return;
+    }
+    if (announce) {
+        o->state = LOB_ORD_ACCEPTED;
+        order_msg(s, o, 0, LOB_ORD_ACCEPTED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
+    }
+    if (o->tif == LOB_TIF_FOK && avail < o->leaves) {
+        finish(s, li, LOB_ORD_CANCELLED, LOB_REJ_NONE, t);
+        return;
+    }
+    if (avail > 0) walk_liquidity(s, o, o->leaves, 1, 0, t);
+    o = &s->uo[li];
+    if (o->leaves == 0) {
+        retire(s, (size_t)li);
+        return;
+    }
+    if (rests(o->tif)) {
+        seat(s, o);
+        return;
+    }
+    finish(s, li, LOB_ORD_CANCELLED, LOB_REJ_NONE, t); /* IOC / FOK / MARKET leftover */
 }
 
 static void arrive_new(lob_sim *s, const request_t *r) {
@@ -986,46 +1092,55 @@ static void arrive_new(lob_sim *s, const request_t *r) {
     if (li < 0) return; /* cannot happen: submit created it */
     uorder_t *o = &s->uo[li];
     if (o->state != LOB_ORD_NEW) return; /* a duplicate id: rejected at send */
-    if (!valid_new(r)) {
-        o->state = LOB_ORD_REJECTED;
-        order_msg(s, o, 0, LOB_ORD_REJECTED, LOB_REJ_INVALID, LOB_REQ_NEW, t, 0, 0);
-        retire(s, (size_t)li);
+    if (!valid_new(s, r)) {
+        finish(s, li, LOB_ORD_REJECTED, LOB_REJ_INVALID, t);
         return;
     }
-    int64_t avail = walk_liquidity(s, o, o->leaves, 0, 0, t);
-    if (o->tif == LOB_TIF_POST_ONLY && avail > 0) {
-        o->state = LOB_ORD_REJECTED;
-        order_msg(s, o, 0, LOB_ORD_REJECTED, LOB_REJ_WOULD_CROSS, LOB_REQ_NEW, t, 0, 0);
-        retire(s, (size_t)li);
+    if (o->expire && o->expire <= t) { /* it expired on the way */
+        finish(s, li, LOB_ORD_EXPIRED, LOB_REJ_NONE, t);
         return;
     }
-    if (o->tif == LOB_TIF_MARKET && avail == 0) {
-        o->state = LOB_ORD_REJECTED;
-        order_msg(s, o, 0, LOB_ORD_REJECTED, LOB_REJ_NO_LIQUIDITY, LOB_REQ_NEW, t, 0, 0);
-        retire(s, (size_t)li);
+    if (r->has_stop) { /* armed until its trigger: accepted, not in the queue */
+        o->armed = 1;
+        o->stop = r->stop;
+        s->n_armed++;
+        o->state = LOB_ORD_ACCEPTED;
+        order_msg(s, o, 0, LOB_ORD_ACCEPTED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
         return;
     }
-    o->state = LOB_ORD_ACCEPTED;
-    order_msg(s, o, 0, LOB_ORD_ACCEPTED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
-    if (o->tif == LOB_TIF_FOK && avail < o->leaves) {
-        o->state = LOB_ORD_CANCELLED;
-        order_msg(s, o, 0, LOB_ORD_CANCELLED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
-        retire(s, (size_t)li);
-        return;
+    work_order(s, li, t, 1);
+}
+
+/* After a venue event at time t: fire the armed stops whose trigger price
+ * (the last trade, or the venue mid) is at or through their stop price, in
+ * the user's order of submission, each then worked like an order arriving at t. */
+static void fire_stops(lob_sim *s, int64_t t) {
+    if (s->halted) return;
+    double px;
+    if (s->cfg.trigger_on_mid) {
+        int64_t m2 = venue_mid2(s);
+        if (!m2) return;
+        px = (double)m2 / 2.0;
+    } else {
+        if (!s->have_trade) return;
+        px = (double)s->last_trade;
     }
-    if (avail > 0) walk_liquidity(s, o, o->leaves, 1, 0, t);
-    o = &s->uo[li];
-    if (o->leaves == 0) {
-        retire(s, (size_t)li);
-        return;
+    for (;;) {
+        ptrdiff_t fire = -1;
+        for (size_t i = 0; i < s->n_uo; i++) {
+            const uorder_t *o = &s->uo[i];
+            if (!o->armed) continue;
+            int hit = o->side == LOB_SIDE_BID ? px >= (double)o->stop : px <= (double)o->stop;
+            if (hit && (fire < 0 || o->id < s->uo[fire].id)) fire = (ptrdiff_t)i;
+        }
+        if (fire < 0) return;
+        uorder_t *o = &s->uo[fire];
+        o->armed = 0;
+        s->n_armed--;
+        o->state = LOB_ORD_TRIGGERED;
+        order_msg(s, o, 0, LOB_ORD_TRIGGERED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
+        work_order(s, fire, t, 0);
     }
-    if (o->tif == LOB_TIF_GTC || o->tif == LOB_TIF_POST_ONLY) {
-        seat(s, o);
-        return;
-    }
-    o->state = LOB_ORD_CANCELLED; /* IOC / FOK / MARKET leftover */
-    order_msg(s, o, 0, LOB_ORD_CANCELLED, LOB_REJ_NONE, LOB_REQ_NEW, t, 0, 0);
-    retire(s, (size_t)li);
 }
 
 static void arrive_cancel_modify(lob_sim *s, const request_t *r) {
@@ -1094,6 +1209,11 @@ static int push_request(lob_sim *s, request_t *r) {
 }
 
 int lob_sim_submit(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty, int tif) {
+    return lob_sim_submit_ex(s, id, side, price, qty, tif, 0, 0, 0);
+}
+
+int lob_sim_submit_ex(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty, int tif, int has_stop,
+                      int64_t stop_price, int64_t expire_ns) {
     if (!s) return LOB_ERR_INVALID_ARG;
     if (s->err) return s->err;
     request_t r = {0};
@@ -1103,6 +1223,9 @@ int lob_sim_submit(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
     r.price = tif == LOB_TIF_MARKET ? 0 : price;
     r.qty = qty;
     r.tif = tif;
+    r.has_stop = has_stop != 0;
+    r.stop = stop_price;
+    r.expire = tif == LOB_TIF_DAY ? s->cfg.session_end_ns : tif == LOB_TIF_GTD ? expire_ns : 0;
     if (id_find(s, id) != SIZE_MAX) { /* duplicate: refused by the venue */
         int rc = push_request(s, &r);
         if (rc) return rc;
@@ -1134,8 +1257,12 @@ int lob_sim_submit(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
     o->side = (int8_t)(side == 1 || side == -1 ? side : 0);
     o->price = r.price;
     o->qty = o->leaves = qty;
-    o->tif = (uint8_t)(tif >= 0 && tif <= LOB_TIF_MARKET ? tif : 0);
+    o->tif = (uint8_t)(tif >= 0 && tif <= LOB_TIF_GTD ? tif : 0);
     o->state = LOB_ORD_NEW;
+    if (r.expire > 0) {
+        o->expire = r.expire;
+        s->n_expiring++;
+    }
     lob_sim_msg *m = new_msg(s); /* NEW: sent now, reaches the venue at arrive */
     if (!m) return LOB_ERR_NOMEM;
     m->ts_exch = r.arrive;
@@ -1172,7 +1299,7 @@ int lob_sim_reject(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
         m->kind = LOB_MSG_ORDER;
         m->state = (uint8_t)(k ? LOB_ORD_REJECTED : LOB_ORD_NEW);
         m->reason = (uint8_t)(k ? reason : LOB_REJ_NONE);
-        m->tif = (uint8_t)(tif >= 0 && tif <= LOB_TIF_MARKET ? tif : 0);
+        m->tif = (uint8_t)(tif >= 0 && tif <= LOB_TIF_GTD ? tif : 0);
         m->request = LOB_REQ_NEW;
     }
     if (LOB_GROW(s->dlv, s->cap_dlv, s->n_dlv + 1)) return LOB_ERR_NOMEM;
@@ -1423,6 +1550,7 @@ int lob_sim_run(lob_sim *s, int64_t until, int stop_on_feed, int *reason, lob_si
                 return rc;
             }
             if (s->n_uo) cross_check(s, ve->ts_exch);
+            if (s->n_armed) fire_stops(s, ve->ts_exch);
             s->in_event = 0;
             s->last_venue_ts = ve->ts_exch;
             s->v_i++;

@@ -57,6 +57,8 @@ class TimeInForce(enum.IntEnum):
     FOK = 2
     POST_ONLY = 3
     MARKET = 4
+    DAY = 5  # Backtest only: a GTC that expires at the session end
+    GTD = 6  # Backtest only: a GTC that expires at its expire_ns
 
 
 class SubmitOutcome(enum.IntEnum):
@@ -138,6 +140,7 @@ class OrderState(enum.IntEnum):
     CANCELLED = 4
     REJECTED = 5          # `reason` says why
     EXPIRED = 6
+    TRIGGERED = 7         # a stop order's trigger fired: it now works as a market or limit order
 
 
 class RejectReason(enum.IntEnum):
@@ -152,6 +155,7 @@ class RejectReason(enum.IntEnum):
     VENUE = 6          # rejected per an empirical latency record (negative venue_ts)
     NO_LIQUIDITY = 7   # market order with nothing to take
     RISK = 8  # refused by the user's own pre-trade risk checks (lobsim.RiskLimits), never sent
+    HALTED = 9  # trading is halted: an order that would trade now is refused
 
 
 SIM_MSG_DTYPE = np.dtype(

@@ -273,6 +273,119 @@ static void test_markouts_and_samples(void) {
     lob_sim_free(s);
 }
 
+/* The state sequence of order id, as a string of state digits. */
+static void states_of(lob_sim *s, uint64_t id, char *out, size_t cap) {
+    size_t n, k = 0;
+    const lob_sim_msg *m = lob_sim_msgs(s, &n);
+    for (size_t i = 0; i < n && k + 1 < cap; i++)
+        if (m[i].kind == LOB_MSG_ORDER && m[i].order_id == id) out[k++] = (char)('0' + m[i].state);
+    out[k] = 0;
+}
+
+/* Stops trigger on trades after their arrival only; stop-market takes the
+ * book; stop-limit rests after its trigger; DAY and GTD expire at their
+ * venue times; a halt refuses what would trade and matches nothing. */
+static void test_order_types(void) {
+    char st[32];
+    {   /* stop-market buy at 102, 20 ns of entry latency: sent at 2, armed at 22 */
+        lob_event e[] = {
+            ev(1, LOB_EV_SET_LEVEL, 0, -1, 103, 5),
+            ev(15, LOB_EV_TRADE, 0, 1, 102, 1),  /* before arrival: no trigger */
+            ev(25, LOB_EV_TRADE, 0, 1, 101, 1),  /* below the stop */
+            ev(30, LOB_EV_TRADE, 0, 1, 102, 1),  /* triggers: market buy takes 2 @ 103 */
+            ev(40, LOB_EV_SET_LEVEL, 0, -1, 103, 4),
+        };
+        lob_sim_config c = config(LOB_BOOK_L2, 20, 0);
+        lob_sim *s;
+        lob_sim_new(&c, &s);
+        lob_sim_feed(s, e, sizeof e / sizeof *e);
+        run_until(s, 2);
+        EXPECT_EQ(lob_sim_submit_ex(s, 1, 1, 0, 2, LOB_TIF_MARKET, 1, 102, 0), LOB_OK);
+        EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+        int64_t f[4][3];
+        EXPECT_EQ(fills(s, f, 4), 1);
+        EXPECT_EQ(f[0][0], 30);
+        EXPECT_EQ(f[0][1], 2);
+        EXPECT_EQ(f[0][2], 103);
+        states_of(s, 1, st, sizeof st);
+        EXPECT(strcmp(st, "0173") == 0); /* NEW, ACCEPTED, TRIGGERED, FILLED */
+        lob_sim_free(s);
+    }
+    {   /* stop-limit sell: stop 98, limit 97: rests after the trigger, fills on a print through 97 */
+        lob_event e[] = {
+            ev(1, LOB_EV_SET_LEVEL, 0, 1, 96, 5),
+            ev(10, LOB_EV_TRADE, 0, -1, 98, 1),  /* triggers; 97 does not cross the bid at 96: rests */
+            ev(20, LOB_EV_TRADE, 0, 1, 98, 1),   /* a buy print through 97: fills */
+        };
+        lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
+        lob_sim *s;
+        lob_sim_new(&c, &s);
+        lob_sim_feed(s, e, sizeof e / sizeof *e);
+        run_until(s, 2);
+        lob_sim_submit_ex(s, 1, -1, 97, 1, LOB_TIF_GTC, 1, 98, 0);
+        EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+        int64_t f[4][3];
+        EXPECT_EQ(fills(s, f, 4), 1);
+        EXPECT_EQ(f[0][0], 20);
+        EXPECT_EQ(f[0][2], 97);
+        states_of(s, 1, st, sizeof st);
+        EXPECT(strcmp(st, "0173") == 0);
+        lob_sim_free(s);
+    }
+    {   /* DAY expires at the session end, GTD at its own time, each at that venue time */
+        lob_event e[] = {ev(1, LOB_EV_SET_LEVEL, 0, 1, 96, 5), ev(100, LOB_EV_SET_LEVEL, 0, 1, 96, 6)};
+        lob_sim_config c = config(LOB_BOOK_L2, 0, 3);
+        c.session_end_ns = 50;
+        lob_sim *s;
+        lob_sim_new(&c, &s);
+        lob_sim_feed(s, e, 2);
+        run_until(s, 2);
+        lob_sim_submit_ex(s, 1, 1, 90, 1, LOB_TIF_DAY, 0, 0, 0);
+        lob_sim_submit_ex(s, 2, 1, 91, 1, LOB_TIF_GTD, 0, 0, 30);
+        lob_sim_submit_ex(s, 3, 1, 92, 1, LOB_TIF_GTD, 0, 0, 0);  /* GTD without expiry: invalid */
+        EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+        size_t n;
+        const lob_sim_msg *m = lob_sim_msgs(s, &n);
+        int seen = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (m[i].state != LOB_ORD_EXPIRED) continue;
+            seen++;
+            EXPECT_EQ(m[i].ts_exch, m[i].order_id == 1 ? 50 : 30);
+            EXPECT_EQ(m[i].ts_local, m[i].ts_exch + 3);
+        }
+        EXPECT_EQ(seen, 2);
+        states_of(s, 3, st, sizeof st);
+        EXPECT(strcmp(st, "05") == 0);
+        lob_sim_free(s);
+    }
+    {   /* a halt: marketable orders refused, resting ones wait, no fill until trading resumes */
+        lob_event e[] = {
+            ev(1, LOB_EV_SET_LEVEL, 0, -1, 103, 5),
+            ev(5, LOB_EV_STATUS, 0, 0, 0, LOB_STATUS_HALT),
+            ev(8, LOB_EV_TRADE, 0, -1, 95, 1),     /* through the bid at 100, but halted */
+            ev(10, LOB_EV_STATUS, 0, 0, 0, LOB_STATUS_TRADING),
+            ev(12, LOB_EV_TRADE, 0, -1, 95, 1),    /* now it fills */
+        };
+        lob_sim_config c = config(LOB_BOOK_L2, 0, 0);
+        lob_sim *s;
+        lob_sim_new(&c, &s);
+        lob_sim_feed(s, e, sizeof e / sizeof *e);
+        run_until(s, 6);
+        lob_sim_submit(s, 1, 1, 103, 1, LOB_TIF_IOC);   /* would trade: refused */
+        lob_sim_submit(s, 2, 1, 100, 1, LOB_TIF_GTC);   /* rests */
+        EXPECT_EQ(run_until(s, 1000), LOB_RUN_END);
+        size_t n;
+        const lob_sim_msg *m = lob_sim_msgs(s, &n);
+        int halted = 0;
+        for (size_t i = 0; i < n; i++) halted += m[i].reason == LOB_REJ_HALTED && m[i].order_id == 1;
+        EXPECT_EQ(halted, 1);
+        int64_t f[4][3];
+        EXPECT_EQ(fills(s, f, 4), 1);
+        EXPECT_EQ(f[0][0], 12);
+        lob_sim_free(s);
+    }
+}
+
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
 static uint64_t rnd(void) {
     rng_state ^= rng_state << 13;
@@ -338,6 +451,7 @@ int main(void) {
     test_latency_and_race();
     test_consumed_liquidity();
     test_markouts_and_samples();
+    test_order_types();
     test_garbage();
     return report();
 }
