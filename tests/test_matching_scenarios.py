@@ -22,7 +22,8 @@ BOOKS = [
 ]
 
 B, S = int(Side.BID), int(Side.ASK)
-GTC, IOC, FOK, POST, MKT = (int(t) for t in TimeInForce)
+GTC, IOC, FOK, POST, MKT = (int(t) for t in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK,
+                                               TimeInForce.POST_ONLY, TimeInForce.MARKET))
 REJECTED = "rejected (post-only would cross)"  # expected outcome marker
 
 

@@ -37,7 +37,8 @@ TIFS = st.sampled_from([int(t) for t in TimeInForce])
 ORDERS = st.tuples(IDS, SIDES, PRICES, QTYS)
 LEVELS = 16  # > the 11 prices in range, so depth shows every level
 
-GTC, IOC, FOK, POST, MKT = (int(t) for t in TimeInForce)
+GTC, IOC, FOK, POST, MKT = (int(t) for t in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK,
+                                               TimeInForce.POST_ONLY, TimeInForce.MARKET))
 
 
 def call(book, name, *args):

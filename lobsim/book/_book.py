@@ -332,7 +332,7 @@ class OrderBook(_Book):
         fills in execution order. Bad arguments (side, qty, price, tif, an id
         already resting) raise. O(fills). `price` is ignored for MARKET.
         """
-        tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1)
+        tif = _int_arg("tif", tif, 0, TimeInForce.MARKET)  # DAY/GTD are the simulator's, not the book's
         if tif == TimeInForce.MARKET:
             price = 0  # ignored by the engine
         args = (_int_arg("order_id", order_id, *_RANGES["order_id"]), _side(side),

@@ -291,7 +291,7 @@ class ReferenceBook:
         O(log L + fills).
         """
         self._live()
-        tif = _int_arg("tif", tif, 0, len(TimeInForce) - 1, Status.BAD_TIF)
+        tif = _int_arg("tif", tif, 0, TimeInForce.MARKET, Status.BAD_TIF)  # DAY/GTD: Backtest only
         if tif == TimeInForce.MARKET:
             price = 0  # ignored
         order_id, side, price, qty = self._new_order(order_id, side, price, qty)
