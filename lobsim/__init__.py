@@ -31,13 +31,17 @@ __version__ = "0.1.0"
 # The backtest layer needs the C core: imported on first use, so `import lobsim`
 # works (and stays light) without it.
 _SIM = ("Backtest", "Strategy", "Fees", "BacktestResult")
+_RISK = ("RiskLimits", "RiskBreach")  # plain Python, imported on first use too
 
 
 def __getattr__(name):
-    if name in _SIM:
-        import lobsim.sim
+    if name in _SIM or name in _RISK:
+        if name in _SIM:
+            import lobsim.sim as module
+        else:
+            import lobsim.sim._risk as module
 
-        value = getattr(lobsim.sim, name)
+        value = getattr(module, name)
         globals()[name] = value  # later lookups skip __getattr__
         return value
     raise AttributeError(f"module 'lobsim' has no attribute {name!r}")
@@ -65,6 +69,8 @@ __all__ = [
     "Strategy",
     "Fees",
     "BacktestResult",
+    "RiskLimits",
+    "RiskBreach",
     "OrderState",
     "RejectReason",
     "FILLS_DTYPE",

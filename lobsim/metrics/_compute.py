@@ -16,8 +16,10 @@ from lobsim._types import OrderState
 from lobsim.metrics._dtypes import MARKOUTS_DTYPE, N_HORIZONS
 
 YEAR_NS = 365 * 24 * 3600 * 10**9  # crypto trades 24/7: a calendar year of venue time
+DAY_NS = 24 * 3600 * 10**9
 KIND_FILL, KIND_TIMER, KIND_SAMPLE = 1, 2, 3  # result.position["kind"]
 _REQ_NEW = 0
+_RISK = 8  # RejectReason.RISK
 _ACCEPTED = int(OrderState.ACCEPTED)
 _AT_VENUE = np.array([int(s) for s in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED, OrderState.FILLED,
                                        OrderState.CANCELLED, OrderState.EXPIRED)], dtype=np.uint8)
@@ -74,16 +76,22 @@ METRICS = [
     ("max_drawdown", "currency", "largest drop of sampled equity from its running peak"),
     ("annual_return", "currency/yr", "mean per-sample equity change x periods per year"),
     ("calmar", "", "annual_return / max_drawdown"),
+    ("var_95", "currency", "historical VaR 95%: the m-th largest per-sample loss, m = ceil(5% of samples)"),
+    ("cvar_95", "currency", "historical CVaR 95%: mean of the m largest per-sample losses"),
+    ("var_99", "currency", "historical VaR 99% (m = ceil(1% of samples))"),
+    ("cvar_99", "currency", "historical CVaR 99%"),
     ("fills", "", "number of fills"),
     ("maker_fills", "", "fills of resting orders"),
     ("taker_fills", "", "fills taking liquidity"),
     ("maker_volume", "lots", "quantity filled as maker"),
     ("taker_volume", "lots", "quantity filled as taker"),
     ("traded_value", "currency", "sum of price x qty x value_per_tick_lot"),
-    ("orders", "", "orders sent"),
+    ("turnover_per_day", "cur/day", "traded_value per day of the data span (24 h days)"),
+    ("orders", "", "orders sent (not those the risk gateway refused)"),
     ("orders_accepted", "", "orders the venue accepted"),
-    ("orders_rejected", "", "orders the venue rejected"),
+    ("orders_rejected", "", "orders the venue rejected (not those the risk gateway refused)"),
     ("posted_volume", "lots", "quantity of the accepted orders (largest after modifies)"),
+    ("risk_rejections", "", "requests refused by the pre-trade risk gateway (Backtest(risk=))"),
     ("fill_ratio", "", "filled quantity / posted quantity"),
     ("spread_captured", "ticks", "mean over fills of side x (mid at fill - price)"),
     ("spread_captured_value", "currency", "sum over fills of side x (mid at fill - price) x qty x value"),
@@ -92,6 +100,7 @@ METRICS = [
     ("inventory_abs_max", "lots", "largest |position| after any fill"),
     ("inventory_limit", "lots", "the limit time_at_limit uses (strategy's max_inventory)"),
     ("time_at_limit", "share", "share of the data span with |position| >= inventory_limit"),
+    ("exposure", "share", "share of the data span with a non-zero position"),
     ("quote_presence_bid", "share", "share of the data span with a resting user bid"),
     ("quote_presence_ask", "share", "share of the data span with a resting user ask"),
     ("duration_s", "s", "data span: first to last event, venue time"),
@@ -128,7 +137,15 @@ def compute(result, *, inventory_limit=None, periods_per_year=None):
     maker has no natural capital base). max_drawdown = max over samples of
     (running peak of equity - equity), currency, >= 0. annual_return =
     mean(d) * P (currency per year); calmar = annual_return / max_drawdown,
-    NaN when the drawdown is 0.
+    NaN when the drawdown is 0. Historical VaR and CVaR of the interval PnL:
+    the losses are -d (positive = a loss); with n samples of d and m =
+    ceil(n * (1 - level)) (at least 1), var_<level> = the m-th largest loss and
+    cvar_<level> = the mean of the m largest losses (>= var), for levels 95%
+    and 99%; NaN without any d. A negative value: even the tail gained.
+
+    turnover_per_day = traded_value / (data span in days of 24 h), currency
+    per day (NaN when the span is 0); traded_value is the total.
+    risk_rejections = len(result.risk_rejections) (0 without risk limits).
 
     Trading. fills, maker/taker fills and volume (lots); fill_ratio =
     filled qty / posted qty, posted = the qty of every order the venue
@@ -144,7 +161,8 @@ def compute(result, *, inventory_limit=None, periods_per_year=None):
     fills): inventory_mean and inventory_std are time-weighted (population
     std); inventory_abs_max = max |position| after any fill; time_at_limit =
     share of the span with |position| >= inventory_limit (NaN without one;
-    default result.inventory_limit, the strategy's max_inventory).
+    default result.inventory_limit, the strategy's max_inventory); exposure =
+    share of the span with position != 0.
 
     quote_presence_bid / _ask: share of the data span with at least one
     resting user order on that side: an order rests from its ACCEPTED row's
@@ -187,6 +205,10 @@ def compute(result, *, inventory_limit=None, periods_per_year=None):
     m.update(_inventory(result.fills, start, end, inventory_limit))
     m.update(_presence(result.orders, start, end))
     m["duration_s"] = (end - start) / 1e9 if start is not None else _NAN
+    m["turnover_per_day"] = m["traded_value"] / ((end - start) / DAY_NS) if start is not None and end > start \
+        else _NAN
+    rej = getattr(result, "risk_rejections", None)
+    m["risk_rejections"] = 0 if rej is None else int(len(rej))
     m["sample_ns"] = sample_ns
     m["periods_per_year"] = float(periods_per_year)
     out = {key: m[key] for key, _, _ in METRICS}
@@ -284,7 +306,23 @@ def _risk(result, vpt, ppy):
         annual = float(np.mean(d)) * ppy
     mdd = float(drawdown(eq).max()) if len(eq) else _NAN
     calmar = annual / mdd if mdd > 0 else _NAN
-    return {"sharpe": sharpe, "sortino": sortino, "max_drawdown": mdd, "annual_return": annual, "calmar": calmar}
+    out = {"sharpe": sharpe, "sortino": sortino, "max_drawdown": mdd, "annual_return": annual, "calmar": calmar}
+    for pct in (95, 99):
+        var, cvar = historical_var(d, pct)
+        out[f"var_{pct}"], out[f"cvar_{pct}"] = var, cvar
+    return out
+
+
+def historical_var(d, pct):
+    """(VaR, CVaR) at pct% (an int, e.g. 95) of the PnL changes d: losses -d sorted from the
+    largest, m = ceil(n * (100 - pct) / 100) >= 1; VaR = the m-th largest loss, CVaR = the
+    mean of the m largest. (NaN, NaN) when d is empty."""
+    n = len(d)
+    if not n:
+        return _NAN, _NAN
+    m = max(1, -(-n * (100 - pct) // 100))  # exact integer ceil
+    worst = np.sort(-np.asarray(d, dtype=np.float64))[::-1][:m]
+    return float(worst[-1]), float(worst.mean())
 
 
 def posted_orders(orders):
@@ -309,7 +347,8 @@ def _trading(result, vpt):
     filled = int(f["qty"][np.isin(f["order_id"], ids)].sum())
     spread = result.markouts["spread"] if len(result.markouts) == len(f) else np.full(len(f), np.nan)
     known = ~np.isnan(spread)
-    new = o["request"] == _REQ_NEW
+    refused = o["order_id"][(o["reason"] == _RISK) & (o["request"] == _REQ_NEW)]  # by the risk gateway
+    new = (o["request"] == _REQ_NEW) & ~np.isin(o["order_id"], refused)  # sent to the venue
     return {
         "fills": int(len(f)),
         "maker_fills": int(maker.sum()),
@@ -338,7 +377,7 @@ def inventory_steps(fills, start, end):
 def _inventory(fills, start, end, limit):
     absmax = int(np.abs(fills["position"]).max()) if len(fills) else 0
     out = {"inventory_mean": _NAN, "inventory_std": _NAN, "inventory_abs_max": absmax,
-           "inventory_limit": _NAN if limit is None else limit, "time_at_limit": _NAN}
+           "inventory_limit": _NAN if limit is None else limit, "time_at_limit": _NAN, "exposure": _NAN}
     if start is None or end <= start:
         return out
     t, q = inventory_steps(fills, start, end)
@@ -350,6 +389,7 @@ def _inventory(fills, start, end, limit):
     out["inventory_std"] = math.sqrt(float((w * (q - mean) ** 2).sum() / span))
     if limit is not None:
         out["time_at_limit"] = float(w[np.abs(q) >= limit].sum() / span)
+    out["exposure"] = float(w[q != 0].sum() / span)
     return out
 
 

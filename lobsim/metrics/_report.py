@@ -22,11 +22,13 @@ _SCALARS = ("clock_offset_ns", "events", "seed", "sample_ns", "data_start_ns", "
 
 _SECTIONS = [
     ("PnL", ("pnl", "realized_pnl", "unrealized_pnl", "fees")),
-    ("Risk (on the equity samples)", ("sharpe", "sortino", "max_drawdown", "annual_return", "calmar")),
+    ("Risk (on the equity samples)", ("sharpe", "sortino", "max_drawdown", "annual_return", "calmar", "var_95",
+                                      "cvar_95", "var_99", "cvar_99")),
     ("Trading", ("fills", "maker_fills", "taker_fills", "maker_volume", "taker_volume", "traded_value",
-                 "orders", "orders_accepted", "orders_rejected", "posted_volume", "fill_ratio", "spread_captured",
-                 "spread_captured_value")),
-    ("Inventory", ("inventory_mean", "inventory_std", "inventory_abs_max", "inventory_limit", "time_at_limit")),
+                 "turnover_per_day", "orders", "orders_accepted", "orders_rejected", "risk_rejections",
+                 "posted_volume", "fill_ratio", "spread_captured", "spread_captured_value")),
+    ("Inventory", ("inventory_mean", "inventory_std", "inventory_abs_max", "inventory_limit", "time_at_limit",
+                   "exposure")),
     ("Quoting", ("quote_presence_bid", "quote_presence_ask")),
     ("Markouts (side x (mid after - fill price); positive = good)", None),
     ("Run", ("duration_s", "sample_ns", "periods_per_year")),
@@ -88,6 +90,11 @@ def summary(result, metrics=None):
             lines.append(name)
         else:
             lines.append(f"  {name:<{width}}  {value:>{vwidth}}  {unit}".rstrip())
+    breach = getattr(result, "breach", None)
+    if breach is not None:
+        lines += ["", "Kill switch (Backtest(risk=))",
+                  f"  {breach.limit} breached at local time {breach.ts:,} ns: equity {_fmt(breach.equity, '')} cur "
+                  f"(peak {_fmt(breach.peak, '')}), position {breach.position:,} lots"]
     return "\n".join(lines) + "\n"
 
 
@@ -150,6 +157,8 @@ def metadata(result):
         "result": {name: _json_value(getattr(result, name)) for name in _SCALARS},
         "markouts_ns": [int(v) for v in result.markouts_ns],
         "parameters": result.params,
+        "breach": None if getattr(result, "breach", None) is None else
+        {k: _json_value(v) for k, v in result.breach.to_dict().items()},
         "metrics": {k: _json_value(v) for k, v in result.metrics.items()},
     }
     meta["result"]["events"] = int(result.events)
@@ -187,6 +196,9 @@ def to_parquet(result, path, *, overwrite=False):
     try:
         for name in TABLES:
             pq.write_table(_table(getattr(result, name)), os.path.join(tmp, f"{name}.parquet"),
+                           compression="zstd")
+        if (result.params or {}).get("risk") is not None:  # a run with RiskLimits: its refusals too
+            pq.write_table(_table(result.risk_rejections), os.path.join(tmp, "risk_rejections.parquet"),
                            compression="zstd")
         with open(os.path.join(tmp, "metrics.json"), "w") as fh:
             json.dump(metadata(result), fh, indent=2, allow_nan=False)
@@ -232,6 +244,13 @@ def from_parquet(path, cls=None):
         file = os.path.join(path, f"{name}.parquet")
         arrays[name] = _from_table(pq.read_table(file), dtype, file)
     scalars = dict(meta["result"])
+    from lobsim.sim._risk import RISK_REJECTIONS_DTYPE, RiskBreach
+
+    file = os.path.join(path, "risk_rejections.parquet")
+    rejections = _from_table(pq.read_table(file), RISK_REJECTIONS_DTYPE, file) if os.path.exists(file) else \
+        np.empty(0, RISK_REJECTIONS_DTYPE)
+    breach = meta.get("breach")
+    breach = None if not breach else RiskBreach(**breach)
     markouts_ns = tuple(int(v) for v in meta.get("markouts_ns", ()))[:N_HORIZONS]
     return cls(
         fills=arrays["fills"],
@@ -248,4 +267,6 @@ def from_parquet(path, cls=None):
         data_end_ns=scalars["data_end_ns"],
         inventory_limit=scalars["inventory_limit"],
         params=meta.get("parameters") or {},
+        risk_rejections=rejections,
+        breach=breach,
     )

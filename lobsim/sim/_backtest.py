@@ -26,6 +26,7 @@ from lobsim._types import (
     SIM_POS_DTYPE,
     EventKind,
     OrderState,
+    RejectReason,
     Side,
     TimeInForce,
     check_event_array,
@@ -38,12 +39,13 @@ from lobsim.latency import Constant, LatencyModel, PerAction
 from lobsim.metrics._compute import per_fill_markouts
 from lobsim.metrics._dtypes import MARKOUTS_DTYPE, N_HORIZONS, SIM_MARKOUT_DTYPE
 from lobsim.queue import QueueModel, RiskAverse, _BuiltinQueue
+from lobsim.sim._risk import RISK_REJECTIONS_DTYPE, Gateway, RiskLimits
 from lobsim.sim._strategy import Fees, Strategy
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _MSG_ORDER, _MSG_FILL = 1, 2  # LOB_MSG_*
-_REQ_NEW = 0                  # LOB_REQ_NEW
+_REQ_NEW, _REQ_MODIFY = 0, 2  # LOB_REQ_NEW, LOB_REQ_MODIFY
 _STATES = {int(st): st for st in OrderState}  # int -> member without the cost of OrderState(int)
 _SIDES = {1: Side.BID, -1: Side.ASK}
 _FINAL = frozenset(int(st) for st in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED,
@@ -75,6 +77,10 @@ class BacktestResult:
     venue time (ts_exch) of the first and last data event. inventory_limit:
     the strategy's max_inventory (lots) if it had one, else None. params:
     the run's parameters (JSON-able; written by to_parquet).
+    risk_rejections: lobsim.sim._risk.RISK_REJECTIONS_DTYPE, the requests the
+    pre-trade risk gateway refused (Backtest(risk=)), each with the limit it broke.
+    breach: the kill switch's RiskBreach (ts, limit, equity, peak, position,
+    cash), or None.
 
     metrics (computed once), summary(), to_arrow(), to_parquet(dir),
     from_parquet(dir) and plot(path) are in lobsim.metrics.
@@ -94,6 +100,8 @@ class BacktestResult:
     data_end_ns: int = None
     inventory_limit: float = None
     params: dict = field(default_factory=dict)
+    risk_rejections: np.ndarray = field(default_factory=lambda: np.empty(0, RISK_REJECTIONS_DTYPE))
+    breach: object = None
 
     def __repr__(self):
         last = self.position[-1] if len(self.position) else None
@@ -405,8 +413,11 @@ class Context:
 
     def modify(self, order_id, price, qty):
         """Send a modify: new limit price and new open qty. A price change or a
-        size increase loses queue priority, a size decrease keeps it."""
-        self._bt._request(lib.lob_sim_modify, _order_id(order_id), _int64("price", price), _int64("qty", qty))
+        size increase loses queue priority, a size decrease keeps it. Returns True
+        when sent, False when the risk gateway (Backtest(risk=)) refused it: then it
+        is not sent, the order stays as it was, and result.risk_rejections names the
+        limit (there is no order event for it)."""
+        return self._bt._modify(_order_id(order_id), _int64("price", price), _int64("qty", qty))
 
 
 def _int64(name, value):
@@ -474,6 +485,11 @@ class Backtest(Context):
     with the venue book's bid/ask; Sharpe and Sortino are annualized from it.
     markouts_ns: up to 4 increasing horizons (ns of venue time): for each
     fill the venue mid that long after it is recorded (result.markouts).
+    risk: a lobsim.RiskLimits: pre-trade checks of every new order and modify
+    on the user's side, before the entry latency (a refused order is REJECTED
+    with RejectReason.RISK at once and never sent; result.risk_rejections names
+    the limit), and a kill switch on equity checked at every wake-up (on breach:
+    cancel all, optionally flatten, no more strategy callbacks, result.breach).
 
     Pull style: Backtest(data, None, ...) then bt.elapse(ns) /
     bt.wait_next_feed() (False at the end of the data) with the Context
@@ -487,7 +503,8 @@ class Backtest(Context):
 
     def __init__(self, data, strategy, *, latency=None, queue=None, fees=None, seed=0, instrument=None,
                  feed_latency=None, chunk_events=1 << 16, sample_ns=1_000_000_000,
-                 markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000), progress=None):
+                 markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000), progress=None,
+                 risk=None):
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable(events, now_ns) or None, got {type(progress).__name__}")
         self._progress, self._progress_at = progress, time.perf_counter()
@@ -514,6 +531,8 @@ class Backtest(Context):
         elif not isinstance(fees, Fees):
             raise TypeError(f"fees must be a lobsim.Fees(maker, taker), got {type(fees).__name__}")
         seed = _args.seed(seed)
+        if risk is not None and not isinstance(risk, RiskLimits):
+            raise TypeError(f"risk must be a lobsim.RiskLimits or None, got {type(risk).__name__}")
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError(f"instrument must be a lobsim.Instrument, got {type(instrument).__name__}")
         if feed_latency is not None and (not isinstance(feed_latency, LatencyModel)
@@ -560,7 +579,8 @@ class Backtest(Context):
         cfg.wake_on_book = 1 if strategy is not None and strategy.subscribe_book else 0
         # messages wake the strategy only if it listens (on_fill / on_order); otherwise they
         # are taken in (position, open orders) at its next wake-up
-        cfg.wake_on_msgs = 1 if strategy is None or self._records else 0
+        # (a kill switch checks the equity at every delivery too)
+        cfg.wake_on_msgs = 1 if strategy is None or self._records or (risk is not None and risk.kill_switch) else 0
         cfg.seed = seed
         cfg.sample_ns = sample_ns
         for h, d in enumerate(markouts_ns):
@@ -569,6 +589,8 @@ class Backtest(Context):
         self._inventory_limit = _inventory_limit(strategy)
         self._params = _run_params(self._source, strategy, latency, queue, fees, seed, feed_latency, sample_ns,
                                    markouts_ns)
+        self._params["risk"] = None if risk is None else risk.to_dict()
+        self._gateway = None if risk is None else Gateway(risk, cfg.value_per_tick_lot)
         # C borrows these for the run: the latency arrays, the callback (the object
         # ffi.callback returned, not a pointer read back from cfg, owns the closure).
         self._keep = (latency, models, queue_fn)
@@ -642,18 +664,19 @@ class Backtest(Context):
         strategy = self._strategy
         while not self._ended:
             reason = self._advance(INT64_MAX, 0)
+            sent = self._sent
             self._wake()  # at END: the messages delivered since the last wake-up (no timer then)
             if reason != lib.LOB_RUN_END:
                 continue
-            if strategy is not None:
-                sent = self._sent
+            if strategy is not None and not self._halted():  # a kill switch's breach: no on_stop either
                 strategy.on_stop(self._ctx)
-                if self._sent != sent:  # requests from on_stop: answer and deliver them too
-                    while True:
-                        reason = self._advance(INT64_MAX, 0)
-                        self._wake()
-                        if reason == lib.LOB_RUN_END:
-                            break
+            while self._sent != sent:  # requests from on_stop (or a flatten): answer and deliver them too
+                sent = self._sent
+                while True:
+                    reason = self._advance(INT64_MAX, 0)
+                    self._wake()
+                    if reason == lib.LOB_RUN_END:
+                        break
             self._finish()
 
     # -- pull style -----------------------------------------------------
@@ -671,6 +694,8 @@ class Backtest(Context):
         while True:
             reason = self._advance(until, 0)
             if reason == lib.LOB_RUN_UNTIL:
+                if self._gateway is not None and self._gateway.limits.kill_switch:
+                    self._wake()  # the kill switch checks at every return too
                 return True
             if reason == lib.LOB_RUN_END:
                 self._wake()
@@ -691,6 +716,8 @@ class Backtest(Context):
         while True:
             reason = self._advance(INT64_MAX, 1)
             if reason == lib.LOB_RUN_FEED:
+                if self._gateway is not None and self._gateway.limits.kill_switch:
+                    self._wake()  # the kill switch checks at every return too
                 return True
             if reason == lib.LOB_RUN_END:
                 self._wake()
@@ -855,6 +882,10 @@ class Backtest(Context):
     def _wake(self):
         """Deliver a wake-up: messages (on_fill / on_order), then on_book, then on_timer."""
         st = self._c_state
+        if self._gateway is not None and self._gateway.limits.kill_switch:
+            self._risk_wake(st)
+            if self._halted():
+                return
         if st.delivered_end > st.delivered_begin:
             self._deliver(st.delivered_begin, st.delivered_end)
         strategy = self._strategy
@@ -865,14 +896,14 @@ class Backtest(Context):
         if st.timer:
             strategy.on_timer(self._ctx)
 
-    def _deliver(self, begin, end):
+    def _deliver(self, begin, end, quiet=False):
         """Messages [begin, end) of the delivery list reached the strategy: update what it
         knows (position, cash, open orders) and call on_fill / on_order, one message at
-        a time, in delivery order. O(messages)."""
+        a time, in delivery order (quiet: no callbacks). O(messages)."""
         dlv = lib.lob_sim_delivered(self._sim, self._c_n)
         ptr = lib.lob_sim_msgs(self._sim, self._c_n)
-        know = self._know
-        if not self._records:  # no Python runs between these reads: the C arrays stay put
+        know = self._know if self._gateway is None else self._know_risk
+        if quiet or not self._records:  # no Python runs between these reads: the C arrays stay put
             for k in range(begin, end):
                 m = ptr[dlv[k]]
                 know(m.kind, m.order_id, m.price, m.leaves_qty, m.position, m.cash, m.state, m.request)
@@ -913,6 +944,60 @@ class Backtest(Context):
             if o is not None:
                 open_[oid] = OpenOrder(price, o[1], leaves, _STATES[state])
 
+    def _know_risk(self, kind, oid, price, leaves, position, cash, state, request):
+        """_know, and the risk gateway's record of pending modifies."""
+        self._know(kind, oid, price, leaves, position, cash, state, request)
+        gw = self._gateway
+        if kind != _MSG_FILL and request == _REQ_MODIFY:
+            gw.modify_answered(oid)
+        if oid not in self._open:
+            gw.order_final(oid)
+
+    # -- the risk gateway's kill switch -------------------------------------
+    def _halted(self):
+        return self._gateway is not None and self._gateway.breach is not None
+
+    def _risk_wake(self, st):
+        """The kill switch at a wake-up: check equity after this wake-up's messages, before
+        any callback; on breach cancel every open order; once halted, take messages in
+        without callbacks and flatten if asked."""
+        gw = self._gateway
+        begin, end = st.delivered_begin, st.delivered_end
+        if gw.breach is None:
+            position, cash = self._position, self._cash
+            if end > begin:  # the account after this wake-up's fills (the last fill delivered)
+                dlv = lib.lob_sim_delivered(self._sim, self._c_n)
+                ptr = lib.lob_sim_msgs(self._sim, self._c_n)
+                for k in range(end - 1, begin - 1, -1):
+                    m = ptr[dlv[k]]
+                    if m.kind == _MSG_FILL:
+                        position, cash = m.position, m.cash
+                        break
+            if gw.check_equity(self._now, position, cash, self._best(1), self._best(-1)) is None:
+                return
+            if end > begin:
+                self._deliver(begin, end, quiet=True)
+            for oid in list(self._open):
+                self._request(lib.lob_sim_cancel, oid)
+        elif end > begin:
+            self._deliver(begin, end, quiet=True)
+        if not gw.limits.flatten_on_breach or self._open or not self._position:
+            return
+        # flatten: once every order is answered (no fill can still be on its way) send a
+        # market order for the position; retried at later timer / book wake-ups, and once
+        # after the data ended, if it did not close the position
+        if gw.flatten_at is not None and (self._now <= gw.flatten_at or not (st.timer or st.book_changed)):
+            if not (self._ended_data() and not gw.end_flatten):
+                return
+        if self._ended_data():
+            gw.end_flatten = True
+        gw.flatten_at = self._now
+        gw.flatten_id = self._send_new(-1 if self._position > 0 else 1, 0, abs(self._position),
+                                       int(TimeInForce.MARKET))
+
+    def _ended_data(self):
+        return self._c_reason[0] == lib.LOB_RUN_END
+
     def _finish(self):
         """Every response delivered: build the result from the C records."""
         ptr = lib.lob_sim_msgs(self._sim, self._c_n)
@@ -941,6 +1026,9 @@ class Backtest(Context):
             data_end_ns=self._ts_last,
             inventory_limit=self._inventory_limit,
             params=self._params,
+            risk_rejections=(self._gateway.rejections() if self._gateway is not None
+                             else np.empty(0, RISK_REJECTIONS_DTYPE)),
+            breach=None if self._gateway is None else self._gateway.breach,
         )
         self._ended = True
         self._pending.clear()
@@ -988,8 +1076,41 @@ class Backtest(Context):
         if price is None and tif == TimeInForce.MARKET:
             price = 0  # ignored for a market order
         price, qty = _int64("price", price), _int64("qty", qty)
+        gw = self._gateway
+        if gw is not None:
+            self._live()
+            limit = gw.check_new(side, price, qty, int(tif), self._position, self._open, self._best(1),
+                                 self._best(-1))
+            if limit is not None:  # refused by the risk gateway: never sent, rejected (RISK) at once
+                oid = self._next_id
+                self._request(lib.lob_sim_reject, oid, side, price, qty, int(tif), int(RejectReason.RISK))
+                self._next_id += 1
+                gw.refuse(self._now, oid, _REQ_NEW, side, price, qty, limit)
+                return oid
+        return self._send_new(side, price, qty, int(tif))
+
+    def _send_new(self, side, price, qty, tif):
         oid = self._next_id
-        self._request(lib.lob_sim_submit, oid, side, price, qty, int(tif))
+        self._request(lib.lob_sim_submit, oid, side, price, qty, tif)
         self._next_id += 1
         self._open[oid] = OpenOrder(price, _SIDES[side], qty, OrderState.NEW)
         return oid
+
+    def _modify(self, oid, price, qty):
+        gw = self._gateway
+        if gw is not None:
+            self._live()
+            order = self._open.get(oid)
+            limit = "kill_switch" if gw.breach is not None else None
+            if order is not None and limit is None:  # unknown / final ids are sent: the venue answers them
+                limit = gw.check_modify(oid, order, price, qty, self._position, self._open, self._best(1),
+                                        self._best(-1))
+            if limit is not None:
+                if self._result is not None:
+                    raise RuntimeError("the backtest is over: no more requests can be sent")
+                gw.refuse(self._now, oid, _REQ_MODIFY, 0 if order is None else int(order.side), price, qty, limit)
+                return False
+        self._request(lib.lob_sim_modify, oid, price, qty)
+        if gw is not None and oid in self._open:
+            gw.modify_sent(oid, qty)
+        return True
