@@ -238,7 +238,11 @@ def run(path=SAMPLE):
                            ("AS + model skew", ModelSkewedAS(coef, **params))):
         runs[name] = (strategy, Backtest(rest, strategy, instrument=ev.instrument, latency=Constant(LATENCY_NS),
                                          fees=FEES, seed=1, sample_ns=10_000_000, markouts_ns=MARKOUTS_NS).run())
-    return dict(path=str(path), events=len(a), split=n, span_s=(int(a["ts_exch"][-1]) - int(a["ts_exch"][0])) / 1e9,
+    try:  # shown relative to the working directory when under it
+        shown = str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return dict(path=shown, events=len(a), split=n, span_s=(int(a["ts_exch"][-1]) - int(a["ts_exch"][0])) / 1e9,
                 first_s=(int(a["ts_exch"][n - 1]) - int(a["ts_exch"][0])) / 1e9, row_events=ds.index,
                 train_rows=train, test_rows=test, coef=coef, in_sample=in_sample, out_sample=out_sample,
                 std_train=float(y[train].std()), std_test=float(y[test].std()), calibration=cal, params=params,
