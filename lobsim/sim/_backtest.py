@@ -396,15 +396,20 @@ class Context:
         A fresh dict; O(open orders)."""
         return dict(self._bt._open)
 
-    def buy(self, price, qty, tif=TimeInForce.GTC):
+    def buy(self, price, qty, tif=TimeInForce.GTC, *, stop=None, expire_ns=None):
         """Send a buy order (price in ticks, ignored and may be None for
         TimeInForce.MARKET; qty in lots); returns its id (1, 2, 3, ... per
-        backtest) at once."""
-        return self._bt._submit(1, price, qty, tif)
+        backtest) at once. stop: a stop price in ticks: the order waits at the
+        venue until the trigger (the data's trades after its arrival, or the
+        venue mid with Backtest(trigger="mid"), at or above it for a buy), then
+        works as a market order (tif MARKET: stop-market) or a limit order at
+        `price` (stop-limit). tif DAY expires at Backtest(session_end=); GTD at
+        `expire_ns` (absolute venue time, ns)."""
+        return self._bt._submit(1, price, qty, tif, stop, expire_ns)
 
-    def sell(self, price, qty, tif=TimeInForce.GTC):
-        """Send a sell order; returns its id at once."""
-        return self._bt._submit(-1, price, qty, tif)
+    def sell(self, price, qty, tif=TimeInForce.GTC, *, stop=None, expire_ns=None):
+        """Send a sell order (a sell stop triggers at or below its stop price); returns its id at once."""
+        return self._bt._submit(-1, price, qty, tif, stop, expire_ns)
 
     def cancel(self, order_id):
         """Send a cancel; the answer (CANCELLED, or REJECTED with TOO_LATE /
@@ -504,7 +509,12 @@ class Backtest(Context):
     def __init__(self, data, strategy, *, latency=None, queue=None, fees=None, seed=0, instrument=None,
                  feed_latency=None, chunk_events=1 << 16, sample_ns=1_000_000_000,
                  markouts_ns=(100_000_000, 1_000_000_000, 10_000_000_000, 60_000_000_000), progress=None,
-                 risk=None):
+                 risk=None, session_end=None, trigger="trade"):
+        if trigger not in ("trade", "mid"):
+            raise ValueError(f"trigger must be 'trade' (the data's last trade price) or 'mid' (the venue mid), "
+                             f"got {trigger!r}")
+        if session_end is not None:
+            session_end = _args.integer("session_end", session_end, 1, INT64_MAX)
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be a callable(events, now_ns) or None, got {type(progress).__name__}")
         self._progress, self._progress_at = progress, time.perf_counter()
@@ -583,6 +593,8 @@ class Backtest(Context):
         cfg.wake_on_msgs = 1 if strategy is None or self._records or (risk is not None and risk.kill_switch) else 0
         cfg.seed = seed
         cfg.sample_ns = sample_ns
+        cfg.session_end_ns = session_end or 0  # DAY orders expire then (none: DAY is refused as INVALID)
+        cfg.trigger_on_mid = 1 if trigger == "mid" else 0
         for h, d in enumerate(markouts_ns):
             cfg.markout_ns[h] = d
         self._sample_ns, self._markouts_ns = sample_ns, markouts_ns
@@ -1067,7 +1079,7 @@ class Backtest(Context):
             check(rc, "sending a request")
         self._sent += 1
 
-    def _submit(self, side, price, qty, tif):
+    def _submit(self, side, price, qty, tif, stop=None, expire_ns=None):
         if type(tif) is not TimeInForce:
             if isinstance(tif, (bool, np.bool_)) or not isinstance(tif, (int, np.integer)):
                 raise TypeError(f"tif must be a lobsim.TimeInForce, got {type(tif).__name__} {tif!r:.80}")
@@ -1087,11 +1099,18 @@ class Backtest(Context):
                 self._next_id += 1
                 gw.refuse(self._now, oid, _REQ_NEW, side, price, qty, limit)
                 return oid
-        return self._send_new(side, price, qty, int(tif))
+        return self._send_new(side, price, qty, int(tif), stop, expire_ns)
 
-    def _send_new(self, side, price, qty, tif):
+    def _send_new(self, side, price, qty, tif, stop=None, expire_ns=None):
         oid = self._next_id
-        self._request(lib.lob_sim_submit, oid, side, price, qty, tif)
+        if stop is None and expire_ns is None:
+            self._request(lib.lob_sim_submit, oid, side, price, qty, tif)
+        else:
+            stop_px = 0 if stop is None else _int64("stop", stop)
+            expire = 0 if expire_ns is None else _int64("expire_ns", expire_ns)
+            if expire_ns is not None and tif != TimeInForce.GTD:
+                raise ValueError("expire_ns is for tif=TimeInForce.GTD (DAY orders expire at Backtest(session_end=))")
+            self._request(lib.lob_sim_submit_ex, oid, side, price, qty, tif, stop is not None, stop_px, expire)
         self._next_id += 1
         self._open[oid] = OpenOrder(price, _SIDES[side], qty, OrderState.NEW)
         return oid

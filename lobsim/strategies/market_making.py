@@ -116,6 +116,11 @@ class RollingStats:
             self._s -= old
             self._ss -= old * old
 
+    @property
+    def total(self):
+        """Sum of the samples in the window (an exact integer)."""
+        return self._s
+
     def mean(self):
         return self._s / len(self._q)
 
