@@ -639,6 +639,11 @@ int lob_sim_cancel(lob_sim *sim, uint64_t order_id);
  * local time, and the rejection reaches the strategy at once (the next
  * lob_sim_run returns with it before anything else). The id counts as used. */
 int lob_sim_reject(lob_sim *sim, uint64_t order_id, int side, int64_t price, int64_t qty, int tif, int reason);
+/* A cancel or modify (request LOB_REQ_CANCEL / LOB_REQ_MODIFY) refused before
+ * it is sent: one REJECTED message of order_id with that request and reason,
+ * the order unchanged, reaching the strategy at once like lob_sim_reject's. */
+int lob_sim_reject_request(lob_sim *sim, uint64_t order_id, int request, int side, int64_t price, int64_t qty,
+                           int reason);
 /* New limit price and new open qty. */
 int lob_sim_modify(lob_sim *sim, uint64_t order_id, int64_t price, int64_t qty);
 

@@ -1282,7 +1282,7 @@ int lob_sim_submit_ex(lob_sim *s, uint64_t id, int side, int64_t price, int64_t 
 }
 
 int lob_sim_reject(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty, int tif, int reason) {
-    if (!s || reason <= LOB_REJ_NONE || reason > LOB_REJ_RISK) return LOB_ERR_INVALID_ARG;
+    if (!s || reason <= LOB_REJ_NONE || reason > LOB_REJ_HALTED) return LOB_ERR_INVALID_ARG;
     if (s->err) return s->err;
     if (id_find(s, id) == SIZE_MAX && id_insert(s, id, DEAD)) return LOB_ERR_NOMEM;
     for (int k = 0; k < 2; k++) { /* NEW (sent as far as the strategy is concerned), then REJECTED */
@@ -1304,6 +1304,33 @@ int lob_sim_reject(lob_sim *s, uint64_t id, int side, int64_t price, int64_t qty
     }
     if (LOB_GROW(s->dlv, s->cap_dlv, s->n_dlv + 1)) return LOB_ERR_NOMEM;
     s->dlv[s->n_dlv++] = s->n_msgs - 1; /* delivered now: it never left the user's side */
+    return LOB_OK;
+}
+
+int lob_sim_reject_request(lob_sim *s, uint64_t id, int request, int side, int64_t price, int64_t qty, int reason) {
+    if (!s || (request != LOB_REQ_CANCEL && request != LOB_REQ_MODIFY) || reason <= LOB_REJ_NONE ||
+        reason > LOB_REJ_HALTED)
+        return LOB_ERR_INVALID_ARG;
+    if (s->err) return s->err;
+    ptrdiff_t li = live_index(s, id);
+    lob_sim_msg *m = new_msg(s);
+    if (!m) return LOB_ERR_NOMEM;
+    const uorder_t *o = li >= 0 ? &s->uo[li] : NULL; /* the order as it stands, unchanged */
+    m->ts_exch = m->ts_local = s->now;
+    m->order_id = id;
+    m->price = o ? o->price : price;
+    m->qty = o ? o->qty : qty;
+    m->leaves_qty = o ? o->leaves : 0;
+    m->position = s->position;
+    m->cash = s->cash;
+    m->side = (int8_t)(o ? o->side : side);
+    m->kind = LOB_MSG_ORDER;
+    m->state = LOB_ORD_REJECTED;
+    m->reason = (uint8_t)reason;
+    m->tif = o ? o->tif : 0;
+    m->request = (uint8_t)request;
+    if (LOB_GROW(s->dlv, s->cap_dlv, s->n_dlv + 1)) return LOB_ERR_NOMEM;
+    s->dlv[s->n_dlv++] = s->n_msgs - 1;
     return LOB_OK;
 }
 

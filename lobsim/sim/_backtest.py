@@ -1127,7 +1127,10 @@ class Backtest(Context):
             if limit is not None:
                 if self._result is not None:
                     raise RuntimeError("the backtest is over: no more requests can be sent")
-                gw.refuse(self._now, oid, _REQ_MODIFY, 0 if order is None else int(order.side), price, qty, limit)
+                side = 0 if order is None else int(order.side)
+                gw.refuse(self._now, oid, _REQ_MODIFY, side, price, qty, limit)
+                # the strategy hears of it as an order update: REJECTED (RISK) of that order, unchanged
+                self._request(lib.lob_sim_reject_request, oid, _REQ_MODIFY, side, price, qty, int(RejectReason.RISK))
                 return False
         self._request(lib.lob_sim_modify, oid, price, qty)
         if gw is not None and oid in self._open:
