@@ -4,6 +4,7 @@ Everything else in lobsim goes through `ffi`, `lib`, `check` and `event_buffer`
 from here, so no cdata or bare int code leaks into the public API.
 """
 import os
+import sys
 
 try:
     from lobsim._lobsim_c import ffi, lib
@@ -31,8 +32,16 @@ def check(code, context):
     return code
 
 
+def unwrap_events(events):
+    """The array of a lobsim.data.Events, anything else unchanged (no import of lobsim.data)."""
+    mod = sys.modules.get("lobsim.data.events")  # an Events exists only once its module is loaded
+    if mod is not None and isinstance(events, mod.Events):
+        return events.array
+    return events
+
+
 def event_buffer(events, name="events"):
-    """Validate an event array and return (array, cdata pointer, length) for C.
+    """Validate an event array (or an Events: its array) and return (array, cdata pointer, length) for C.
 
     Refuses anything but a 1-d, C-contiguous array of exactly EVENT_DTYPE, so
     C never reads memory of the wrong layout. An array whose memory is not
@@ -40,6 +49,7 @@ def event_buffer(events, name="events"):
     C reads its int64 fields directly. Keep the returned array alive while C
     uses the pointer.
     """
+    events = unwrap_events(events)
     check_event_array(events, name)
     if events.dtype.itemsize != ffi.sizeof("lob_event"):
         raise TypeError(f"{name} itemsize {events.dtype.itemsize} != sizeof(lob_event)")

@@ -162,6 +162,36 @@ class Instrument:
             )
         return np.zeros_like(values) if too_big else values // step
 
+    # -- whole arrays, both ways ------------------------------------------
+    def prices_to_ticks(self, values, where=None):
+        """Real prices (array-like) -> int64 ticks, vectorized; DataError at the first inexact one.
+
+        Integer arrays are prices in currency units; float arrays must hold, for
+        every element, the float64 nearest to an exact multiple of the tick (what
+        `ticks_to_prices` returns, and what parsing "100.25" gives); strings and
+        Decimals are exact decimals. Nothing is rounded: any other value raises
+        DataError naming it and its index.
+        """
+        return _array_to_units(values, self.tick_size, "price", where)
+
+    def qtys_to_lots(self, values, where=None):
+        """Real sizes (array-like) -> int64 lots, vectorized; same rules as prices_to_ticks."""
+        return _array_to_units(values, self.lot_size, "size", where)
+
+    def ticks_to_prices(self, ticks, dtype="float64"):
+        """int ticks (array-like) -> real prices.
+
+        dtype="float64": each price is the float64 nearest to the exact decimal
+        (so it prints as that decimal when it has at most 15 significant digits);
+        DataError if a price has no float64 that converts back to its own tick.
+        dtype="decimal": an object array of exact Decimals (never rounded).
+        """
+        return _units_to_array(ticks, self.tick_size, "price", dtype)
+
+    def lots_to_qtys(self, lots, dtype="float64"):
+        """int lots (array-like) -> real sizes; same rules as ticks_to_prices."""
+        return _units_to_array(lots, self.lot_size, "size", dtype)
+
     def to_dict(self):
         return {"symbol": self.symbol, "tick_size": str(self.tick_size), "lot_size": str(self.lot_size)}
 
@@ -173,6 +203,120 @@ class Instrument:
             if not isinstance(v, str):  # to_dict writes exact decimal strings, never floats
                 raise DataError(f"{k} {v!r:.80} is not a decimal string")
         return cls(d["symbol"], sizes["tick_size"], sizes["lot_size"])
+
+
+def _int64_units(units, what):
+    """`units` as a 1-d int64 array; DataError (no truncation) for non-integers or values outside int64."""
+    a = np.asarray(units)
+    if a.dtype.kind == "u":
+        big = np.flatnonzero(a > INT64_MAX)
+        if len(big):
+            raise DataError(f"{what} {int(a[big[0]])} at index {int(big[0])} is too large for int64")
+    elif a.dtype.kind not in "i" and not (a.dtype == object or a.size == 0):
+        raise DataError(f"{what} must be integers, got an array of {a.dtype}")
+    if a.dtype == object:
+        return np.array([_integer(v, what) for v in a.ravel()], dtype=np.int64).reshape(a.shape)
+    return a.astype(np.int64, copy=False)
+
+
+def _unit_parts(unit):
+    """unit = m * 10**e with m a positive int: (m, e)."""
+    _, digits, exp = unit.as_tuple()
+    return int("".join(map(str, digits))), int(exp)
+
+
+def _nearest_floats(units, unit):
+    """float64 nearest to each exact units[i] * unit (correctly rounded), vectorized where provably exact."""
+    units = np.asarray(units, dtype=np.int64)
+    m, e = _unit_parts(unit)
+    mult, div = (m * 10**e, 1) if e >= 0 else (m, 10**-e)
+    out = np.empty(units.shape, dtype=np.float64)
+    lim = 2**53 // mult if mult <= 2**53 else -1
+    # |units * mult| <= 2**53 is exact in float64 and 10**k (k <= 22) is exact too, so the
+    # IEEE division below is the correctly rounded quotient; anything else goes through Decimal.
+    fast = (units >= -lim) & (units <= lim) if (lim >= 0 and div <= 10**22) else np.zeros(units.shape, bool)
+    out[fast] = (units[fast] * mult).astype(np.float64) / float(div)
+    for i in zip(*np.nonzero(~fast)):
+        out[i] = float(_EXACT.multiply(Decimal(int(units[i])), unit))
+    return out
+
+
+def _units_to_array(units, unit, what, dtype):
+    units = _int64_units(units, "ticks" if what == "price" else "lots")
+    if dtype == "decimal":
+        out = np.empty(units.shape, dtype=object)
+        for i in zip(*np.nonzero(np.ones(units.shape, bool))):
+            out[i] = _EXACT.multiply(Decimal(int(units[i])), unit)
+        return out
+    if dtype not in ("float64", float, np.float64):
+        raise ValueError(f"dtype must be 'float64' or 'decimal', got {dtype!r}")
+    out = _nearest_floats(units, unit)
+    # a float that is also the nearest to a neighbouring multiple would not convert back to its own
+    clash = np.zeros(units.shape, bool)
+    lo, hi = units > INT64_MIN, units < INT64_MAX
+    clash[lo] |= _nearest_floats(units[lo] - 1, unit) == out[lo]
+    clash[hi] |= _nearest_floats(units[hi] + 1, unit) == out[hi]
+    bad = np.flatnonzero(clash.ravel())
+    if len(bad):
+        i = int(bad[0])
+        raise DataError(f"{what} {_EXACT.multiply(Decimal(int(units.ravel()[i])), unit)} (index {i}) has no "
+                        f"float64 that converts back to it exactly; use dtype='decimal'",
+                        detail=f"{len(bad)} such values in all")
+    return out
+
+
+def _floats_to_units(values, unit, what, where):
+    """float64 values -> int64 units when each is the float nearest to an exact multiple of unit."""
+    v = np.asarray(values, dtype=np.float64)
+    q = np.rint(v / float(unit))
+    ok = np.isfinite(q) & (q >= -(2.0**63)) & (q < 2.0**63)
+    qi = np.where(ok, q, 0).astype(np.int64)
+    bad = ~ok
+    bad[ok] = _nearest_floats(qi[ok], unit) != v[ok]
+    # unambiguous: a float that is also the nearest to a neighbouring multiple names no single one
+    inner = ok & ~bad & (qi > INT64_MIN) & (qi < INT64_MAX)
+    ambiguous = np.zeros_like(bad)
+    ambiguous[inner] = ((_nearest_floats(qi[inner] - 1, unit) == v[inner])
+                        | (_nearest_floats(qi[inner] + 1, unit) == v[inner]))
+    bad |= ambiguous
+    idx = np.flatnonzero(bad.ravel())
+    if len(idx):
+        i = int(idx[0])
+        x = float(v.ravel()[i])
+        why = "is not finite" if not np.isfinite(x) else (
+            f"is too large for int64 in units of {unit}" if not ok.ravel()[i] else
+            f"is the float64 of more than one multiple of {unit} (too large to be exact)"
+            if ambiguous.ravel()[i] else f"is not a multiple of {unit}")
+        raise DataError(f"{what} {x!r} (index {i}) {why}", file=where,
+                        detail=f"{len(idx)} such values in all" if len(idx) > 1 else None)
+    return qi
+
+
+def _array_to_units(values, unit, what, where):
+    a = np.asarray(values)
+    if a.dtype.kind == "b":
+        raise DataError(f"{what} array of booleans is not a decimal number")
+    if a.dtype.kind == "f":
+        return _floats_to_units(a, unit, what, where)
+    if a.dtype.kind in "iu":
+        a = _int64_units(a, what)
+        try:
+            return Instrument._scaled_to_units(a.ravel(), 1, unit, what, where, 0).reshape(a.shape)
+        except DataError as exc:  # its "line" is the element index here
+            raise DataError(f"{exc.reason} (index {exc.line})", file=where,
+                            detail=exc.detail) from None
+    if a.dtype.kind in "OUS":
+        flat = a.ravel()
+        out = np.empty(len(flat), dtype=np.int64)
+        for i, x in enumerate(flat):
+            if isinstance(x, bytes):
+                x = x.decode("ascii", "replace")
+            try:
+                out[i] = Instrument._to_units(x, unit, what, where)
+            except DataError as exc:
+                raise DataError(f"{exc.reason} (index {i})", file=where, detail=exc.detail) from None
+        return out.reshape(a.shape)
+    raise DataError(f"{what} array of {a.dtype} is not decimal numbers")
 
 
 _DECIMAL_RE = r"^-?[0-9]+(\.[0-9]+)?$"

@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lobsim._core import ERROR_NAMES, apply_error, check, event_buffer, ffi, lib
+from lobsim._core import ERROR_NAMES, apply_error, check, event_buffer, ffi, lib, unwrap_events
 from lobsim._types import FILL_DTYPE, EventKind, Side, SubmitOutcome, SubmitResult, TimeInForce
 from lobsim.errors import InvalidOrder, Status, status_error
 
@@ -378,7 +378,8 @@ class LevelBook(_Book):
 
 
 def book_type_for(events):
-    """LevelBook if the stream has L2 level sets, else OrderBook."""
+    """LevelBook if the stream (an event array or an Events) has L2 level sets, else OrderBook."""
+    events = unwrap_events(events)
     if np.any(events["kind"] == EventKind.SET_LEVEL):
         return LevelBook
     return OrderBook

@@ -114,6 +114,86 @@ class Events:
         """JSON-able dict stored beside the array (Parquet metadata)."""
         return {"instrument": self.instrument.to_dict(), "report": self.report.to_dict()}
 
+    def to_arrow(self, real=True):
+        """The events as a pyarrow Table (needs pyarrow; imported here only).
+
+        real=True: `price` and `qty` are exact decimals (Arrow decimal128 at the
+        tick's / lot's number of decimals, never rounded) and `ts_exch` /
+        `ts_local` are timestamp[ns, UTC]. real=False: the integer columns as
+        stored (ticks, lots, int64 ns). The other columns keep their integer
+        types; the instrument and report are in the schema metadata under
+        b"lobsim", so `pyarrow.parquet.write_table` gives a file `read_parquet`
+        reads back identically.
+        """
+        import json
+
+        import pyarrow as pa
+
+        a = self.array
+        cols = {}
+        for name in ("ts_exch", "ts_local", "order_id", "price", "qty", "side", "kind", "flags"):
+            col = pa.array(a[name])
+            if real and name in ("ts_exch", "ts_local"):
+                col = col.cast(pa.timestamp("ns", tz="UTC"))
+            elif real and name in ("price", "qty"):
+                col = _arrow_decimals(a[name], self.instrument.tick_size if name == "price" else self.instrument.lot_size)
+            cols[name] = col
+        meta = {"version": 1, **self.metadata(), "book_type": "L2" if np.any(a["kind"] == EventKind.SET_LEVEL) else "L3"}
+        return pa.table(cols).replace_schema_metadata({b"lobsim": json.dumps(meta, sort_keys=True)})
+
+    def to_pandas(self, real=True, decimal=False):
+        """The events as a pandas DataFrame (pandas is optional: imported here only).
+
+        real=True: `price` / `qty` in currency and size units and `ts_exch` /
+        `ts_local` as datetime64[ns, UTC]. The prices are float64 (each the float
+        nearest to the exact decimal; DataError if one has no float64 that
+        converts back to its own tick) or, with decimal=True, exact Decimal
+        objects. real=False: the integer columns as stored. `df.attrs` holds the
+        instrument. `Instrument.prices_to_ticks` / `qtys_to_lots` convert the
+        columns back exactly, and `read_parquet(path, instrument=...)` reads a
+        file pandas wrote from it.
+        """
+        import pandas as pd
+
+        a, inst = self.array, self.instrument
+        dtype = "decimal" if decimal else "float64"
+        cols = {}
+        for name in ("ts_exch", "ts_local", "order_id", "price", "qty", "side", "kind", "flags"):
+            col = a[name]
+            if real and name in ("ts_exch", "ts_local"):
+                col = pd.to_datetime(col, unit="ns", utc=True)
+            elif real and name == "price":
+                col = inst.ticks_to_prices(col, dtype)
+            elif real and name == "qty":
+                col = inst.lots_to_qtys(col, dtype)
+            else:
+                col = col.copy()
+            cols[name] = col
+        df = pd.DataFrame(cols)
+        df.attrs["instrument"] = inst.to_dict()
+        return df
+
+
+def _arrow_decimals(units, unit):
+    """Exact Arrow decimals of units * unit: decimal128 at unit's number of decimals (decimal256 if needed)."""
+    import pyarrow as pa
+
+    from lobsim.instrument import _unit_parts
+
+    m, e = _unit_parts(unit)
+    mult, scale = (m * 10**e, 0) if e >= 0 else (m, -e)
+    units = np.asarray(units, dtype=np.int64)
+    lim = (2**63 - 1) // mult
+    if len(str(mult)) + 19 <= 38 and scale <= 38 and not np.any((units > lim) | (units < -lim)):
+        unscaled = units * mult
+        words = np.empty(2 * len(units), dtype=np.int64)  # little-endian 128-bit: low word, sign word
+        words[0::2], words[1::2] = unscaled, np.where(unscaled < 0, -1, 0)
+        return pa.Array.from_buffers(pa.decimal128(38, scale), len(units), [None, pa.py_buffer(words)])
+    from decimal import Decimal
+
+    vals = [Decimal(int(u) * mult).scaleb(-scale) for u in units]
+    return pa.array(vals, type=pa.decimal256(76, scale))
+
 
 class CrossedBatches(NamedTuple):
     """Batch ends after which a replayed book is crossed (best bid >= best ask)."""

@@ -143,6 +143,44 @@ def write_parquet(events, path, *, row_group_size=DEFAULT_ROW_GROUP, compression
         w.write(events.array)
 
 
+def _column_plan(f, path):
+    """{column: how to read it} for the file's schema; DataError for a column no exact cast can take.
+
+    lobsim's own files have exactly ARROW_SCHEMA. Files written by other tools
+    (pandas, Polars, to_arrow) may use other integer widths/signedness (cast
+    with overflow checks, per batch), timestamp columns for ts_exch / ts_local
+    (converted to int64 ns, exactly), and float or decimal columns of real
+    prices and sizes (converted through the instrument: "real").
+    """
+    schema = f.schema_arrow
+    names = schema.names
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise DataError("not a lobsim event file", file=path, detail=f"missing columns {missing}")
+    doubled = sorted({c for c in names if names.count(c) > 1})
+    if doubled:
+        raise DataError("duplicated columns", file=path, detail=str(doubled))
+    plan = {}
+    for name in COLUMNS:
+        want = ARROW_SCHEMA.field(name).type
+        got = schema.field(name).type
+        if got == want:
+            plan[name] = "same"
+        elif pa.types.is_integer(got):
+            plan[name] = "int"
+        elif name in ("ts_exch", "ts_local") and pa.types.is_timestamp(got):
+            plan[name] = "timestamp"
+        elif name in ("price", "qty") and (pa.types.is_floating(got) or pa.types.is_decimal(got)):
+            plan[name] = "real"
+        else:
+            raise DataError("wrong column type", file=path,
+                            detail=f"column {name!r} is {got}, expected {want}"
+                            + (" (or a float/decimal of real values with an instrument)" if name in ("price", "qty")
+                               else " (or another integer type" + (" or a timestamp)" if name.startswith("ts_")
+                                                                    else ")")))
+    return plan
+
+
 def _open(path):
     if os.path.isdir(path):
         raise DataError("is a directory, not a lobsim event file", file=path)
@@ -153,26 +191,24 @@ def _open(path):
         f = pq.ParquetFile(str(path), pre_buffer=False)
     except (OSError, pa.ArrowException) as exc:
         raise DataError("not a readable Parquet file", file=path, detail=str(exc)) from None
-    names = f.schema_arrow.names
-    missing = [c for c in COLUMNS if c not in names]
-    if missing:
-        raise DataError("not a lobsim event file", file=path, detail=f"missing columns {missing}")
-    doubled = sorted({c for c in names if names.count(c) > 1})
-    if doubled:
-        raise DataError("duplicated columns", file=path, detail=str(doubled))
-    for name in COLUMNS:
-        want = ARROW_SCHEMA.field(name).type
-        got = f.schema_arrow.field(name).type
-        if got != want:
-            raise DataError("wrong column type", file=path, detail=f"column {name!r} is {got}, expected {want}")
+    f.lobsim_plan = _column_plan(f, path)
     return f
 
 
-def _metadata(f, path):
-    """The lobsim metadata dict of an open file, its version checked; DataError naming the file otherwise."""
+def _metadata(f, path, required=True):
+    """The lobsim metadata dict of an open file, its version checked; DataError naming the file otherwise.
+
+    A file without lobsim metadata (written by another tool) gives None unless `required`.
+    """
     raw = (f.metadata.metadata or {}).get(METADATA_KEY)
     if raw is None:
-        raise DataError("no lobsim metadata (instrument) in file", file=path)
+        if not required:
+            return None
+        real = [n for n, how in getattr(f, "lobsim_plan", {}).items() if how == "real"]
+        why = (f"column {real[0]!r} holds real values ({f.schema_arrow.field(real[0]).type}), not ticks/lots: "
+               if real else "written by another tool? ")
+        raise DataError("no lobsim metadata (instrument) in file", file=path,
+                        detail=why + "pass instrument=lobsim.Instrument(...)")
     try:
         meta = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
@@ -184,15 +220,26 @@ def _metadata(f, path):
     return meta
 
 
-def read_metadata(path):
-    """(Instrument, ValidationReport) stored in a lobsim Parquet file."""
-    meta = _metadata(_open(path), path)
+def read_metadata(path, instrument=None):
+    """(Instrument, ValidationReport) stored in a lobsim Parquet file.
+
+    `instrument` is required for a file without lobsim metadata (another
+    tool's); for a lobsim file it must equal the stored one (DataError if not).
+    """
+    if instrument is not None and not isinstance(instrument, Instrument):
+        raise TypeError(f"instrument must be a lobsim.Instrument, got {type(instrument).__name__}")
+    meta = _metadata(_open(path), path, required=instrument is None)
+    if meta is None:
+        return instrument, ValidationReport(source=str(path), info={"lobsim_metadata": False})
     try:
-        instrument = Instrument.from_dict(meta["instrument"])
+        stored = Instrument.from_dict(meta["instrument"])
         report = ValidationReport.from_dict(meta.get("report", {}))
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise DataError("corrupt lobsim metadata", file=path, detail=f"{type(exc).__name__}: {exc}") from None
-    return instrument, report
+    if instrument is not None and instrument != stored:
+        raise DataError("instrument= differs from the file's", file=path,
+                        detail=f"given {instrument.to_dict()}, file has {stored.to_dict()}")
+    return stored, report
 
 
 def file_book_type(path):
@@ -203,7 +250,8 @@ def file_book_type(path):
     group at a time (bounded memory), stopping at the first SET_LEVEL.
     """
     f = _open(path)
-    book_type = _metadata(f, path).get("book_type")
+    meta = _metadata(f, path, required=False)
+    book_type = None if meta is None else meta.get("book_type")
     if book_type is not None:
         if book_type not in BOOK_TYPES:
             raise DataError("corrupt lobsim metadata", file=path, detail=f"book_type {book_type!r:.80}")
@@ -218,14 +266,79 @@ def file_book_type(path):
     return "L3"
 
 
-def _to_events_array(batch, path, first_row):
+def _first_bad(mask, first_row):
+    return first_row + int(np.flatnonzero(mask)[0])
+
+
+def _convert_column(col, name, how, instrument, path, first_row):
+    """One Arrow column -> numpy of the EVENT_DTYPE field's type, exactly (DataError naming the event otherwise)."""
+    want = ARROW_SCHEMA.field(name).type
+    np_want = EVENT_DTYPE.fields[name][0]
+    if how == "same":
+        return col.to_numpy(zero_copy_only=False)
+    if how == "int":
+        v = col.to_numpy(zero_copy_only=False)
+        info = np.iinfo(np_want)
+        # compare in the source's own type family: no wrap-around before the check
+        out_of_range = (v < info.min) if v.dtype.kind == "i" and info.min == 0 else np.zeros(len(v), bool)
+        if v.dtype.kind == "u":
+            out_of_range |= v > np.uint64(info.max)
+        elif info.max < np.iinfo(v.dtype).max:
+            out_of_range |= v > info.max
+        if info.min < 0 and v.dtype.kind == "i" and info.min > np.iinfo(v.dtype).min:
+            out_of_range |= v < info.min
+        if out_of_range.any():
+            i = int(np.flatnonzero(out_of_range)[0])
+            raise DataError(f"event {first_row + i}: value does not fit {want}", file=path,
+                            detail=f"column {name!r} ({col.type}) holds {v[i]}")
+        return v.astype(np_want)
+    if how == "timestamp":
+        try:
+            ns = col.cast(pa.timestamp("ns", tz=col.type.tz))  # safe cast: overflow raises, never wraps
+        except pa.ArrowInvalid as exc:
+            raise DataError(f"column {name!r}: timestamps outside int64 nanoseconds", file=path,
+                            detail=str(exc)) from None
+        return ns.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    # "real": prices / sizes in currency units, converted exactly through the instrument
+    unit = instrument.tick_size if name == "price" else instrument.lot_size
+    try:
+        if pa.types.is_floating(col.type):
+            v = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+            return _array_units(v, name, instrument)
+        from lobsim.instrument import parse_decimal_strings
+
+        scaled, scale = parse_decimal_strings(col.cast(pa.string()))
+        conv = instrument.prices_from_scaled if name == "price" else instrument.qtys_from_scaled
+        return conv(scaled, scale, line_offset=0)
+    except DataError as exc:
+        i = exc.line if exc.line is not None else _index_in(exc)
+        at = f"event {first_row + i}: " if i is not None else ""
+        raise DataError(f"{at}column {name!r} cannot be converted exactly to units of {unit}", file=path,
+                        detail=exc.reason) from None
+
+
+def _array_units(v, name, instrument):
+    return instrument.prices_to_ticks(v) if name == "price" else instrument.qtys_to_lots(v)
+
+
+def _index_in(exc):
+    import re
+
+    m = re.search(r"\(index (\d+)\)", exc.reason)
+    return int(m.group(1)) if m else None
+
+
+def _to_events_array(batch, path, first_row, plan=None, instrument=None):
     out = np.zeros(batch.num_rows, dtype=EVENT_DTYPE)
     for name in COLUMNS:
         col = batch.column(name)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
         if col.null_count:
             i = first_row + int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
             raise DataError(f"event {i}: null value", file=path, detail=f"column {name!r}")
-        out[name] = col.to_numpy(zero_copy_only=False)
+        how = "same" if plan is None else plan[name]
+        out[name] = _convert_column(col, name, how, instrument, path, first_row)
     return out
 
 
@@ -233,25 +346,38 @@ def _corrupt(path, exc, where):
     return DataError("corrupt Parquet data", file=path, detail=f"{where}: {type(exc).__name__}: {exc}")
 
 
-def read_parquet(path):
-    """Read a whole event file into memory as an Events."""
-    instrument, report = read_metadata(path)
+def read_parquet(path, *, instrument=None):
+    """Read a whole event file into memory as an Events.
+
+    Files written by other tools are read too: integer columns of any width
+    are cast (DataError at the first value that does not fit), timestamp
+    columns become int64 ns, and float/decimal `price` / `qty` columns of real
+    values are converted through the instrument, refusing any value that is
+    not exactly a multiple of the tick / lot. Without lobsim metadata pass
+    `instrument=`.
+    """
+    instrument, report = read_metadata(path, instrument)
+    f = _open(path)
     try:
-        table = _open(path).read(columns=COLUMNS)
+        table = f.read(columns=COLUMNS)
     except (OSError, pa.ArrowException) as exc:
         raise _corrupt(path, exc, "reading the whole file") from None
-    return Events(_to_events_array(table, path, 0), instrument, report)
+    return Events(_to_events_array(table, path, 0, f.lobsim_plan, instrument), instrument, report)
 
 
-def iter_parquet(path, batch_rows=DEFAULT_BATCH):
+def iter_parquet(path, batch_rows=DEFAULT_BATCH, *, instrument=None):
     """Yield EVENT_DTYPE arrays of at most `batch_rows` events, in file order.
 
     Memory stays bounded by one batch (about 100 bytes per event in Arrow
     and numpy) whatever the file size: the file is opened without
     pre-buffering, so nothing read is kept. The instrument and report come
-    from read_metadata.
+    from read_metadata. Other tools' files are converted as in read_parquet
+    (`instrument=` needed when the file has none).
     """
     f = _open(path)
+    plan = f.lobsim_plan
+    if any(how == "real" for how in plan.values()) or instrument is not None:
+        instrument, _ = read_metadata(path, instrument)
     batches = f.iter_batches(batch_size=batch_rows, columns=COLUMNS)
     row = 0
     while True:
@@ -261,7 +387,7 @@ def iter_parquet(path, batch_rows=DEFAULT_BATCH):
             return
         except (OSError, pa.ArrowException) as exc:
             raise _corrupt(path, exc, f"events from {row}") from None
-        yield _to_events_array(batch, path, row)
+        yield _to_events_array(batch, path, row, plan, instrument)
         row += batch.num_rows
 
 
