@@ -1,5 +1,6 @@
 """Interop: Events.to_arrow / to_pandas, vectorized Instrument conversions, other tools' Parquet files,
 and an Events taken wherever an event array is."""
+import os
 from decimal import Decimal
 
 import numpy as np
@@ -225,3 +226,23 @@ def test_backtest_takes_events(ev):
     r1 = Backtest(ev, None)
     r2 = Backtest(ev.array, None, instrument=INST)
     assert r1.instrument == r2.instrument == INST
+
+
+def test_backtest_streams_another_tools_parquet_file_with_instrument(tmp_path):
+    """A file written by pyarrow directly (int64 order_id, no lobsim metadata) runs in a
+    Backtest once instrument= is given, and is refused with a clear DataError without it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lobsim import Backtest
+
+    ev = read_parquet(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "sample.parquet"))
+    a = ev.array[:20_000]
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({n: a[n].astype(np.int64) if n == "order_id" else a[n] for n in a.dtype.names}), path)
+    bt = Backtest(str(path), None, instrument=ev.instrument, chunk_events=4_096)
+    while bt.elapse(10**12):
+        pass
+    assert bt.result().events == len(a) and bt.result().instrument == ev.instrument
+    with pytest.raises(DataError, match="instrument="):
+        Backtest(str(path), None)

@@ -277,8 +277,9 @@ class _Source:
 
             self.path = self.name = os.fspath(data)
             self.array = None
-            file_instrument, _ = store.read_metadata(self.path)
-            self.instrument = file_instrument if instrument is None else instrument
+            # a file without lobsim metadata (another tool's) needs instrument=
+            self.instrument, _ = store.read_metadata(self.path, instrument=instrument)
+            self._file_instrument = instrument
             self.book_type = lib.LOB_BOOK_L2 if store.file_book_type(self.path) == "L2" else lib.LOB_BOOK_L3
             self.n = store.file_rows(self.path)
         else:
@@ -308,7 +309,7 @@ class _Source:
         else:
             from lobsim.data.store import iter_parquet
 
-            yield from iter_parquet(self.path, self.chunk_events)
+            yield from iter_parquet(self.path, self.chunk_events, instrument=self._file_instrument)
 
     def min_feed_latency(self):
         """min(ts_local - ts_exch) over all events. A file is read twice this way,
