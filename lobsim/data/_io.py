@@ -12,8 +12,11 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def require_file(path):
-    """DataError("file not found") unless `path` is an existing regular file."""
-    if not Path(path).is_file():
+    """DataError unless `path` is an existing regular file: "is a directory", or "file not found"."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError("is a directory, not a file", file=path)
+    if not p.is_file():
         raise DataError("file not found", file=path)
 
 
