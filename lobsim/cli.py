@@ -15,7 +15,7 @@ import numpy as np
 
 from lobsim._types import EventKind
 from lobsim.errors import DataError, LobError
-from lobsim.instrument import Instrument
+from lobsim.instrument import Instrument, plain
 
 READERS = ("lobster", "dbn", "binance", "tardis")
 MAX_BATCH_ROWS = 100_000_000  # 4.8 GB of events per chunk: beyond that bounded memory means nothing
@@ -101,7 +101,7 @@ def cmd_replay(args):
             offset += len(chunk)
         wall = time.perf_counter() - t0
         print(f"file:        {args.file}")
-        print(f"instrument:  {instrument.symbol} (tick {instrument.tick_size}, lot {instrument.lot_size})")
+        print(f"instrument:  {instrument.symbol} (tick {plain(instrument.tick_size)}, lot {plain(instrument.lot_size)})")
         print(f"events:      {n_total:,} ({kind}); applied {applied:,}, rejected {rejected:,}")
         if rejected:
             by = ", ".join(f"{name} {n:,}" for name, n in sorted(reasons.items()))
@@ -180,7 +180,7 @@ def cmd_info(args):
     a = ev.array
     ins = ev.instrument
     print(f"file:        {args.file}")
-    print(f"instrument:  {ins.symbol} (tick {ins.tick_size}, lot {ins.lot_size})")
+    print(f"instrument:  {ins.symbol} (tick {plain(ins.tick_size)}, lot {plain(ins.lot_size)})")
     print(f"events:      {len(a):,}")
     if len(a):
         t0, t1 = np.datetime64(int(a["ts_exch"][0]), "ns"), np.datetime64(int(a["ts_exch"][-1]), "ns")
@@ -210,7 +210,7 @@ def cmd_calibrate(args):
         raise DataError(str(exc), file=args.file) from None
     tick = ins.tick_size
     print(f"file:        {args.file}")
-    print(f"instrument:  {ins.symbol} (tick {tick}, lot {ins.lot_size}); units: ticks, lots, seconds of data time")
+    print(f"instrument:  {ins.symbol} (tick {plain(tick)}, lot {plain(ins.lot_size)}); units: ticks, lots, seconds of data time")
     print(f"data:        {len(ev.array):,} events over {top.span_s:,.1f} s")
     print(f"sigma:       {sig.per_second:.6g} ticks/sqrt(s) (= {sig.per_second * float(tick):.6g} per sqrt(s) "
           f"in price) from {sig.n:,} changes of the mid every {args.interval_ms:,} ms")

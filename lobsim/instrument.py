@@ -21,6 +21,12 @@ _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, In
 _DIVIDE = Context(prec=40, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, InvalidOperation, DivisionByZero, Overflow])
 
 
+def plain(d):
+    """A Decimal as plain positional text without trailing zeros: 10 (not 1E+1), 0.0001 (not 1E-4)."""
+    d = Decimal(d).normalize()
+    return format(d, "f")
+
+
 def _decimal(value, what):
     """`value` (str, int, float via its repr, Decimal) as a finite Decimal; DataError naming it otherwise."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal, np.integer, np.floating)):
@@ -413,8 +419,8 @@ def infer_instrument(symbol, tick_size, lot_size, prices, sizes, info=None):
         inferred.append("lot_size")
     inst = Instrument(symbol or "", Decimal(str(tick_size)), Decimal(str(lot_size)))
     if info is not None:
-        info["tick_size"] = str(inst.tick_size.normalize())
-        info["lot_size"] = str(inst.lot_size.normalize())
+        info["tick_size"] = plain(inst.tick_size)
+        info["lot_size"] = plain(inst.lot_size)
         info["inferred"] = inferred
         info["price_decimals_on_wire"] = len(str(px[1])) - 1
         info["size_decimals_on_wire"] = len(str(qty[1])) - 1

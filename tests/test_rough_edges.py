@@ -35,3 +35,23 @@ def test_directory_input_is_reported_as_a_directory(capsys, tmp_path, argv):
     argv = [a.format(d=d, o=tmp_path / "o.parquet") for a in argv]
     err = data_error(capsys, argv)
     assert "is a directory" in err and "file not found" not in err
+
+
+def test_sizes_print_as_plain_decimals_not_exponents(capsys, tmp_path):
+    from decimal import Decimal
+
+    from lobsim.data import read_parquet, write_parquet
+    from lobsim.instrument import Instrument, infer_instrument, parse_decimal_strings, plain
+
+    assert [plain(Decimal(s)) for s in ("1E+1", "10", "1e-4", "0.50", "100")] == ["10", "10", "0.0001", "0.5", "100"]
+    info = {}
+    infer_instrument("X", "0.5", "10", [parse_decimal_strings(["100", "200"])], [parse_decimal_strings(["10", "30"])],
+                     info=info)
+    assert info["tick_size"] == "0.5" and info["lot_size"] == "10"
+    ev = read_parquet(SAMPLE)
+    ev.instrument = Instrument("X", Decimal("1e2"), Decimal("1E+1"))
+    path = tmp_path / "e.parquet"
+    write_parquet(ev, path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(tick 100, lot 10)" in out and "E+" not in out

@@ -80,7 +80,7 @@ from lobsim.data.events import (
     crossed_batch_ends,
 )
 from lobsim.errors import DataError
-from lobsim.instrument import Instrument
+from lobsim.instrument import Instrument, plain
 
 __all__ = ["read_dbn", "instrument_from_dbn"]
 
@@ -516,7 +516,7 @@ def _select_instrument(rec, recno, meta, instrument, path, report, dbn):
         inst = Instrument(data_symbol or "UNKNOWN", _tick_from_increment(tick), Decimal(1))
         report.info["tick_size_source"] = ("inferred: gcd of all prices; pass an Instrument or a "
                                            "definition file to be sure")
-    report.info["tick_size"] = str(inst.tick_size)
+    report.info["tick_size"] = plain(inst.tick_size)
     return rec, recno, inst
 
 
