@@ -55,3 +55,17 @@ def test_sizes_print_as_plain_decimals_not_exponents(capsys, tmp_path):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "(tick 100, lot 10)" in out and "E+" not in out
+
+
+def test_readme_reader_example_names_only_files_in_the_shared_data():
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("ev = read_lobster("):]
+    block = block[:block.index("```")]
+    named = re.findall(r'"([^"]+\.(?:zip|zst|gz|csv))"', block)
+    assert named, block
+    assert "deribit_trades.csv" not in named
+    if DATA.is_dir():
+        present = {p.name for p in DATA.rglob("*") if p.is_file()}
+        assert [n for n in named if n not in present] == []
