@@ -191,7 +191,9 @@ def cmd_info(args):
     counts = Counter(a["kind"].tolist())
     for kind in EventKind:
         if counts.get(kind.value):
-            print(f"  {kind.name:<10} {counts[kind.value]:>12,}")
+            print(f"  {kind.name:<10} {counts.pop(kind.value):>12,}")
+    for value, n in sorted(counts.items()):  # kinds lobsim does not know: shown, not silently left out
+        print(f"  {f'unknown({value})':<10} {n:>12,}")
     print(ev.report)
     return 0
 

@@ -69,3 +69,19 @@ def test_readme_reader_example_names_only_files_in_the_shared_data():
     if DATA.is_dir():
         present = {p.name for p in DATA.rglob("*") if p.is_file()}
         assert [n for n in named if n not in present] == []
+
+
+def test_info_counts_unknown_kinds(capsys, tmp_path):
+    from lobsim.data import Events, read_parquet, write_parquet
+
+    ev = read_parquet(SAMPLE)
+    a = ev.array.copy()
+    a["kind"][[5, 9]] = 99
+    path = tmp_path / "u.parquet"
+    write_parquet(Events(a, ev.instrument, ev.report), path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "unknown(99)" in out and out.split("unknown(99)")[1].split()[0] == "2"
+    kinds = out.split("(exchange clock, UTC)")[1].split("validation report")[0].splitlines()[2:]
+    counted = sum(int(ln.split()[-1].replace(",", "")) for ln in kinds)
+    assert counted == len(a)
