@@ -167,6 +167,10 @@ def cmd_convert(args):
             args.parser.error("tardis takes an incremental_book_L2 CSV and optionally a trades CSV")
         events = data.read_tardis(*inputs, **opts)
     secs = time.perf_counter() - t
+    if not len(events):  # e.g. only lines of other symbols or streams: an empty event file helps nobody
+        skipped = ", ".join(f"{k} {n:,}" for k, n in sorted(events.report.counts.items()))
+        raise DataError("no events read; nothing written", file=", ".join(map(str, inputs)),
+                        detail=f"skipped: {skipped}" if skipped else None)
     data.write_parquet(events, args.output)
     print(f"read {len(events):,} events in {secs:.2f} s; wrote {args.output}")
     print(events.report)

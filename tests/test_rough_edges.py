@@ -85,3 +85,28 @@ def test_info_counts_unknown_kinds(capsys, tmp_path):
     kinds = out.split("(exchange clock, UTC)")[1].split("validation report")[0].splitlines()[2:]
     counted = sum(int(ln.split()[-1].replace(",", "")) for ln in kinds)
     assert counted == len(a)
+
+
+@pytest.mark.parametrize("content", [b"", "gzip"])
+def test_convert_binance_empty_file_is_an_error_and_writes_nothing(capsys, tmp_path, content):
+    import gzip
+
+    src = tmp_path / "empty.gz"
+    src.write_bytes(gzip.compress(b"") if content == "gzip" else content)
+    out = tmp_path / "o.parquet"
+    err = data_error(capsys, ["convert", "binance", str(src), "-o", str(out)])
+    assert str(src) in err and "empty" in err
+    assert not out.exists()
+
+
+@needs_data
+def test_convert_with_zero_events_is_an_error_and_writes_nothing(capsys, tmp_path):
+    import gzip
+
+    src = tmp_path / "few.gz"
+    with gzip.open(DATA / "binance" / "spot" / "btcusdt_20240808.gz") as f:
+        src.write_bytes(gzip.compress(b"".join(f.readline() for _ in range(5))))
+    out = tmp_path / "o.parquet"
+    err = data_error(capsys, ["convert", "binance", str(src), "--symbol", "ETHUSDT", "-o", str(out)])
+    assert "no events" in err and "nothing written" in err
+    assert not out.exists()

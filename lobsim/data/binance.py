@@ -391,6 +391,8 @@ def _load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=F
             else:
                 unknown[kind] = unknown.get(kind, 0) + 1
                 report.skip("unknown_stream", file=path, line=ln, detail=kind)
+        if ln == 0:
+            raise DataError("empty file: no lines", file=path)
         where.end(ln)
 
     sym = want or (seen_symbol[0] if seen_symbol else None)
