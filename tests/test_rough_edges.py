@@ -110,3 +110,21 @@ def test_convert_with_zero_events_is_an_error_and_writes_nothing(capsys, tmp_pat
     err = data_error(capsys, ["convert", "binance", str(src), "--symbol", "ETHUSDT", "-o", str(out)])
     assert "no events" in err and "nothing written" in err
     assert not out.exists()
+
+
+ES_MBO = DATA / "databento" / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
+
+
+@needs_data
+def test_read_dbn_with_another_symbols_instrument_is_an_anomaly():
+    pytest.importorskip("databento_dbn")
+    from lobsim import DataError, Instrument
+    from lobsim.data import read_dbn
+
+    ev = read_dbn(ES_MBO, instrument=Instrument("NQ", "0.25"))
+    assert ev.report.counts["symbol_mismatch"] == 1
+    assert "'NQ'" in ev.report.examples["symbol_mismatch"][0] and "ESH4" in ev.report.examples["symbol_mismatch"][0]
+    with pytest.raises(DataError, match="symbol_mismatch"):
+        read_dbn(ES_MBO, instrument=Instrument("NQ", "0.25"), strict=True)
+    for ok in ("ESH4", "ES", "ES.FUT"):
+        assert read_dbn(ES_MBO, instrument=Instrument(ok, "0.25")).report.total == 0

@@ -328,6 +328,15 @@ def _schema_name(metadata):
     return str(getattr(s, "value", s)).lower()
 
 
+SYMBOL_MISMATCH = "symbol_mismatch"
+
+
+def _symbol_matches(given, known):
+    """True if `given` (ESH4, ES, ES.FUT, ES.c.0) names one of the data's symbols `known`."""
+    root = given.split(".")[0].upper()
+    return any(k.upper() == given.upper() or k.split(".")[0].upper().startswith(root) for k in known)
+
+
 def _symbols_by_id(metadata):
     """instrument_id -> the query symbol(s) mapped to it in the metadata."""
     out = {}
@@ -497,6 +506,10 @@ def _select_instrument(rec, recno, meta, instrument, path, report, dbn):
     if isinstance(instrument, Instrument):
         inst = instrument
         report.info["tick_size_source"] = "given"
+        known = {str(x) for x in list(symbols) + list(meta.symbols or []) if x} - {"ALL_SYMBOLS", str(chosen)}
+        if known and inst.symbol and not _symbol_matches(inst.symbol, known):
+            report.anomaly(SYMBOL_MISMATCH, file=path,
+                           detail=f"instrument symbol {inst.symbol!r} but the data is {'/'.join(sorted(known))}")
     elif definition is not None:
         if chosen in definition:
             sym, inc = definition[chosen]
