@@ -153,6 +153,9 @@ def cmd_convert(args):
             args.parser.error("dbn takes one .dbn or .dbn.zst file")
         if args.lot_size and not args.tick_size:
             args.parser.error("dbn: --lot-size needs --tick-size (and --symbol)")
+        if args.symbol and not args.tick_size:  # not silently ignored: the tick comes with the symbol
+            args.parser.error("dbn: --symbol needs --tick-size (without both, the file's symbol and an "
+                              "inferred tick are used)")
         if args.tick_size:
             if not args.symbol:
                 args.parser.error("dbn: --tick-size needs --symbol")

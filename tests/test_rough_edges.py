@@ -128,3 +128,13 @@ def test_read_dbn_with_another_symbols_instrument_is_an_anomaly():
         read_dbn(ES_MBO, instrument=Instrument("NQ", "0.25"), strict=True)
     for ok in ("ESH4", "ES", "ES.FUT"):
         assert read_dbn(ES_MBO, instrument=Instrument(ok, "0.25")).report.total == 0
+
+
+def test_convert_dbn_symbol_without_tick_size_is_a_usage_error(capsys, tmp_path):
+    out = tmp_path / "o.parquet"
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "dbn", str(ES_MBO), "--symbol", "ES", "-o", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--symbol needs --tick-size" in err and "Traceback" not in err
+    assert not out.exists()
