@@ -52,6 +52,16 @@ def size_decimal(text):
     return d
 
 
+def iso_date(text):
+    """argparse type: a YYYY-MM-DD date (a usage error, exit 2, otherwise)."""
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text[:40]!r}") from None
+
+
 def _fmt_level(instrument, level):
     if level is None:
         return "-"
@@ -143,26 +153,34 @@ def cmd_convert(args):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
     inputs = args.inputs
+    for name, fmt in (("date", "lobster"), ("definition", "dbn"), ("fills", "dbn")):
+        if getattr(args, name) is not None and args.format != fmt:
+            args.parser.error(f"--{name} is for {fmt} only")
     t = time.perf_counter()
     if args.format == "lobster":
         if len(inputs) not in (1, 2):
             args.parser.error("lobster takes a vendor zip, or the message CSV and the orderbook CSV")
+        if args.date is not None:
+            opts["date"] = args.date
         events = data.read_lobster(*inputs, **opts)
     elif args.format == "dbn":
         if len(inputs) != 1:
             args.parser.error("dbn takes one .dbn or .dbn.zst file")
         if args.lot_size and not args.tick_size:
             args.parser.error("dbn: --lot-size needs --tick-size (and --symbol)")
+        if args.definition and (args.tick_size or args.symbol):
+            args.parser.error("dbn: --definition gives the symbol and tick: no --symbol/--tick-size with it")
         if args.symbol and not args.tick_size:  # not silently ignored: the tick comes with the symbol
             args.parser.error("dbn: --symbol needs --tick-size (without both, the file's symbol and an "
                               "inferred tick are used)")
+        dbn_opts = {"strict": args.strict, "fills": args.fills or "execute"}
         if args.tick_size:
             if not args.symbol:
                 args.parser.error("dbn: --tick-size needs --symbol")
-            events = data.read_dbn(inputs[0], strict=args.strict,
-                                   instrument=Instrument(args.symbol, args.tick_size, args.lot_size or "1"))
-        else:
-            events = data.read_dbn(inputs[0], strict=args.strict)
+            dbn_opts["instrument"] = Instrument(args.symbol, args.tick_size, args.lot_size or "1")
+        elif args.definition:
+            dbn_opts["instrument"] = args.definition  # a DBN definition file: symbol and tick from it
+        events = data.read_dbn(inputs[0], **dbn_opts)
     elif args.format == "binance":
         events = data.read_binance(inputs, **opts)
     else:
@@ -260,6 +278,11 @@ def build_parser():
     c.add_argument("--lot-size", type=size_decimal, help="exact lot size (default: the reader's)")
     c.add_argument("--symbol")
     c.add_argument("--strict", action="store_true", help="fail on the first anomaly instead of counting it")
+    c.add_argument("--date", type=iso_date, help="lobster: trading date YYYY-MM-DD (default: from the file name)")
+    c.add_argument("--definition", metavar="FILE",
+                   help="dbn: a DBN definition file giving the symbol and tick size (min_price_increment)")
+    c.add_argument("--fills", choices=("execute", "ignore"),
+                   help="dbn: what MBO fill (F) records do (default execute; see lobsim.data.dbn)")
     c.set_defaults(func=cmd_convert, parser=c)  # cmd_convert reports wrong input counts as usage errors
 
     i = sub.add_parser("info", help="summarize a stored event file")

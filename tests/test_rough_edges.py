@@ -138,3 +138,48 @@ def test_convert_dbn_symbol_without_tick_size_is_a_usage_error(capsys, tmp_path)
     err = capsys.readouterr().err
     assert "--symbol needs --tick-size" in err and "Traceback" not in err
     assert not out.exists()
+
+
+@needs_data
+def test_convert_passes_lobster_date(capsys, tmp_path):
+    from lobsim.data import read_parquet
+
+    src = DATA / "lobster" / "AAPL_10_head"
+    msg, ob = tmp_path / "messages.csv", tmp_path / "book.csv"  # names that carry no date
+    msg.write_bytes((src / "AAPL_2012-06-21_34200000_57600000_message_10.csv").read_bytes())
+    ob.write_bytes((src / "AAPL_2012-06-21_34200000_57600000_orderbook_10.csv").read_bytes())
+    out = tmp_path / "o.parquet"
+    assert main(["convert", "lobster", str(msg), str(ob), "--symbol", "AAPL", "-o", str(out)]) == 1
+    assert "date" in capsys.readouterr().err
+    assert main(["convert", "lobster", str(msg), str(ob), "--symbol", "AAPL", "--date", "2012-06-21",
+                 "-o", str(out)]) == 0
+    ev = read_parquet(out)
+    assert ev.report.info["date"] == "2012-06-21" and len(ev)
+    assert str(ev.array["ts_exch"][0].astype("datetime64[ns]")).startswith("2012-06-21T13:30")  # 9:30 New York
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "lobster", str(msg), str(ob), "--date", "21/06/2012", "-o", str(out)])
+    assert e.value.code == 2
+
+
+@needs_data
+def test_convert_passes_dbn_definition_and_fills(capsys, tmp_path):
+    pytest.importorskip("databento_dbn")
+    from lobsim.data import read_dbn, read_parquet
+
+    out = tmp_path / "o.parquet"
+    mbp = DATA / "databento" / "futures_mbp-1_2024-07-01T23-58_2024-07-02T00-02.dbn.zst"
+    definition = DATA / "databento" / "futures_definition.dbn.zst"
+    assert main(["convert", "dbn", str(mbp), "--definition", str(definition), "-o", str(out)]) == 0
+    ev = read_parquet(out)
+    assert ev.instrument.symbol == "ESU4" and "definition" in ev.report.info["tick_size_source"]
+    capsys.readouterr()
+    assert main(["convert", "dbn", str(ES_MBO), "--fills", "ignore", "-o", str(out)]) == 0
+    assert (read_parquet(out).array == read_dbn(ES_MBO, fills="ignore").array).all()
+    assert len(read_parquet(out)) != len(read_dbn(ES_MBO))
+    for bad in (["--fills", "ignore"], ["--definition", str(definition)]):
+        with pytest.raises(SystemExit) as e:
+            main(["convert", "tardis", "x.csv", *bad, "-o", str(out)])
+        assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["convert", "dbn", str(mbp), "--definition", str(definition), "--symbol", "X", "--tick-size", "1",
+              "-o", str(out)])
