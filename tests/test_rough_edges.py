@@ -183,3 +183,19 @@ def test_convert_passes_dbn_definition_and_fills(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["convert", "dbn", str(mbp), "--definition", str(definition), "--symbol", "X", "--tick-size", "1",
               "-o", str(out)])
+
+
+@needs_data
+@pytest.mark.parametrize("keep", [0.5, 0.99, -10])
+def test_truncated_lobster_zip_is_diagnosed_as_a_corrupt_zip(capsys, tmp_path, keep):
+    from lobsim import DataError
+    from lobsim.data import read_lobster
+
+    raw = (DATA / "lobster" / "LOBSTER_SampleFile_AMZN_2012-06-21_1.zip").read_bytes()
+    cut = tmp_path / "LOBSTER_SampleFile_AMZN_2012-06-21_1.zip"
+    cut.write_bytes(raw[:int(len(raw) * keep)] if keep > 0 else raw[:keep])
+    with pytest.raises(DataError, match="corrupt zip") as ei:
+        read_lobster(cut)
+    assert "orderbook file not given" not in str(ei.value)
+    err = data_error(capsys, ["convert", "lobster", str(cut), "-o", str(tmp_path / "o.parquet")])
+    assert "corrupt zip" in err

@@ -165,6 +165,11 @@ def _load_inputs(message_csv, orderbook_csv):
         msg_name, ob_name = msgs[0], obs[0]
         return (_ZipMember(message_csv, msg_name), f"{message_csv}!{msg_name}",
                 _ZipMember(message_csv, ob_name), f"{message_csv}!{ob_name}", Path(msg_name).name)
+    with open(message_csv, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] == b"PK" or message_csv.suffix.lower() == ".zip":  # zip magic, but no readable end of zip
+        raise DataError("truncated or corrupt zip: its central directory (at the end) is missing or damaged",
+                        file=message_csv)
     if orderbook_csv is None:
         guess = message_csv.with_name(message_csv.name.replace("_message_", "_orderbook_"))
         if guess == message_csv or not guess.is_file():
