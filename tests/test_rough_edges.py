@@ -199,3 +199,26 @@ def test_truncated_lobster_zip_is_diagnosed_as_a_corrupt_zip(capsys, tmp_path, k
     assert "orderbook file not given" not in str(ei.value)
     err = data_error(capsys, ["convert", "lobster", str(cut), "-o", str(tmp_path / "o.parquet")])
     assert "corrupt zip" in err
+
+
+@needs_data
+@pytest.mark.parametrize("where", ["extra_field", "symbol_and_extra_field", "gzip"])
+def test_tardis_bad_utf8_in_a_malformed_data_row_is_one_error_with_its_line(tmp_path, where):
+    import gzip
+    import subprocess
+    import sys
+
+    lines = (DATA / "tardis" / "deribit_incremental_book_L2_BTC-PERPETUAL.csv").read_bytes().split(b"\n")
+    if where == "extra_field":
+        lines[5] += b",\xff"
+    else:
+        lines[5] = lines[5].replace(b"deribit", b"der\xffbit", 1) + b",x"
+    body = b"\n".join(lines)
+    src = tmp_path / ("bad.csv.gz" if where == "gzip" else "bad.csv")
+    src.write_bytes(gzip.compress(body) if where == "gzip" else body)
+    p = subprocess.run([sys.executable, "-m", "lobsim.cli", "convert", "tardis", str(src), "-o",
+                        str(tmp_path / "o.parquet")], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1
+    assert "Exception ignored" not in p.stderr and "UnicodeDecodeError" not in p.stderr, p.stderr
+    assert p.stderr.startswith(f"lobsim: error: {src}:line 6: expected 8 fields, got 9 (and invalid UTF-8)")
+    assert p.stderr.count("\n") == 1

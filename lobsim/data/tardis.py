@@ -154,7 +154,8 @@ class _Csv:
                 raise DataError("cannot read CSV", file=self.path, detail=str(e)) from None
         except (OSError, EOFError) as e:
             raise DataError("cannot read (truncated or corrupt gzip?)", file=self.path, detail=str(e)) from None
-        # re-read single-threaded to learn the line of the malformed row
+        # re-read single-threaded to learn the line of the malformed row; as Latin-1, which decodes any
+        # byte, so a row that is also invalid UTF-8 cannot fail inside Arrow's callback (printed, not raised)
         bad = []
 
         def handler(row):
@@ -163,15 +164,22 @@ class _Csv:
 
         try:
             with open_input(self.path) as fh:
-                pv.read_csv(fh, read_options=pv.ReadOptions(use_threads=False),
+                pv.read_csv(fh, read_options=pv.ReadOptions(use_threads=False, encoding="latin-1"),
                             parse_options=pv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=handler),
                             convert_options=convert)
         except (pa.ArrowInvalid, OSError, EOFError):
             pass
         if bad:
             r = bad[0]
-            raise DataError(f"expected {r.expected_columns} fields, got {r.actual_columns}", file=self.path,
-                            line=r.number, detail=(r.text or "")[:80])
+            text = r.text or ""
+            raw = text.encode("latin-1")  # the row's bytes back
+            try:
+                raw.decode("utf-8")
+                invalid = ""
+            except UnicodeDecodeError:
+                invalid, text = " (and invalid UTF-8)", repr(raw)
+            raise DataError(f"expected {r.expected_columns} fields, got {r.actual_columns}{invalid}",
+                            file=self.path, line=r.number, detail=text[:80])
         raise DataError("malformed CSV", file=self.path)
 
     def _bad_utf8_line(self):
