@@ -222,3 +222,36 @@ def test_tardis_bad_utf8_in_a_malformed_data_row_is_one_error_with_its_line(tmp_
     assert "Exception ignored" not in p.stderr and "UnicodeDecodeError" not in p.stderr, p.stderr
     assert p.stderr.startswith(f"lobsim: error: {src}:line 6: expected 8 fields, got 9 (and invalid UTF-8)")
     assert p.stderr.count("\n") == 1
+
+
+# Already fixed before this list was worked (commit 13075ef); pinned here as well, for the other commands.
+
+@pytest.mark.parametrize("argv", [["info", str(SAMPLE)], ["replay", str(SAMPLE)], ["calibrate", str(SAMPLE)]])
+def test_closed_output_pipe_is_quiet(argv):
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-m", "lobsim.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=ROOT)
+    p.stdout.close()  # like `| head` that has already exited
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 141 and err == "", err
+
+
+@pytest.mark.parametrize("command", ["info", "calibrate"])
+def test_parquet_null_is_reported_at_its_event_not_line_1(capsys, tmp_path, command):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lobsim.data import read_parquet, write_parquet
+
+    path = tmp_path / "null.parquet"
+    write_parquet(read_parquet(SAMPLE), path)
+    meta = pq.ParquetFile(path).metadata.metadata
+    t = pq.read_table(path)
+    price = t.column("price").to_pylist()
+    price[70_001] = None
+    t = t.set_column(t.schema.get_field_index("price"), "price", pa.array(price, type=t.schema.field("price").type))
+    pq.write_table(t.replace_schema_metadata(meta), path, row_group_size=65_536)
+    err = data_error(capsys, [command, str(path)])
+    assert err == f"lobsim: error: {path}: event 70001: null value: column 'price'\n"
