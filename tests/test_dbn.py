@@ -391,7 +391,7 @@ def test_missing_file(tmp_path):
         assert ei.value.file is not None and "nonexistent.dbn" in str(ei.value.file)
     with pytest.raises(DataError, match="file not found"):
         read_dbn("/nonexistent")
-    with pytest.raises(DataError, match="file not found"):  # a directory is no file either
+    with pytest.raises(DataError, match="is a directory"):  # a directory is no file either
         read_dbn(tmp_path)
 
 

@@ -25,7 +25,7 @@ def data_error(capsys, argv):
     ["convert", "binance", "{d}", "-o", "{o}"],
     ["convert", "lobster", "{d}", "-o", "{o}"],
     # read_dbn keeps "file not found" for a directory: tests/test_dbn.py::test_missing_file pins it
-    pytest.param(["convert", "dbn", "{d}", "-o", "{o}"], marks=pytest.mark.xfail(strict=True, reason="pinned")),
+    ["convert", "dbn", "{d}", "-o", "{o}"],
     ["info", "{d}"],
     ["replay", "{d}"],
 ])

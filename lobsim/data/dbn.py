@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from lobsim._types import EventKind, Flag, empty_events
+from lobsim.data._io import require_file
 from lobsim.data.events import (
     CROSSED_BOOK,
     MAX_EXAMPLES,
@@ -254,8 +255,7 @@ def _decode(path, dbn, keep_objects=False):
     size in memory), or as databento_dbn objects with keep_objects (small files only).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError("file not found", file=path)
+    require_file(path)  # "file not found", or "is a directory, not a file"
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(4)
