@@ -8,26 +8,10 @@ from lobsim import EventKind, Flag, Instrument, empty_events
 from lobsim.cli import main
 from lobsim.data import Events, ValidationReport, write_parquet
 
+from test_cli_errors import data_error, usage_error
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample.parquet"
-
-
-def usage_error(capsys, argv):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-    assert e.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if "error:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def data_error(capsys, argv):
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("lobsim: error: ") and err.count("\n") == 1, err
-    return err
 
 
 def test_calibrate_prints_sigma_A_k_and_fit_quality(capsys):

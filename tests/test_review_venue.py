@@ -24,51 +24,15 @@ import numpy as np
 import pytest
 
 import lobsim
-from lobsim import (Backtest, DataError, EventKind, Fees, Flag, OrderState, RejectReason, Side, Strategy,
-                    TimeInForce, empty_events)
+from lobsim import Backtest, DataError, Fees, OrderState, Strategy, empty_events
 from lobsim.latency import Constant, Empirical, LogNormal, PerAction
 from lobsim.queue import QueueModel
+
+from test_venue_scenarios import ADD, B, DEL, EXE, FOK, GTC, IOC, MKT, POST, S, SET, TRADE, drive, events, states
 
 REPO = Path(__file__).resolve().parents[1]
 CSRC = REPO / "csrc"
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
-
-ADD, RED, DEL, EXE, MOD = EventKind.ADD, EventKind.REDUCE, EventKind.DELETE, EventKind.EXECUTE, EventKind.MODIFY
-SET, TRADE, CLEAR = EventKind.SET_LEVEL, EventKind.TRADE, EventKind.CLEAR
-B, S = Side.BID, Side.ASK
-GTC, IOC, FOK, POST, MKT = (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK, TimeInForce.POST_ONLY,
-                            TimeInForce.MARKET)
-
-
-# -- helpers ----------------------------------------------------------------------------------
-
-def events(*rows):
-    """Rows (t, kind, order_id, side, price, qty[, flags[, ts_local]]) -> EVENT_DTYPE, each its own batch."""
-    ev = empty_events(len(rows))
-    for i, r in enumerate(rows):
-        t, kind, oid, side, price, qty = r[:6]
-        flags = (r[6] if len(r) > 6 else 0) | Flag.BATCH_END
-        local = r[7] if len(r) > 7 else t
-        ev[i] = (t, local, oid, price, qty, side, kind, flags, 0)
-    return ev
-
-
-def drive(ev, actions, **kw):
-    """Pull style: each action (local_time, method, *args) at its time; returns (result, return values)."""
-    bt = Backtest(ev, None, **kw)
-    out = []
-    for t, name, *args in actions:
-        if t > bt.now:
-            bt.elapse(t - bt.now)
-        out.append(getattr(bt, name)(*args))
-    while bt.elapse(10**12):
-        pass
-    return bt.result(), out
-
-
-def states(res, oid):
-    rows = res.orders[res.orders["order_id"] == oid]
-    return [(OrderState(int(r["state"])).name, RejectReason(int(r["reason"])).name) for r in rows]
 
 
 PRELUDE = f"""

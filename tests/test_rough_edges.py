@@ -5,19 +5,12 @@ import pytest
 
 from lobsim.cli import main
 
+from test_cli_errors import data_error
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path("/work/shared/data")
+DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "data" / "sample.parquet"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared vendor data not present")
-
-
-def data_error(capsys, argv):
-    """Run main(argv) expecting a data error (exit 1); return stderr, checked to be one line."""
-    assert main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("lobsim: error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 @pytest.mark.parametrize("argv", [

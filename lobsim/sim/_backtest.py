@@ -706,15 +706,19 @@ class Backtest(Context):
         until = min(self._now + ns, INT64_MAX - 1)
         while True:
             reason = self._advance(until, 0)
-            if reason == lib.LOB_RUN_UNTIL:
-                if self._gateway is not None and self._gateway.limits.kill_switch:
-                    self._wake()  # the kill switch checks at every return too
-                return True
-            if reason == lib.LOB_RUN_END:
-                self._wake()
-                self._finish()
-                return False
+            if reason in (lib.LOB_RUN_UNTIL, lib.LOB_RUN_END):
+                return self._pull_return(reason)
             self._wake()
+
+    def _pull_return(self, reason):
+        """End of a pull-style step: False at the end of the data (result built), else True."""
+        if reason == lib.LOB_RUN_END:
+            self._wake()  # the messages delivered since the last wake-up
+            self._finish()
+            return False
+        if self._gateway is not None and self._gateway.limits.kill_switch:
+            self._wake()  # the kill switch checks at every return too
+        return True
 
     def wait_next_feed(self):
         """Run until the next data event reaches the local view (now = its local
@@ -728,14 +732,8 @@ class Backtest(Context):
         seen = self._c_state.events_local
         while True:
             reason = self._advance(INT64_MAX, 1)
-            if reason == lib.LOB_RUN_FEED:
-                if self._gateway is not None and self._gateway.limits.kill_switch:
-                    self._wake()  # the kill switch checks at every return too
-                return True
-            if reason == lib.LOB_RUN_END:
-                self._wake()
-                self._finish()
-                return False
+            if reason in (lib.LOB_RUN_FEED, lib.LOB_RUN_END):
+                return self._pull_return(reason)
             self._wake()
             if self._c_state.events_local > seen:
                 return True
