@@ -1,7 +1,8 @@
 """cffi API-mode build of the C core (run by setuptools through cffi_modules).
 
-The cdef is the public header itself (csrc/lobsim.h) with its preprocessor
-lines dropped, so declarations exist in exactly one place.
+The cdef is the public headers themselves (csrc/lobsim.h, then one header
+per C reader) with their preprocessor lines dropped, so declarations exist in
+exactly one place.
 """
 import os
 
@@ -9,6 +10,11 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ["book.c", "lobster.c", "synthetic.c", "venue.c"]
+# C readers: each a pair (source, header) declared through its own header.
+READERS = [("binance.c", "binance.h"), ("dbn.c", "dbn.h"), ("tardis.c", "tardis.h")]
+READERS = [(c, h) for c, h in READERS if os.path.exists(os.path.join(HERE, c))]
+SOURCES += [c for c, _ in READERS]
+HEADERS = ["lobsim.h"] + [h for _, h in READERS]
 
 
 def header_cdef(path):
@@ -17,10 +23,10 @@ def header_cdef(path):
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(header_cdef(os.path.join(HERE, "lobsim.h")))
+ffibuilder.cdef("".join(header_cdef(os.path.join(HERE, h)) for h in HEADERS))
 ffibuilder.set_source(
     "lobsim._lobsim_c",
-    '#include "lobsim.h"',
+    "".join(f'#include "{h}"\n' for h in HEADERS),
     sources=[os.path.relpath(os.path.join(HERE, s)) for s in SOURCES],
     include_dirs=[os.path.relpath(HERE)],
     extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra"],

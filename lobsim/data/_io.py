@@ -39,6 +39,20 @@ def open_input(path, *, arrow=False):
         raise DataError(f"cannot open: {e.strerror or e}", file=path) from None
 
 
+def disk_position(stream):
+    """Bytes of the underlying file consumed so far by a stream from open_input (compressed bytes for gzip).
+
+    For progress reports (`progress=` of the iter_* readers): comparable with
+    the file's size on disk. 0 when the stream does not tell.
+    """
+    raw = getattr(stream, "raw", stream)  # BufferedReader -> GzipFile or FileIO
+    raw = getattr(raw, "fileobj", raw)  # GzipFile -> the compressed file
+    try:
+        return int(raw.tell())
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 class Locator:
     """Maps global line numbers of files read one after another back to (file, line).
 

@@ -20,6 +20,8 @@ NO_SNAPSHOT = "no_snapshot"  # depth updates with no snapshot before them (the b
 SKIPPED = "skipped"  # prefix: "skipped:<why>"
 
 MAX_EXAMPLES = 5
+DEFAULT_CHUNK_ROWS = 1 << 20  # events per chunk of the iter_* readers (~50 MB of EVENT_DTYPE)
+MAX_CHUNK_ROWS = 1 << 40
 
 
 @dataclass
@@ -56,6 +58,38 @@ class ValidationReport:
     @property
     def total(self):
         return sum(self.counts.values())
+
+    def merge(self, other):
+        """Add `other` (a later part of the same input) into this report, in place; -> self.
+
+        Counts add up; examples keep the first MAX_EXAMPLES per reason, this
+        report's first; integer `info` values add up (rows read, batches
+        checked), any other info value is replaced by the later one.
+        """
+        self.counts.update(other.counts)
+        for reason, ex in other.examples.items():
+            mine = self.examples.setdefault(reason, [])
+            mine.extend(ex[: max(0, MAX_EXAMPLES - len(mine))])
+        for k, v in other.info.items():
+            old = self.info.get(k)
+            summable = isinstance(v, int) and not isinstance(v, bool)
+            if summable and isinstance(old, int) and not isinstance(old, bool):
+                self.info[k] = old + v
+            else:
+                self.info[k] = v
+        if not self.source:
+            self.source = other.source
+        return self
+
+    @classmethod
+    def merged(cls, reports):
+        """One report of the chunk reports of one input, in order (see merge)."""
+        out = None
+        for r in reports:
+            if out is None:
+                out = cls(source=r.source, strict=r.strict)
+            out.merge(r)
+        return cls() if out is None else out
 
     def __bool__(self):  # a report is "truthy" when something went wrong
         return self.total > 0
@@ -195,6 +229,68 @@ def _arrow_decimals(units, unit):
     return pa.array(vals, type=pa.decimal256(76, scale))
 
 
+class ChunkedOutput:
+    """Cuts a streaming reader's output into Events of exactly `chunk_rows` events (the last may be shorter).
+
+    The reader notes anomalies in `self.report` (always through the attribute:
+    it is replaced at each chunk) and sets `self.instrument` before its first
+    events; each chunk carries the report of what was noted since the previous
+    chunk, so `ValidationReport.merged` of all chunk reports is the report of
+    the whole input. At least one chunk is produced (an empty one when the
+    input held no events), so a consumer always gets the instrument.
+    """
+
+    def __init__(self, chunk_rows, source, strict=False, instrument=None):
+        from lobsim._args import integer
+
+        self.chunk_rows = integer("chunk_rows", chunk_rows, 1, MAX_CHUNK_ROWS)
+        self.instrument = instrument
+        self.report = ValidationReport(source=source, strict=strict)
+        self._source, self._strict = source, strict
+        self._parts, self._held, self._emitted = [], 0, 0
+
+    def add(self, array):
+        """Take `array` (EVENT_DTYPE, the next events in order); yield every chunk now complete."""
+        if len(array):
+            self._parts.append(array)
+            self._held += len(array)
+        while self._held >= self.chunk_rows:
+            yield self._emit(self.chunk_rows)
+
+    def finish(self):
+        """Yield what is left (or one empty chunk if nothing was ever yielded)."""
+        if self._held or not self._emitted:
+            yield self._emit(self._held)
+
+    def _emit(self, n):
+        from lobsim._types import EVENT_DTYPE
+
+        if self.instrument is None:
+            raise AssertionError("reader bug: ChunkedOutput.instrument not set before its first events")
+        whole = self._parts[0] if len(self._parts) == 1 else (
+            np.concatenate(self._parts) if self._parts else np.zeros(0, EVENT_DTYPE))
+        chunk, rest = whole[:n], whole[n:]
+        self._parts = [rest] if len(rest) else []
+        self._held = len(rest)
+        self._emitted += 1
+        ev = Events(np.ascontiguousarray(chunk), self.instrument, self.report)
+        self.report = ValidationReport(source=self._source, strict=self._strict)
+        return ev
+
+
+def collect(chunks):
+    """One Events of the chunks of one input (arrays concatenated, reports merged): what read_* returns."""
+    arrays, reports, inst = [], [], None
+    for ev in chunks:
+        arrays.append(ev.array)
+        reports.append(ev.report)
+        inst = ev.instrument if inst is None else inst
+    if inst is None:
+        raise AssertionError("reader bug: no chunk produced")
+    array = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+    return Events(array, inst, ValidationReport.merged(reports))
+
+
 class CrossedBatches(NamedTuple):
     """Batch ends after which a replayed book is crossed (best bid >= best ask)."""
 
@@ -206,28 +302,31 @@ class CrossedBatches(NamedTuple):
     first_rejected: int  # index of the first refused event, -1 if none
 
 
-def crossed_batch_ends(array):
+def crossed_batch_ends(array, book=None):
     """Replay `array` in the C book and find the batch ends where it is crossed.
 
     Events the book refuses are skipped and counted (a reader should produce
-    none). O(n) in C.
+    none). O(n) in C. `book` (a LevelBook / OrderBook) continues a replay
+    across the chunks of a streaming reader; by default a fresh book.
     """
-    ds = depth_series(array, 1, batch_end_only=True, strict=False)
+    ds = depth_series(array, 1, batch_end_only=True, strict=False, book=book)
     bid_px, ask_px = ds.bid_px[:, 0], ds.ask_px[:, 0]
     crossed = (ds.bid_qty[:, 0] > 0) & (ds.ask_qty[:, 0] > 0) & (bid_px >= ask_px)
     return CrossedBatches(ds.index[crossed], bid_px[crossed], ask_px[crossed], len(ds.index),
                           ds.result.rejected, ds.result.first_error_index)
 
 
-def report_crossed(events, lines, report, where):
+def report_crossed(events, lines, report, where, book=None):
     """Report the batch ends after which the replayed L2 book is crossed (best bid >= best ask).
 
     `lines[i]` is the line number of event i and `where(line)` -> (file, line)
-    names it; batches checked go to report.info. L3-only arrays are not checked.
+    names it; batches checked go to report.info. L3-only arrays are not
+    checked. A streaming reader passes the `book` (a LevelBook) it keeps
+    across chunks, so each chunk continues the previous one's book.
     """
-    if not np.any(events["kind"] == EventKind.SET_LEVEL):
+    if book is None and not np.any(events["kind"] == EventKind.SET_LEVEL):
         return
-    idx, bid_px, ask_px, checked, _, _ = crossed_batch_ends(events)
+    idx, bid_px, ask_px, checked, _, _ = crossed_batch_ends(events, book)
     report.info["batches_checked_for_crossing"] = checked
     if len(idx):
         f, ln = where(lines[idx[0]])
