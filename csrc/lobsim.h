@@ -57,7 +57,9 @@ enum { LOB_EV_KIND_MAX = 9 };
 enum {
     LOB_FLAG_SNAPSHOT = 1,   /* part of a snapshot rather than a live change */
     LOB_FLAG_BATCH_END = 2,  /* last event of an atomic batch: book consistent after it */
-    LOB_FLAG_HIDDEN = 4      /* non-displayed liquidity (e.g. hidden execution print) */
+    LOB_FLAG_HIDDEN = 4,     /* non-displayed liquidity (e.g. hidden execution print) */
+    LOB_FLAG_PRE_SNAPSHOT = 8 /* read before the feed's first snapshot (kept on request): the book
+                                 is partial until the user supplies an earlier snapshot */
 };
 
 /* Trading status carried in a STATUS event's qty. */

@@ -41,6 +41,7 @@ class Flag(enum.IntFlag):
     SNAPSHOT = 1
     BATCH_END = 2
     HIDDEN = 4
+    PRE_SNAPSHOT = 8  # read before the feed's first snapshot (a reader option keeps such events)
 
 
 class TradingStatus(enum.IntEnum):

@@ -33,6 +33,7 @@ def test_enums_mirror_header():
     assert lib.LOB_FLAG_SNAPSHOT == lobsim.Flag.SNAPSHOT
     assert lib.LOB_FLAG_BATCH_END == lobsim.Flag.BATCH_END
     assert lib.LOB_FLAG_HIDDEN == lobsim.Flag.HIDDEN
+    assert lib.LOB_FLAG_PRE_SNAPSHOT == lobsim.Flag.PRE_SNAPSHOT
     for st in lobsim.TradingStatus:
         assert getattr(lib, f"LOB_STATUS_{st.name}") == st.value
     assert lib.LOB_SIDE_BID == lobsim.Side.BID and lib.LOB_SIDE_ASK == lobsim.Side.ASK
