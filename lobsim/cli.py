@@ -17,7 +17,7 @@ from lobsim._types import EventKind
 from lobsim.errors import DataError, LobError
 from lobsim.instrument import Instrument, plain
 
-READERS = ("lobster", "dbn", "binance", "tardis")
+READERS = ("lobster", "dbn", "binance", "tardis", "kraken", "bybit")
 MAX_BATCH_ROWS = 100_000_000  # 4.8 GB of events per chunk: beyond that bounded memory means nothing
 MAX_EVENTS = 10_000_000_000
 MAX_SEED = 2**63 - 1
@@ -145,27 +145,98 @@ def cmd_generate(args):
     return 0
 
 
-def cmd_convert(args):
+class ConvertProgress:
+    """One progress line on stderr while `convert` runs: input bytes read (of the total on disk),
+    events written, events/s. Only on a terminal; redrawn at most 10 times a second."""
+
+    def __init__(self, total_bytes, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        self.active = self.stream is not None and self.stream.isatty()
+        self.total = max(int(total_bytes), 1)
+        self.t0 = self._last = time.perf_counter()
+        self.shown = False
+
+    def __call__(self, bytes_done, events):
+        if not self.active:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.1:
+            return
+        self._last = now
+        rate = events / max(now - self.t0, 1e-9)
+        pct = min(100.0, 100.0 * bytes_done / self.total)
+        self.stream.write(f"\r{pct:5.1f}% {bytes_done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB read  "
+                          f"{events:,} events written  {rate:,.0f} events/s ")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _expand_inputs(patterns):
+    """Input paths in the order given; a pattern with * ? [ that is not itself a file expands to its
+    matches sorted by name (for shells that do not expand, and for quoted globs)."""
+    import glob
+
+    out = []
+    for p in patterns:
+        if glob.has_magic(p) and not os.path.exists(p):
+            matches = sorted(glob.glob(p))
+            if not matches:
+                raise DataError("no file matches this pattern", file=p)
+            out += matches
+        else:
+            out.append(p)
+    return out
+
+
+def _convert_jobs(args, inputs):
+    """The reads `convert` makes, in order: a list of (paths, open(progress) -> iterator of Events chunks).
+
+    Binance files continue each other (one reader over all); LOBSTER zips, DBN,
+    Kraken and Bybit files are independent captures read one after another.
+    """
     from lobsim import data
 
-    opts = {"strict": args.strict}
+    opts = {"strict": args.strict, "chunk_rows": args.chunk_rows}
     for name in ("tick_size", "lot_size", "symbol"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
-    inputs = args.inputs
-    for name, fmt in (("date", "lobster"), ("definition", "dbn"), ("fills", "dbn")):
-        if getattr(args, name) is not None and args.format != fmt:
-            args.parser.error(f"--{name} is for {fmt} only")
-    t = time.perf_counter()
-    if args.format == "lobster":
-        if len(inputs) not in (1, 2):
-            args.parser.error("lobster takes a vendor zip, or the message CSV and the orderbook CSV")
+    for name, fmt in (("date", "lobster"), ("definition", "dbn"), ("fills", "dbn"),
+                      ("keep_pre_snapshot", "binance")):
+        if getattr(args, name) not in (None, False) and args.format != fmt:
+            args.parser.error(f"--{name.replace('_', '-')} is for {fmt} only")
+
+    def job(paths, fn, *a, **kw):
+        return list(paths), lambda progress: fn(*a, progress=progress, **kw)
+
+    import lobsim.data as pkg
+
+    class _Readers:  # TEMPORARY until every reader has its iter_* form: one chunk from read_*
+        def __getattr__(self, name):
+            try:
+                return getattr(pkg, name)
+            except AttributeError:
+                read = getattr(pkg, name.replace("iter_", "read_"))
+
+                def one(*a, progress=None, chunk_rows=None, **kw):
+                    yield read(*a, **kw)
+                return one
+    data = _Readers()
+
+    fmt = args.format
+    if fmt == "lobster":
         if args.date is not None:
             opts["date"] = args.date
-        events = data.read_lobster(*inputs, **opts)
-    elif args.format == "dbn":
-        if len(inputs) != 1:
-            args.parser.error("dbn takes one .dbn or .dbn.zst file")
+        if len(inputs) > 1 and all(p.lower().endswith(".zip") for p in inputs):  # vendor zips: a day each
+            return [job([p], data.iter_lobster, p, **opts) for p in inputs]
+        if len(inputs) > 2:
+            args.parser.error("lobster takes vendor zips (one per day), or the message CSV and the orderbook CSV")
+        return [job(inputs, data.iter_lobster, *inputs, **opts)]
+    if fmt == "dbn":
         if args.lot_size and not args.tick_size:
             args.parser.error("dbn: --lot-size needs --tick-size (and --symbol)")
         if args.definition and (args.tick_size or args.symbol):
@@ -173,28 +244,95 @@ def cmd_convert(args):
         if args.symbol and not args.tick_size:  # not silently ignored: the tick comes with the symbol
             args.parser.error("dbn: --symbol needs --tick-size (without both, the file's symbol and an "
                               "inferred tick are used)")
-        dbn_opts = {"strict": args.strict, "fills": args.fills or "execute"}
+        dbn_opts = {"strict": args.strict, "fills": args.fills or "execute", "chunk_rows": args.chunk_rows}
         if args.tick_size:
             if not args.symbol:
                 args.parser.error("dbn: --tick-size needs --symbol")
             dbn_opts["instrument"] = Instrument(args.symbol, args.tick_size, args.lot_size or "1")
         elif args.definition:
             dbn_opts["instrument"] = args.definition  # a DBN definition file: symbol and tick from it
-        events = data.read_dbn(inputs[0], **dbn_opts)
-    elif args.format == "binance":
-        events = data.read_binance(inputs, **opts)
-    else:
-        if len(inputs) not in (1, 2):
-            args.parser.error("tardis takes an incremental_book_L2 CSV and optionally a trades CSV")
-        events = data.read_tardis(*inputs, **opts)
+        return [job([p], data.iter_dbn, p, **dbn_opts) for p in inputs]
+    if fmt == "binance":
+        if args.keep_pre_snapshot:
+            opts["keep_pre_snapshot"] = True
+        return [job(inputs, data.iter_binance, inputs, **opts)]
+    if fmt == "kraken":
+        if not args.symbol:
+            args.parser.error("kraken: --symbol PAIR is required (e.g. --symbol XBT/EUR): a capture holds several pairs")
+        pair = opts.pop("symbol")
+        return [job([p], data.iter_kraken, p, pair, **opts) for p in inputs]
+    if fmt == "bybit":
+        return [job([p], data.iter_bybit, p, **opts) for p in inputs]
+    if len(inputs) not in (1, 2):
+        args.parser.error("tardis takes an incremental_book_L2 CSV and optionally a trades CSV")
+    return [job(inputs, data.iter_tardis, *inputs, **opts)]
+
+
+def _clear_event(first):
+    """A CLEAR at the time of `first` (an event): put between independent captures, so the second
+    starts from its own snapshot rather than on top of the first's book."""
+    from lobsim._types import EVENT_DTYPE
+
+    ev = np.zeros(1, EVENT_DTYPE)
+    ev["ts_exch"], ev["ts_local"], ev["kind"] = first["ts_exch"], first["ts_local"], EventKind.CLEAR
+    return ev
+
+
+def cmd_convert(args):
+    from lobsim.data.events import ValidationReport
+    from lobsim.data.store import EventWriter
+
+    inputs = _expand_inputs(args.inputs)
+    jobs = _convert_jobs(args, inputs)
+    sizes = [sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) for paths, _ in jobs]
+    bar = ConvertProgress(sum(sizes))
+    report = ValidationReport(source=", ".join(inputs), strict=args.strict)
+    writer, last, done_bytes = None, None, 0
+    t = time.perf_counter()
+    try:
+        for (paths, open_chunks), size in zip(jobs, sizes):
+            first_of_input = True
+
+            def progress(b, base=done_bytes):
+                bar(base + b, writer.rows if writer is not None else 0)
+
+            for ev in open_chunks(progress):
+                if writer is None:
+                    writer = EventWriter(args.output, ev.instrument, report)
+                elif ev.instrument != writer.instrument:
+                    raise DataError(f"instrument {ev.instrument} differs from the first input's "
+                                    f"{writer.instrument}: give --tick-size/--lot-size/--symbol", file=paths[0])
+                report.merge(ev.report)
+                a = ev.array
+                if first_of_input and len(a):
+                    if last is not None:  # the next independent capture: in time order, from a clear book
+                        if a["ts_exch"][0] < last["ts_exch"]:
+                            raise DataError(f"starts at {np.datetime64(int(a['ts_exch'][0]), 'ns')}, before the end "
+                                            f"of the previous input ({np.datetime64(int(last['ts_exch']), 'ns')}): "
+                                            f"give the inputs in time order", file=paths[0])
+                        if a["kind"][0] != EventKind.CLEAR:
+                            writer.write(_clear_event(a[0]))
+                    first_of_input = False
+                if len(a):
+                    last = a[-1].copy()
+                writer.write(a)
+            done_bytes += size
+            bar(done_bytes, writer.rows if writer is not None else 0)
+        if writer is None or not writer.rows:  # e.g. only lines of other symbols or streams
+            skipped = ", ".join(f"{k} {n:,}" for k, n in sorted(report.counts.items()))
+            raise DataError("no events read; nothing written", file=", ".join(map(str, inputs)),
+                            detail=f"skipped: {skipped}" if skipped else None)
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    finally:
+        bar.close()
     secs = time.perf_counter() - t
-    if not len(events):  # e.g. only lines of other symbols or streams: an empty event file helps nobody
-        skipped = ", ".join(f"{k} {n:,}" for k, n in sorted(events.report.counts.items()))
-        raise DataError("no events read; nothing written", file=", ".join(map(str, inputs)),
-                        detail=f"skipped: {skipped}" if skipped else None)
-    data.write_parquet(events, args.output)
-    print(f"read {len(events):,} events in {secs:.2f} s; wrote {args.output}")
-    print(events.report)
+    print(f"read {writer.rows:,} events in {secs:.2f} s ({writer.rows / max(secs, 1e-9):,.0f} events/s); "
+          f"wrote {args.output}")
+    print(report)
     return 0
 
 
@@ -272,17 +410,24 @@ def build_parser():
 
     c = sub.add_parser("convert", help="convert vendor captures to a lobsim Parquet event file")
     c.add_argument("format", choices=READERS)
-    c.add_argument("inputs", nargs="+", help="input file(s) as the format needs")
+    c.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="input files or quoted globs, in order (binance: files that continue each other; "
+                        "lobster zips, dbn, kraken, bybit: independent captures appended in time order)")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--tick-size", type=size_decimal, help="exact tick size, e.g. 0.01 (default: the reader's)")
     c.add_argument("--lot-size", type=size_decimal, help="exact lot size (default: the reader's)")
-    c.add_argument("--symbol")
+    c.add_argument("--symbol", help="the symbol to keep (binance, tardis, dbn with --tick-size); kraken: the pair")
     c.add_argument("--strict", action="store_true", help="fail on the first anomaly instead of counting it")
     c.add_argument("--date", type=iso_date, help="lobster: trading date YYYY-MM-DD (default: from the file name)")
     c.add_argument("--definition", metavar="FILE",
                    help="dbn: a DBN definition file giving the symbol and tick size (min_price_increment)")
     c.add_argument("--fills", choices=("execute", "ignore"),
                    help="dbn: what MBO fill (F) records do (default execute; see lobsim.data.dbn)")
+    c.add_argument("--keep-pre-snapshot", action="store_true",
+                   help="binance: keep depth diffs from before the first snapshot, flagged PRE_SNAPSHOT")
+    c.add_argument("--chunk-rows", type=int_between(1, MAX_BATCH_ROWS), default=1 << 20,
+                   help="events read and written per chunk: memory is bounded by it, not by the input "
+                        "(default %(default)s)")
     c.set_defaults(func=cmd_convert, parser=c)  # cmd_convert reports wrong input counts as usage errors
 
     i = sub.add_parser("info", help="summarize a stored event file")

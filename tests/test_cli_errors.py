@@ -82,7 +82,8 @@ def test_generate_refuses_bad_counts_and_seeds(capsys, tmp_path, args):
 def test_convert_wrong_number_of_inputs_is_a_usage_error(capsys, tmp_path):
     out = str(tmp_path / "x.parquet")
     assert "lobster takes" in usage_error(capsys, ["convert", "lobster", "a", "b", "c", "-o", out])
-    assert "dbn takes one" in usage_error(capsys, ["convert", "dbn", "a", "b", "-o", out])
+    assert "lobster takes" in usage_error(capsys, ["convert", "lobster", "a.zip", "b.csv", "c.csv", "-o", out])
+    assert "--symbol PAIR is required" in usage_error(capsys, ["convert", "kraken", "a.ws", "-o", out])
     assert "--symbol" in usage_error(capsys, ["convert", "dbn", "a", "--tick-size", "0.25", "-o", out])
     assert "tardis takes" in usage_error(capsys, ["convert", "tardis", "a", "b", "c", "-o", out])
 
