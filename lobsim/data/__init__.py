@@ -17,6 +17,7 @@ _SOURCES = {
     "read_binance": "lobsim.data.binance",
     "read_binance_book_ticker": "lobsim.data.binance",
     "read_tardis": "lobsim.data.tardis",
+    "iter_tardis": "lobsim.data.tardis",
     "read_kraken": "lobsim.data.kraken",
     "EventWriter": "lobsim.data.store",
     "write_parquet": "lobsim.data.store",

@@ -160,18 +160,26 @@ class _CsvStream:
         except OSError as e:
             raise DataError(f"cannot open: {e.strerror or e}", file=self.path) from None
         stream = pa.CompressedInputStream(self._raw, "gzip") if gz else self._raw
-        self._reader = self._call(lambda: pv.open_csv(
-            stream, read_options=pv.ReadOptions(block_size=BLOCK_BYTES),
-            parse_options=pv.ParseOptions(ignore_empty_lines=False), convert_options=self._convert))
+        try:
+            self._reader = self._call(lambda: pv.open_csv(
+                stream, read_options=pv.ReadOptions(block_size=BLOCK_BYTES),
+                parse_options=pv.ParseOptions(ignore_empty_lines=False), convert_options=self._convert))
+        except BaseException:
+            self._raw.close()
+            raise
 
     def position(self):
+        if self.done:
+            return self._end
         try:
             return self._raw.tell()
         except (OSError, ValueError):
             return 0
 
     def close(self):
-        self.done = True
+        if not self.done:
+            self._end = self.position()
+            self.done = True
         self._raw.close()
 
     def next_batch(self):
@@ -782,26 +790,39 @@ class _BookL2(_CsvRowStream):
         n = len(r["ts"])
         snap = r["snap"]
         last = np.r_[new_batch[1:], True]
+        any_snap = bool(snap.any())
+        info = self.out.report.info
+        _add(info, "book_batches", np.count_nonzero(last))
+        if not self.seen_snapshot:
+            if self.first_line is None:
+                self.first_line = int(r["line"][0])
+            self.pre_snapshot += int(np.argmax(snap)) if any_snap else n
+            if any_snap:
+                self.seen_snapshot = True
+                if self.pre_snapshot:
+                    self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=self.first_line,
+                                            count=self.pre_snapshot,
+                                            detail="book rows before the first snapshot (the book is partial until it)")
+        gl = r["line"] + self.src.base
+        if not any_snap:  # batches are runs of equal (timestamp, local_timestamp): no time to spread
+            _add(info, "snapshots", 0)
+            ev = np.zeros(n, EVENT_DTYPE)
+            ev["kind"] = _SET
+            ev["ts_exch"] = r["ts"]
+            ev["ts_local"] = r["lts"]
+            ev["side"] = r["side"]
+            ev["price"] = r["px"]
+            ev["qty"] = r["qty"]
+            ev["flags"] = last.view(np.uint8) * np.uint16(_END)
+            self.ready(ev, gl)
+            return
+        # a snapshot run's rows may differ in time: every row gets its batch's last time
         ends = np.flatnonzero(last)
         batch = np.cumsum(new_batch) - 1
         bts = r["ts"][ends][batch]
         blts = r["lts"][ends][batch]
         snap_start = snap & new_batch
-        info = self.out.report.info
-        _add(info, "snapshots", snap_start.sum())
-        _add(info, "book_batches", len(ends))
-        if not self.seen_snapshot:
-            if self.first_line is None:
-                self.first_line = int(r["line"][0])
-            if snap.any():
-                self.seen_snapshot = True
-                self.pre_snapshot += int(np.argmax(snap))
-                if self.pre_snapshot:
-                    self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=self.first_line,
-                                            count=self.pre_snapshot,
-                                            detail="book rows before the first snapshot (the book is partial until it)")
-            else:
-                self.pre_snapshot += n
+        _add(info, "snapshots", np.count_nonzero(snap_start))
         # position of each row in the output: rows shift by the CLEARs inserted before them
         shift = np.cumsum(snap_start)
         pos = np.arange(n) + shift
@@ -813,16 +834,14 @@ class _BookL2(_CsvRowStream):
         ev["price"][pos] = r["px"]
         ev["qty"][pos] = r["qty"]
         ev["flags"][pos] = np.where(snap, _SNAP, 0) | np.where(last, _END, 0)
-        gl = r["line"] + self.src.base
         line = np.empty(len(ev), np.int64)
         line[pos] = gl
-        if len(ev) > n:
-            cpos = pos[snap_start] - 1
-            ev["ts_exch"][cpos] = bts[snap_start]
-            ev["ts_local"][cpos] = blts[snap_start]
-            ev["kind"][cpos] = _CLEAR
-            ev["flags"][cpos] = _SNAP
-            line[cpos] = gl[snap_start]
+        cpos = pos[snap_start] - 1
+        ev["ts_exch"][cpos] = bts[snap_start]
+        ev["ts_local"][cpos] = blts[snap_start]
+        ev["kind"][cpos] = _CLEAR
+        ev["flags"][cpos] = _SNAP
+        line[cpos] = gl[snap_start]
         self.ready(ev, line)
 
 
@@ -1160,17 +1179,17 @@ class _BinanceDepth(_Stream):
         out.report.info["local_clock"] = "none in data: ts_local = ts_exch"
 
     def position(self):
-        return self.bytes_done + (self.src.position() if not self.src.done else 0)
+        return self.bytes_done + self.src.position()
 
     def read(self):
         while True:
             csv = self.src.next_block()
             if csv is not None:
                 break
-            self.bytes_done += Path(self.src.path).stat().st_size
             self.fi += 1
             if self.fi == len(self.paths):
                 return None
+            self.bytes_done += self.src.position()
             self.src = _CsvStream(self.paths[self.fi], _BDEPTH_COLS, self.where, self.symbol, self.seen)
         rows = _Rows(csv.line, csv.timestamp("timestamp", _MS), None, None, None, None)
         rows.gl = csv.gline
