@@ -1,5 +1,7 @@
 """Throughput of the Databento DBN reader: read_dbn on the ESH4 MBO capture (68,792 records,
-zstd) and the ESU4 MBP-1 capture, in input records per second.
+zstd) and the ESU4 MBP-1 capture, in input records per second and events per second (best
+round), plus peak RSS; and iter_dbn streaming the MBO capture in 64k-event chunks.
+Target (issue 10): read_dbn MBO >= 2M records/s.
 
 Run: pytest benches/bench_readers_dbn.py -s
 """
@@ -9,9 +11,9 @@ import pytest
 
 pytest.importorskip("databento_dbn", reason="optional extra lobsim[databento] not installed")
 
-from lobsim.data.dbn import read_dbn  # noqa: E402
+from lobsim.data.dbn import iter_dbn, read_dbn  # noqa: E402
 
-from conftest import report  # noqa: E402
+from conftest import peak_rss_mib, report  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "databento"
 ESH4 = DATA / "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
@@ -23,15 +25,39 @@ def _need(path):
         pytest.skip(f"{path} not found")
 
 
+def _events_per_s(benchmark, name, n_events):
+    if benchmark.stats is None or not benchmark.stats.stats.data:
+        return
+    best = n_events / benchmark.stats.stats.min
+    benchmark.extra_info["events_per_s_best"] = best
+    print(f"{name}: {n_events:,} events, best {best:,.0f} events/s, peak RSS {peak_rss_mib():,.0f} MiB")
+
+
 @pytest.mark.parametrize("fills", ["execute", "ignore"])
 def test_read_dbn_mbo(benchmark, fills):
-    """Decode + zstd + L3 mapping + the reader's own crossed-book replay."""
+    """Decode + zstd + L3 mapping (C tracker) + the reader's own crossed-book replay."""
     _need(ESH4)
-    ev = benchmark.pedantic(lambda: read_dbn(ESH4, fills=fills), rounds=10, warmup_rounds=1)
+    ev = benchmark.pedantic(lambda: read_dbn(ESH4, fills=fills), rounds=15, warmup_rounds=1)
     report(benchmark, f"read_dbn ESH4 MBO (fills={fills}), records", ev.report.info["records"])
+    _events_per_s(benchmark, f"read_dbn ESH4 MBO (fills={fills})", len(ev))
+
+
+def test_iter_dbn_mbo_chunks(benchmark):
+    _need(ESH4)
+
+    def run():
+        n = 0
+        for ev in iter_dbn(ESH4, chunk_rows=1 << 16):
+            n += len(ev)
+        return n
+
+    n = benchmark.pedantic(run, rounds=15, warmup_rounds=1)
+    report(benchmark, "iter_dbn ESH4 MBO (64k-event chunks), records", 68_792)
+    _events_per_s(benchmark, "iter_dbn ESH4 MBO (64k-event chunks)", n)
 
 
 def test_read_dbn_mbp1(benchmark):
     _need(MBP1)
     ev = benchmark.pedantic(lambda: read_dbn(MBP1), rounds=20, warmup_rounds=1)
     report(benchmark, "read_dbn ESU4 MBP-1, records", ev.report.info["records"])
+    _events_per_s(benchmark, "read_dbn ESU4 MBP-1", len(ev))

@@ -13,6 +13,7 @@ _SOURCES = {
     "ValidationReport": "lobsim.data.events",
     "read_lobster": "lobsim.data.lobster",
     "read_dbn": "lobsim.data.dbn",
+    "iter_dbn": "lobsim.data.dbn",
     "instrument_from_dbn": "lobsim.data.dbn",
     "read_binance": "lobsim.data.binance",
     "read_binance_book_ticker": "lobsim.data.binance",

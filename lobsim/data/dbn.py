@@ -1,11 +1,15 @@
-"""Databento DBN reader: MBO -> L3 events, MBP-1 -> L2 top-of-book events, trades -> prints.
+"""Databento DBN reader: MBO -> L3 events; MBP-1, MBP-10, CMBP-1, BBO and CBBO -> L2 events;
+trades -> prints; status -> STATUS events.
 
-Decoding uses the optional ``databento-dbn`` package (``pip install 'lobsim[databento]'``),
-which also decompresses zstd (multi-frame) itself. Its record objects are turned back
-into their fixed-size DBN v3 bytes and viewed as one numpy structured array per file,
-so every conversion below is vectorized except the MBO order tracker: one Python step
-per record over a dict of live orders, which handles every stream (duplicate adds,
-side-changing modifies, fills that do not fit, ...) with a single implementation.
+``iter_dbn`` streams: the file (raw or zstd, multi-frame) is decompressed in blocks of a
+few MB (``zstandard``), its records are viewed as numpy structured arrays straight from
+the bytes (lobsim/data/dbn_decode.py; ``databento-dbn`` decodes only the metadata
+header), converted block by block with every piece of state carried over (live orders,
+fills awaiting their C/M, the open batch, the previous record's levels, the running
+clock maximum, the book of the crossed-book check), and cut into Events chunks of
+exactly ``chunk_rows`` events. ``read_dbn`` is ``collect(iter_dbn(...))``. The MBO
+order tracker runs in C (csrc/dbn.c: lob_dbn_mbo_run); the other schemas are vectorized.
+Memory: one block, one chunk and the live orders, whatever the file size.
 
 Mapping (MBO, the venue's sequence order = file order, never re-sorted):
 
@@ -59,7 +63,6 @@ with bid >= ask is counted: crossings followed by an aggressor-less trade (the o
 auction print uncrossing a pre-open book) go to info as pre-open crossings, others are
 CROSSED_BOOK anomalies.
 """
-from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
 from math import gcd
@@ -67,257 +70,79 @@ from pathlib import Path
 
 import numpy as np
 
-from lobsim._types import EventKind, Flag, empty_events
+from lobsim._core import ffi, lib
+from lobsim._types import EVENT_DTYPE, EventKind, Flag, TradingStatus, empty_events
 from lobsim.data._io import require_file
+from lobsim.data.dbn_decode import (  # noqa: F401 - the layouts are part of this module's interface
+    BBO_DTYPE,
+    CBBO_DTYPE,
+    CMBP1_DTYPE,
+    MBO_DTYPE,
+    MBP1_DTYPE,
+    MBP10_DTYPE,
+    STATUS_DTYPE,
+    TRADE_DTYPE,
+    DTYPE_OF_CLASS,
+    ZSTD_MAGIC,
+    DbnSource,
+    require_dbn,
+    zstd_problem,
+)
 from lobsim.data.events import (
     CROSSED_BOOK,
+    DEFAULT_CHUNK_ROWS,
+    MAX_CHUNK_ROWS,
     MAX_EXAMPLES,
     OUT_OF_ORDER_TS,
     SEQUENCE_GAP,
     SKIPPED,
     UNKNOWN_ORDER_ID,
-    Events,
-    ValidationReport,
+    ChunkedOutput,
+    collect,
     crossed_batch_ends,
 )
 from lobsim.errors import DataError
 from lobsim.instrument import Instrument, plain
 
-__all__ = ["read_dbn", "instrument_from_dbn"]
+__all__ = ["read_dbn", "iter_dbn", "instrument_from_dbn"]
 
 # Anomaly reasons specific to this reader (each has one clear meaning).
 DUPLICATE_ORDER_ID = "duplicate_order_id"  # A of an id that is still resting
 CANCEL_EXCEEDS_ORDER = "cancel_exceeds_order"  # C larger than the order's remaining size
 REPLAY_REJECTED = "replay_rejected"  # the reader's own verification replay refused events
+SYMBOL_MISMATCH = "symbol_mismatch"
+STATUS_UNMAPPED = "status_unmapped"  # skipped:<this>, a status record with no trading state lobsim can name
 
 PRICE_SCALE = 10**9  # DBN prices are int64 in units of 1e-9
 UNDEF_PRICE = 2**63 - 1
 UNDEF_TIMESTAMP = 2**64 - 1
 _INT64_MAX = 2**63 - 1
 TRADE_WITHOUT_PRICE = "trade_without_price"  # skipped:<this>, a T record with UNDEF_PRICE
-_CHUNK = 1 << 20
-_ZSTD_MAGIC = 0xFD2FB528
 
 # DBN flag bits (databento_dbn.F_*)
 F_LAST, F_TOB, F_SNAPSHOT, F_BAD_TS_RECV, F_MAYBE_BAD_BOOK = 128, 64, 32, 8, 4
-
-# DBN v3 record layouts (little endian). tests/test_dbn.py checks every field against
-# databento_dbn's own attribute decoding.
-_HEADER = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
-           ("ts_event", "<u8")]
-MBO_DTYPE = np.dtype(_HEADER + [
-    ("order_id", "<u8"), ("price", "<i8"), ("size", "<u4"), ("flags", "u1"), ("channel_id", "u1"),
-    ("action", "u1"), ("side", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"), ("sequence", "<u4")])
-TRADE_DTYPE = np.dtype(_HEADER + [
-    ("price", "<i8"), ("size", "<u4"), ("action", "u1"), ("side", "u1"), ("flags", "u1"), ("depth", "u1"),
-    ("ts_recv", "<u8"), ("ts_in_delta", "<i4"), ("sequence", "<u4")])
-MBP1_DTYPE = np.dtype(TRADE_DTYPE.descr + [
-    ("bid_px", "<i8"), ("ask_px", "<i8"), ("bid_sz", "<u4"), ("ask_sz", "<u4"), ("bid_ct", "<u4"),
-    ("ask_ct", "<u4")])
-assert (MBO_DTYPE.itemsize, TRADE_DTYPE.itemsize, MBP1_DTYPE.itemsize) == (56, 48, 80)
 
 # action / side characters as bytes
 _A, _C, _M, _R, _T, _F, _N = (ord(c) for c in "ACMRTFN")
 _SIDE_B, _SIDE_A = ord("B"), ord("A")
 
-_INSTALL_HINT = "pip install 'lobsim[databento]'"
+# schema -> (record class, converter kind)
+_SCHEMAS = {
+    "mbo": ("MBOMsg", "mbo"), "mbp-1": ("MBP1Msg", "levels"), "mbp-10": ("MBP10Msg", "levels"),
+    "cmbp-1": ("CMBP1Msg", "levels"), "bbo-1s": ("BBOMsg", "bbo"), "bbo-1m": ("BBOMsg", "bbo"),
+    "cbbo-1s": ("CBBOMsg", "bbo"), "cbbo-1m": ("CBBOMsg", "bbo"), "tbbo": ("MBP1Msg", "trades"),
+    "tcbbo": ("CMBP1Msg", "trades"), "trades": ("TradeMsg", "trades"), "status": ("StatusMsg", "status"),
+}
+# schema of a stream without one in its metadata, from its records' class
+_SCHEMA_OF_CLASS = {"MBOMsg": "mbo", "MBP1Msg": "mbp-1", "MBP10Msg": "mbp-10", "CMBP1Msg": "cmbp-1",
+                    "BBOMsg": "bbo-1s", "CBBOMsg": "cbbo-1s", "TradeMsg": "trades", "StatusMsg": "status"}
+
+_require_dbn = require_dbn
 
 
-def _require_dbn():
-    """Import databento_dbn or explain how to get it."""
-    try:
-        import databento_dbn
-    except ImportError as e:
-        raise ImportError(
-            f"reading Databento DBN files needs the optional package databento-dbn: {_INSTALL_HINT}"
-        ) from e
-    return databento_dbn
-
-
-# --------------------------------------------------------------------------- decoding
-def _zstd_problem(f, size):
-    """Walk the zstd frames of an open file (headers only); None if every frame is
-    complete, else a description of where it is truncated or malformed.
-
-    The decoder itself stops silently at a truncated frame, so this is what turns a
-    cut-off download into an error instead of a shorter stream.
-    """
-    pos = 0
-    while pos < size:
-        f.seek(pos)
-        hdr = f.read(14)
-        if len(hdr) < 5:
-            return f"truncated zstd frame header at byte {pos}"
-        magic = int.from_bytes(hdr[:4], "little")
-        if magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
-            end = pos + 8 + int.from_bytes(hdr[4:8], "little")
-            if len(hdr) < 8 or end > size:
-                return f"truncated skippable zstd frame at byte {pos}"
-            pos = end
-            continue
-        if magic != _ZSTD_MAGIC:
-            return f"bytes at offset {pos} are not a zstd frame"
-        fhd = hdr[4]
-        single = (fhd >> 5) & 1
-        fcs = (1 if single else 0, 2, 4, 8)[fhd >> 6]
-        pos += 5 + (0 if single else 1) + (0, 1, 2, 4)[fhd & 3] + fcs
-        while True:
-            f.seek(pos)
-            b = f.read(3)
-            if len(b) < 3:
-                return f"zstd frame truncated at byte {pos} (file has {size} bytes)"
-            bh = int.from_bytes(b, "little")
-            btype = (bh >> 1) & 3
-            if btype == 3:
-                return f"corrupt zstd block header at byte {pos}"
-            pos += 3 + (1 if btype == 1 else bh >> 3)
-            if pos > size:
-                return f"zstd frame truncated inside a block (needs {pos} bytes, file has {size})"
-            if bh & 1:
-                break
-        if (fhd >> 2) & 1:
-            pos += 4
-            if pos > size:
-                return f"zstd frame truncated in its checksum (file has {size} bytes)"
-    return None
-
-
-def _decoder_failure(e):
-    """True for what databento_dbn raises on malformed input: DBNError, RuntimeError
-    (zstd), and pyo3's PanicException (a Rust panic on e.g. a record whose length
-    field is too short for its type), which derives from BaseException."""
-    return isinstance(e, Exception) or type(e).__name__ == "PanicException"
-
-
-def _locate_failure(f, end, compression, dbn, step=256):
-    """Re-decode the file up to `end` in small pieces; the number of records (metadata
-    excluded) decoded before the failure, so an error can name a nearby record."""
-    f.seek(0)
-    dec = dbn.DBNDecoder(compression=compression, upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
-    n = 0
-    pos = 0
-    while pos < end:
-        piece = f.read(min(step, end - pos))
-        pos += len(piece)
-        try:
-            recs = dec.write_and_decode(piece)
-        except BaseException as e:  # noqa: B036
-            if not _decoder_failure(e):
-                raise
-            break
-        n += sum(1 for r in recs if not isinstance(r, dbn.Metadata))
-    return n
-
-
-class _Decoded:
-    """The metadata and the records of one DBN file, grouped by record class."""
-
-    def __init__(self, path, metadata, groups, n_records):
-        self.path = path
-        self.metadata = metadata
-        # class name -> (list of chunks, list of 1-based record-number arrays); a chunk is
-        # the joined DBN bytes of that class's records in one decoded block (or a list
-        # of databento_dbn objects when decoded with keep_objects)
-        self.groups = groups
-        self.n_records = n_records
-
-    def count(self, cls_name):
-        return sum(len(x) for x in self.groups[cls_name][1])
-
-    def objects(self, cls_name):
-        return [r for chunk in self.groups[cls_name][0] for r in chunk]
-
-    def array(self, cls_name, dtype):
-        """Records of one class as a structured array and their 1-based record numbers."""
-        chunks, numbers = self.groups[cls_name]
-        raw = b"".join(chunks)
-        numbers = np.concatenate(numbers)
-        size = len(raw) // len(numbers)
-        if size * len(numbers) != len(raw) or size - dtype.itemsize not in (0, 8):  # 8: ts_out
-            raise DataError(f"unexpected {cls_name} record size", file=self.path,
-                            detail=f"{len(raw)} bytes for {len(numbers)} records; expected "
-                                   f"{dtype.itemsize} each (DBN v3 layout)")
-        if size != dtype.itemsize:
-            dtype = np.dtype(dtype.descr + [("ts_out", "<u8")])
-        rec = np.frombuffer(raw, dtype=dtype)
-        bad = np.nonzero(rec["length"].astype(np.int64) * 4 != dtype.itemsize)[0]
-        if len(bad):
-            n = int(numbers[bad[0]])
-            raise DataError("record length field does not match its type", file=self.path, line=n,
-                            detail=f"record {n}: {cls_name} with length {int(rec['length'][bad[0]]) * 4}")
-        return rec, numbers
-
-
-def _decode(path, dbn, keep_objects=False):
-    """Decode a DBN file (raw or zstd) into _Decoded; DataError on anything malformed.
-
-    Records are kept as their DBN bytes, joined per decoded block (about the file's own
-    size in memory), or as databento_dbn objects with keep_objects (small files only).
-    """
-    path = Path(path)
-    require_file(path)  # "file not found", or "is a directory, not a file"
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(4)
-        if not head:
-            raise DataError("empty file, not DBN", file=path)
-        magic = int.from_bytes(head.ljust(4, b"\0"), "little")
-        if magic == _ZSTD_MAGIC or magic & 0xFFFFFFF0 == 0x184D2A50:
-            compression = dbn.Compression.ZSTD
-            problem = _zstd_problem(f, size)
-            if problem:
-                raise DataError("truncated or corrupt zstd stream", file=path, detail=problem)
-        elif head[:3] == b"DBN":
-            compression = dbn.Compression.NONE
-        else:
-            raise DataError("not a DBN file", file=path,
-                            detail=f"starts with {head!r}, neither b'DBN' nor the zstd magic")
-        f.seek(0)
-        dec = dbn.DBNDecoder(compression=compression,
-                             upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
-        metadata = None
-        groups = {}
-        n = 0  # records decoded so far
-
-        def keep(name, recs, numbers):
-            chunks, nums = groups.setdefault(name, ([], []))
-            chunks.append(list(recs) if keep_objects else b"".join(map(bytes, recs)))
-            nums.append(numbers)
-
-        while True:
-            chunk = f.read(_CHUNK)
-            if not chunk:
-                break
-            try:
-                recs = dec.write_and_decode(chunk)
-            except BaseException as e:  # noqa: B036 - see _decoder_failure
-                if not _decoder_failure(e):
-                    raise
-                k = max(n, _locate_failure(f, f.tell(), compression, dbn))
-                raise DataError("DBN decoding failed", file=path, line=k + 1,
-                                detail=f"at or after record {k + 1}: {e}") from None
-            if metadata is None and recs and isinstance(recs[0], dbn.Metadata):
-                metadata = recs[0]
-                recs = recs[1:]
-            if not recs:
-                continue
-            types = list(map(type, recs))
-            numbers = np.arange(n + 1, n + 1 + len(recs), dtype=np.int64)
-            if types.count(types[0]) == len(types):  # the usual case: one record class
-                keep(types[0].__name__, recs, numbers)
-            else:
-                names = np.array([t.__name__ for t in types])
-                for name in dict.fromkeys(names.tolist()):
-                    idx = np.nonzero(names == name)[0]
-                    keep(name, [recs[i] for i in idx], numbers[idx])
-            n += len(recs)
-        left = len(dec.buffer())
-    if metadata is None:
-        raise DataError("truncated DBN file: no complete metadata header", file=path)
-    if left:
-        raise DataError("truncated DBN file: it ends inside a record", file=path, line=n + 1,
-                        detail=f"record {n + 1}: only {left} bytes present")
-    return _Decoded(path, metadata, groups, n)
+def _add(report, key, n):
+    """Add n to an integer info value (integer info values add up when chunk reports merge)."""
+    report.info[key] = report.info.get(key, 0) + int(n)
 
 
 # --------------------------------------------------------------------------- instrument
@@ -326,9 +151,6 @@ def _schema_name(metadata):
     if s is None:
         return None
     return str(getattr(s, "value", s)).lower()
-
-
-SYMBOL_MISMATCH = "symbol_mismatch"
 
 
 def _symbol_matches(given, known):
@@ -353,17 +175,51 @@ def _symbols_by_id(metadata):
     return out
 
 
+def _decoder_failure(e):
+    """True for what databento_dbn raises on malformed input: DBNError, RuntimeError
+    (zstd), and pyo3's PanicException, which derives from BaseException."""
+    return isinstance(e, Exception) or type(e).__name__ == "PanicException"
+
+
+def _definition_records(path, dbn):
+    """Records of a (small) DBN definition file as databento_dbn objects; DataError if malformed."""
+    path = Path(path)
+    require_file(path)
+    data = path.read_bytes()
+    if not data:
+        raise DataError("empty file, not DBN", file=path)
+    magic = int.from_bytes(data[:4].ljust(4, b"\0"), "little")
+    if magic == ZSTD_MAGIC or magic & 0xFFFFFFF0 == 0x184D2A50:
+        with open(path, "rb") as f:
+            problem = zstd_problem(f, len(data))
+        if problem:
+            raise DataError("truncated or corrupt zstd stream", file=path, detail=problem)
+        comp = dbn.Compression.ZSTD
+    elif data[:3] == b"DBN":
+        comp = dbn.Compression.NONE
+    else:
+        raise DataError("not a DBN file", file=path, detail=f"starts with {data[:4]!r}, neither b'DBN' nor the zstd magic")
+    dec = dbn.DBNDecoder(compression=comp, upgrade_policy=dbn.VersionUpgradePolicy.UPGRADE_TO_V3)
+    try:
+        recs = dec.write_and_decode(data)
+    except BaseException as e:  # noqa: B036 - see _decoder_failure
+        if not _decoder_failure(e):
+            raise
+        raise DataError("DBN decoding failed", file=path, detail=str(e)) from None
+    if not recs or not isinstance(recs[0], dbn.Metadata):
+        raise DataError("truncated DBN file: no complete metadata header", file=path)
+    return recs[0], recs[1:]
+
+
 def _definitions(path, dbn):
     """instrument_id -> (raw_symbol, min_price_increment) from a DBN definition file."""
-    d = _decode(path, dbn, keep_objects=True)
+    meta, recs = _definition_records(path, dbn)
     out = {}
-    for name in d.groups:
-        for r in d.objects(name):
-            if hasattr(r, "min_price_increment") and hasattr(r, "raw_symbol"):
-                out[int(r.instrument_id)] = (str(r.raw_symbol), int(r.min_price_increment))
+    for r in recs:
+        if hasattr(r, "min_price_increment") and hasattr(r, "raw_symbol"):
+            out[int(r.instrument_id)] = (str(r.raw_symbol), int(r.min_price_increment))
     if not out:
-        raise DataError("no instrument definitions in file", file=path,
-                        detail=f"schema {_schema_name(d.metadata)}")
+        raise DataError("no instrument definitions in file", file=path, detail=f"schema {_schema_name(meta)}")
     return out
 
 
@@ -407,132 +263,104 @@ def _infer_tick(prices):
     return max(gcd(int(np.gcd.reduce(u)), PRICE_SCALE), 1)
 
 
-# --------------------------------------------------------------------------- main entry
-def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
-    """Read a Databento DBN file (raw or .zst) into normalized Events.
+def _price_columns(rec):
+    """Every price column of a record array, flattened (for tick inference)."""
+    cols = [rec[f].ravel() for f in ("price", "bid_px", "ask_px") if f in rec.dtype.names]
+    if "levels" in rec.dtype.names:
+        cols += [rec["levels"]["bid_px"].ravel(), rec["levels"]["ask_px"].ravel()]
+    return np.concatenate(cols).astype(np.int64) if cols else np.zeros(0, np.int64)
 
-    Schemas: mbo (L3), mbp-1 (L2 top of book), trades and tbbo (TRADE prints).
-    instrument: an Instrument; or the path of a DBN definition file (tick from its
-    min_price_increment); or None: symbol from the metadata, tick inferred as the
-    gcd of all prices (report.info says so). Files with several instruments need an
-    Instrument/definition whose symbol selects one. fills: "execute" or "ignore"
-    (MBO F records; see the module docstring). strict: the first anomaly raises
-    DataError naming the file and record number. O(records); vectorized except the
-    MBO order tracker (a Python loop, one step per record).
+
+class _Selection:
+    """Which instrument's records are converted, and the Instrument (given, definition or inferred).
+
+    Settled on the first block with records: a file whose first block holds several
+    instrument ids needs an Instrument (or definition) whose symbol picks one; later
+    blocks' other ids are filtered out and counted (other_instrument_records) -- or,
+    when nothing was given to choose by, are a DataError (the file holds several
+    instruments). An inferred tick comes from the first block's prices.
     """
-    if fills not in ("execute", "ignore"):
-        raise ValueError(f"fills must be 'execute' or 'ignore', got {fills!r}")
-    dbn = _require_dbn()
-    path = Path(path)
-    report = ValidationReport(source=str(path), strict=strict)
-    d = _decode(path, dbn)
-    schema = _schema_name(d.metadata)
-    kinds = {"MBOMsg": ("mbo", MBO_DTYPE), "MBP1Msg": ("mbp-1", MBP1_DTYPE), "TradeMsg": ("trades", TRADE_DTYPE)}
-    present = [k for k in kinds if k in d.groups]
-    if schema not in (None, "mbo", "mbp-1", "tbbo", "trades") or len(present) > 1 or (
-            schema is None and not present):
-        found = ", ".join(sorted(d.groups)) or "no records"
-        hint = "; read definitions with instrument_from_dbn()" if schema == "definition" else ""
-        raise DataError(f"unsupported DBN schema {schema!r}", file=path,
-                        detail=f"supported: mbo, mbp-1, tbbo, trades; records found: {found}{hint}")
-    if not present:  # supported schema but no records of it
-        cls = {"mbo": "MBOMsg", "mbp-1": "MBP1Msg", "tbbo": "MBP1Msg", "trades": "TradeMsg"}[schema]
-        rec, recno = np.zeros(0, kinds[cls][1]), np.zeros(0, np.int64)
-    else:
-        cls = present[0]
-        if schema is None:
-            schema = kinds[cls][0]
-        rec, recno = d.array(cls, kinds[cls][1])
-    for name, (_, numbers) in d.groups.items():
-        if name != cls:
-            count = d.count(name)
-            report.info.setdefault("other_records", {})[name] = count
-            if name.startswith("StatusMsg"):
-                first = int(numbers[0][0])
-                report.skip("status_record", line=first, count=count,
-                            detail=f"record {first}: trading status records are not converted")
 
-    info = report.info
-    meta = d.metadata
-    info.update({"schema": schema, "dataset": meta.dataset, "dbn_version": int(meta.version),
-                 "records": int(d.n_records)})
-    rec, recno, inst = _select_instrument(rec, recno, meta, instrument, path, report, dbn)
-    _check_timestamps(rec, recno, path)
+    def __init__(self, meta, instrument, path, dbn):
+        self.meta, self.instrument, self.path = meta, instrument, path
+        self.by_id = _symbols_by_id(meta)
+        self.definition = None
+        if instrument is not None and not isinstance(instrument, Instrument):
+            self.definition = _definitions(instrument, dbn)  # a path to a definition file
+        self.inst = None
+        self.chosen = None
+        self.inferred = None  # records the inferred tick came from
 
-    if schema == "mbo":
-        arr, ev_rec = _mbo_events(rec, recno, inst, report, fills)
-    elif schema == "mbp-1":
-        arr, ev_rec = _bbo_events(rec, recno, inst, report)
-    else:
-        arr, ev_rec = _trade_events(rec, recno, inst, report, is_tbbo=(schema == "tbbo"))
-    _clock_checks(rec, recno, report)
-    if schema in ("mbo", "mbp-1"):
-        _crossed_check(arr, recno[ev_rec], report)
-    info["events"] = int(len(arr))
-    return Events(arr, inst, report)
-
-
-def _select_instrument(rec, recno, meta, instrument, path, report, dbn):
-    """Keep one instrument's records and settle the Instrument (given, definition or inferred)."""
-    by_id = _symbols_by_id(meta)
-    iid = rec["instrument_id"]
-    ids = iid[:1] if len(iid) and (iid == iid[0]).all() else np.unique(iid)
-    definition = None
-    if instrument is not None and not isinstance(instrument, Instrument):
-        definition = _definitions(instrument, dbn)  # a path to a definition file
-    chosen = None
-    if len(ids) > 1:
-        want = None
+    def settle(self, rec, recno, report):
+        path, meta, instrument = self.path, self.meta, self.instrument
+        by_id, definition = self.by_id, self.definition
+        iid = rec["instrument_id"]
+        ids = iid[:1] if len(iid) and (iid == iid[0]).all() else np.unique(iid)
+        chosen = None
+        if len(ids) > 1:
+            want = instrument.symbol if isinstance(instrument, Instrument) else None
+            hits = [int(i) for i in ids if want is not None and want in by_id.get(int(i), [])]
+            if definition is not None:
+                hits = [int(i) for i in ids if int(i) in definition]
+            if len(hits) != 1:
+                have = ", ".join(f"{int(i)} ({'/'.join(by_id.get(int(i), ['?']))})" for i in ids)
+                raise DataError("file holds several instruments; pass an Instrument whose symbol picks one",
+                                file=path, detail=f"instrument ids: {have}")
+            chosen = hits[0]
+        elif len(ids) == 1:
+            chosen = int(ids[0])
+        self.chosen = chosen
+        report.info["instrument_id"] = chosen
+        symbols = by_id.get(chosen, []) if chosen is not None else []
+        data_symbol = symbols[0] if len(symbols) == 1 else (
+            meta.symbols[0] if len(meta.symbols or []) == 1 else (str(chosen) if chosen is not None else ""))
+        report.info["symbol_in_data"] = data_symbol
         if isinstance(instrument, Instrument):
-            want = instrument.symbol
-        hits = [int(i) for i in ids if want is not None and want in by_id.get(int(i), [])]
-        if definition is not None:
-            hits = [int(i) for i in ids if int(i) in definition]
-        if len(hits) != 1:
-            have = ", ".join(f"{int(i)} ({'/'.join(by_id.get(int(i), ['?']))})" for i in ids)
-            raise DataError("file holds several instruments; pass an Instrument whose symbol picks one",
-                            file=path, detail=f"instrument ids: {have}")
-        chosen = hits[0]
-        keep = rec["instrument_id"] == chosen
-        report.info["other_instrument_records"] = int(np.count_nonzero(~keep))
-        rec, recno = rec[keep], recno[keep]
-    elif len(ids) == 1:
-        chosen = int(ids[0])
-    report.info["instrument_id"] = chosen
-    symbols = by_id.get(chosen, []) if chosen is not None else []
-    data_symbol = symbols[0] if len(symbols) == 1 else (
-        meta.symbols[0] if len(meta.symbols or []) == 1 else (str(chosen) if chosen is not None else ""))
-    report.info["symbol_in_data"] = data_symbol
-    if isinstance(instrument, Instrument):
-        inst = instrument
-        report.info["tick_size_source"] = "given"
-        known = {str(x) for x in list(symbols) + list(meta.symbols or []) if x} - {"ALL_SYMBOLS", str(chosen)}
-        if known and inst.symbol and not _symbol_matches(inst.symbol, known):
-            report.anomaly(SYMBOL_MISMATCH, file=path,
-                           detail=f"instrument symbol {inst.symbol!r} but the data is {'/'.join(sorted(known))}")
-    elif definition is not None:
-        if chosen in definition:
-            sym, inc = definition[chosen]
+            inst = instrument
+            report.info["tick_size_source"] = "given"
+            known = {str(x) for x in list(symbols) + list(meta.symbols or []) if x} - {"ALL_SYMBOLS", str(chosen)}
+            if known and inst.symbol and not _symbol_matches(inst.symbol, known):
+                report.anomaly(SYMBOL_MISMATCH, file=path,
+                               detail=f"instrument symbol {inst.symbol!r} but the data is {'/'.join(sorted(known))}")
+        elif definition is not None:
+            if chosen in definition:
+                sym, inc = definition[chosen]
+            else:
+                match = [v for v in definition.values() if v[0] == data_symbol]
+                if len(match) != 1:
+                    raise DataError("definition file has no definition for this data", file=path,
+                                    detail=f"instrument id {chosen}, symbol {data_symbol!r}")
+                sym, inc = match[0]
+            inst = Instrument(sym, _tick_from_increment(inc), Decimal(1))
+            report.info["tick_size_source"] = f"definition file {instrument}"
         else:
-            match = [v for v in definition.values() if v[0] == data_symbol]
-            if len(match) != 1:
-                raise DataError("definition file has no definition for this data", file=path,
-                                detail=f"instrument id {chosen}, symbol {data_symbol!r}")
-            sym, inc = match[0]
-        inst = Instrument(sym, _tick_from_increment(inc), Decimal(1))
-        report.info["tick_size_source"] = f"definition file {instrument}"
-    else:
-        prices = [rec["price"]]
-        if "bid_px" in rec.dtype.names:
-            prices += [rec["bid_px"], rec["ask_px"]]
-        tick = _infer_tick(np.concatenate(prices).astype(np.int64))
-        inst = Instrument(data_symbol or "UNKNOWN", _tick_from_increment(tick), Decimal(1))
-        report.info["tick_size_source"] = ("inferred: gcd of all prices; pass an Instrument or a "
-                                           "definition file to be sure")
-    report.info["tick_size"] = plain(inst.tick_size)
-    return rec, recno, inst
+            mine = rec if len(ids) <= 1 else rec[iid == chosen]
+            tick = _infer_tick(_price_columns(mine))
+            inst = Instrument(data_symbol or "UNKNOWN", _tick_from_increment(tick), Decimal(1))
+            self.inferred = len(mine)
+            report.info["tick_size_source"] = ("inferred: gcd of the prices of the first block of records; pass an "
+                                               "Instrument or a definition file to be sure")
+        report.info["tick_size"] = plain(inst.tick_size)
+        self.inst = inst
+        return inst
+
+    def filter(self, rec, recno, report):
+        """This block's records of the chosen instrument."""
+        iid = rec["instrument_id"]
+        if not len(rec) or (iid == self.chosen).all():
+            return rec, recno
+        keep = iid == self.chosen
+        if self.instrument is None and self.chosen is not None:
+            k = int(recno[np.argmax(~keep)])
+            raise DataError("file holds several instruments; pass an Instrument whose symbol picks one",
+                            file=self.path, line=k,
+                            detail=f"record {k}: instrument id {int(iid[np.argmax(~keep)])}, after only "
+                                   f"{self.chosen} in the first block")
+        _add(report, "other_instrument_records", np.count_nonzero(~keep))
+        return rec[keep], recno[keep]
 
 
+# --------------------------------------------------------------------------- conversions shared by the schemas
 def _check_timestamps(rec, recno, path):
     """DataError for the first record whose ts_event or ts_recv (u64) does not fit int64
     ns: UNDEF_TIMESTAMP (u64::MAX, no time) or any value >= 2**63; a plain cast would
@@ -564,7 +392,7 @@ def _ticks(inst, raw, recno, path, undef_ok=False, what="price"):
         raise DataError(f"undefined {what} (UNDEF_PRICE)", file=path, line=n,
                         detail=f"record {n}: {what} is UNDEF_PRICE ({UNDEF_PRICE}) where a price is required"
                                + (f" ({len(bad)} such records)" if len(bad) > 1 else ""))
-    vals = np.where(undef, 0, raw)
+    vals = np.where(undef, 0, raw) if undef.any() else raw
     try:
         return inst.prices_from_scaled(vals, PRICE_SCALE, where=path)
     except DataError as e:
@@ -585,12 +413,6 @@ def _lots(inst, raw, recno, path):
         raise
 
 
-def _action_counts(act):
-    """{'A': count, ...} of the action characters present."""
-    c = np.bincount(act, minlength=256)
-    return {chr(k): int(c[k]) for k in np.nonzero(c)[0]}
-
-
 def _side_codes(side_chars):
     """'B' -> +1, 'A' -> -1, anything else ('N') -> 0."""
     return np.where(side_chars == _SIDE_B, 1, np.where(side_chars == _SIDE_A, -1, 0)).astype(np.int8)
@@ -598,296 +420,220 @@ def _side_codes(side_chars):
 
 def _batch_end_positions(ev_rec, last_mask):
     """Event index carrying BATCH_END for every record in last_mask: the record's last
-    emitted event, or the closest earlier event when the record emitted none."""
+    emitted event, or the closest earlier event when the record emitted none (-1: an
+    event of an earlier block)."""
     recs = np.nonzero(last_mask)[0]
     pos = np.searchsorted(ev_rec, recs, side="right") - 1  # non-decreasing
-    pos = pos[pos >= 0]
-    return pos[np.r_[True, pos[1:] != pos[:-1]]] if len(pos) else pos
+    return np.unique(pos)
 
 
-# --------------------------------------------------------------------------- MBO
-def _mbo_events(rec, recno, inst, report, fills):
-    """Convert MBO records to L3 events (see the module docstring for the mapping):
-    checks and validation vectorized, order tracking by _mbo_loop, then the event array."""
-    path = report.source
-    n = len(rec)
-    info = report.info
-    flags = rec["flags"]
-    act = rec["action"]
-    pubs = rec["publisher_id"]
-    if n and not (pubs == pubs[0]).all():
-        raise DataError("MBO from several venues (publisher ids) for one instrument", file=path,
-                        detail=f"publisher ids {sorted(set(pubs.tolist()))}: one order book per venue; "
-                               "split the file by publisher_id first")
-    tob = np.nonzero(flags & F_TOB)[0]
-    if len(tob):
-        k = int(recno[tob[0]])
-        raise DataError("MBO records flagged TOB (a top-of-book-only venue) are not order-by-order data",
-                        file=path, line=k, detail=f"record {k}: such an add replaces the whole side")
-    info["actions"] = _action_counts(act)
-    info["snapshot_records"] = int(np.count_nonzero(flags & F_SNAPSHOT))
-    info["bad_ts_recv_records"] = int(np.count_nonzero(flags & F_BAD_TS_RECV))
-    side = _side_codes(rec["side"])
-    # validates every price against the tick; A/M/F need one (module docstring)
-    _ticks(inst, rec["price"], recno, path, undef_ok=~np.isin(act, (_A, _M, _F)), what="price of an A/M/F record")
-    _lots(inst, rec["size"], recno, path)  # and every size against the lot
-    ev_rec, kind, qty, price_raw, ev_side, counts, anomalies, resting = _mbo_loop(rec, side, fills == "execute")
-    t_undef = (kind == EventKind.TRADE) & (price_raw == UNDEF_PRICE)  # one TRADE per T record
-    if t_undef.any():
-        skipped = ev_rec[t_undef]
-        keep = ~t_undef
-        ev_rec, kind, qty, price_raw, ev_side = ev_rec[keep], kind[keep], qty[keep], price_raw[keep], ev_side[keep]
-        anomalies = dict(anomalies)
-        anomalies[f"{SKIPPED}:{TRADE_WITHOUT_PRICE}"] = (skipped, lambda i: (
-            f"trade of size {int(rec['size'][i])} with UNDEF_PRICE (no price), not emitted"))
-    _report_anomalies(report, anomalies, recno)
-    info["fill_handling"] = fills
-    info["mbo_mapping"] = {k: int(v) for k, v in sorted(counts.items()) if v}
-    info["resting_orders_at_end"] = int(resting)
+class _BatchEnds:
+    """Batch ends of the vectorized schemas across blocks: F_LAST (or every record), plus the end
+    of a snapshot run that lacks F_LAST (Databento files before 2024-02-10), which is known only
+    at the next record -- possibly in the next block."""
 
-    m = len(ev_rec)
-    out = empty_events(m)
-    out["ts_exch"] = rec["ts_event"][ev_rec]
-    out["ts_local"] = rec["ts_recv"][ev_rec]
-    out["order_id"] = rec["order_id"][ev_rec]
-    out["kind"] = kind
-    clear = kind == EventKind.CLEAR
-    out["qty"] = _lots(inst, qty, recno[ev_rec], path)
-    out["price"] = _ticks(inst, np.where(clear, 0, price_raw), recno[ev_rec], path)
-    out["side"] = np.where(clear, 0, ev_side)
-    fl = np.zeros(m, dtype=np.uint16)
-    fl[(flags[ev_rec] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
-    fl[_batch_end_positions(ev_rec, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
-    out["flags"] = fl
-    return out, ev_rec
+    def __init__(self, snapshot_runs=True, every_record=False):
+        self.snapshot_runs, self.every_record = snapshot_runs, every_record
+        self.open_run = False
+        self.any_event = False
+
+    def flags(self, flags, ev_rec, report):
+        """-> (event flags, mark_prev: a batch ends on an event of an earlier block)."""
+        n = len(flags)
+        last = np.ones(n, bool) if self.every_record else (flags & F_LAST) != 0
+        mark_prev = False
+        snap = (flags & F_SNAPSHOT) != 0
+        if self.snapshot_runs and n:
+            missing = snap & ~np.r_[snap[1:], True] & ~last  # the last record's run end is undetermined
+            runs = int(np.count_nonzero(missing))
+            if self.open_run and not snap[0]:
+                mark_prev, runs = True, runs + 1
+            if runs:
+                _add(report, "snapshot_runs_without_last_flag", runs)
+            self.open_run = bool(snap[-1] and not last[-1])
+            last = last | missing
+        fl = np.zeros(len(ev_rec), dtype=np.uint16)
+        fl[(flags[ev_rec] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
+        pos = _batch_end_positions(ev_rec, last)
+        if len(pos) and pos[0] < 0:
+            mark_prev, pos = True, pos[1:]
+        fl[pos] |= np.uint16(Flag.BATCH_END)
+        mark_prev = mark_prev and self.any_event
+        self.any_event = self.any_event or len(ev_rec) > 0
+        return fl, mark_prev
+
+    def finish(self, report):
+        if self.open_run:
+            self.open_run = False
+            _add(report, "snapshot_runs_without_last_flag", 1)
+            return self.any_event
+        return False
 
 
-def _report_anomalies(report, anomalies, recno):
-    """anomalies: reason -> (sorted record positions, detail(position) -> str). Strict: the
-    earliest raises. Otherwise the first few are reported one by one (examples), the
-    rest as one count."""
-    items = [(int(pos[0]), reason, pos, det) for reason, (pos, det) in anomalies.items() if len(pos)]
-    if not items:
+def _iso(ns):
+    return datetime.fromtimestamp(int(ns) // 10**9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + \
+        f".{int(ns) % 10**9:09d}Z"
+
+
+class _Clock:
+    """Live records whose ts_event goes back in time (counted, never reordered), ts_recv
+    decreases, and MAYBE_BAD_BOOK flags, carried across blocks."""
+
+    def __init__(self):
+        self.runmax = None  # latest live ts_event so far
+        self.last_recv = None
+
+    def check(self, rec, recno, report):
+        if not len(rec):
+            return
+        has_flags = "flags" in rec.dtype.names
+        flags = rec["flags"] if has_flags else np.zeros(len(rec), np.uint8)
+        live = (flags & F_SNAPSHOT) == 0
+        te = rec["ts_event"].astype(np.int64)[live]
+        if len(te):
+            ext = te if self.runmax is None else np.r_[self.runmax, te]
+            runmax = np.maximum.accumulate(ext)
+            back = np.nonzero(ext[1:] < runmax[:-1])[0] + 1  # positions in ext
+            if len(back):
+                j = int(back[0]) - (0 if self.runmax is None else 1)  # position in te
+                k = int(recno[live][j])
+                report.anomaly(OUT_OF_ORDER_TS, line=k, count=len(back),
+                               detail=f"record {k}: ts_event {_iso(ext[back[0]])} before an earlier record's "
+                                      f"{_iso(runmax[back[0] - 1])} (file order kept)")
+            self.runmax = int(runmax[-1])
+        tr = rec["ts_recv"].astype(np.int64)
+        ext = tr if self.last_recv is None else np.r_[self.last_recv, tr]
+        _add(report, "ts_recv_decreases", np.count_nonzero(np.diff(ext) < 0))
+        self.last_recv = int(tr[-1])
+        if has_flags:
+            gap = np.nonzero(flags & F_MAYBE_BAD_BOOK)[0]
+            if len(gap):
+                k = int(recno[gap[0]])
+                report.anomaly(SEQUENCE_GAP, line=k, count=len(gap),
+                               detail=f"record {k}: flag MAYBE_BAD_BOOK (vendor saw an unrecoverable gap)")
+
+
+class _Crossed:
+    """Replay at batch ends (a book kept across blocks); count books with best bid >= best ask.
+
+    A crossing whose next trade print has no aggressor (an auction uncross, e.g. the
+    CME open) is a legitimate pre-open crossing and goes to info; any other is a
+    CROSSED_BOOK anomaly. A crossing waits for its next print, possibly in a later block.
+    """
+
+    def __init__(self, level_book):
+        from lobsim.book import LevelBook, OrderBook
+
+        self.book = LevelBook() if level_book else OrderBook()
+        self.base = 0  # events checked before
+        self.pending = []  # crossings waiting for a print: (event index, recno, ts, bid, ask)
+        self.span = None
+
+    def close(self):
+        self.book.close()
+
+    def _resolve(self, crossings, preopen, report):
+        pre = [c for c, p in zip(crossings, preopen) if p]
+        bad = [c for c, p in zip(crossings, preopen) if not p]
+        if pre:
+            first = pre[0][2] if self.span is None else self.span[0]
+            self.span = (first, pre[-1][2])
+            report.info["crossed_preopen_span"] = f"{_iso(self.span[0])} .. {_iso(self.span[1])}"
+        if bad:
+            j, k, ts, b, a = bad[0]
+            report.anomaly(CROSSED_BOOK, count=len(bad), line=k,
+                           detail=f"record {k} (event {j}) at {_iso(ts)}: bid {b} >= ask {a} (ticks) after a batch")
+        return len(pre)
+
+    def check(self, arr, recnos, report):
+        idx, bid_px, ask_px, checked, rejected, first_rejected = crossed_batch_ends(arr, self.book)
+        base, self.base = self.base, self.base + len(arr)
+        if checked:
+            _add(report, "batch_ends_checked", checked)
+        if rejected:  # our own events refused by the book: a reader bug or bad data
+            report.anomaly(REPLAY_REJECTED, count=rejected, line=int(recnos[first_rejected]),
+                           detail=f"the verification replay refused {rejected} events, first event "
+                                  f"{base + first_rejected}")
+        trades = np.nonzero(arr["kind"] == EventKind.TRADE)[0]
+        n_pre = 0
+        if self.pending and len(trades):
+            waiting, self.pending = self.pending, []
+            n_pre += self._resolve(waiting, [arr["side"][trades[0]] == 0] * len(waiting), report)
+        if len(idx):
+            nxt = np.searchsorted(trades, idx, side="right")  # the first print after each crossing
+            has_next = nxt < len(trades)
+            found = [(base + int(j), int(recnos[j]), int(arr["ts_exch"][j]), int(b), int(a))
+                     for j, b, a in zip(idx, bid_px, ask_px)]
+            now = [c for c, h in zip(found, has_next) if h]
+            pre = [bool(arr["side"][trades[k]] == 0) for k, h in zip(nxt, has_next) if h]
+            n_pre += self._resolve(now, pre, report)
+            self.pending += [c for c, h in zip(found, has_next) if not h]
+        if checked or n_pre:
+            _add(report, "crossed_batch_ends_preopen", n_pre)
+
+    def finish(self, report):
+        if self.pending:  # no print after them: not an auction uncross
+            waiting, self.pending = self.pending, []
+            self._resolve(waiting, [False] * len(waiting), report)
+
+
+class _Pipeline:
+    """Passes events on to the ChunkedOutput, holding back the last one: a later record (in the
+    next block) may put BATCH_END on it. Runs the crossed-book check on what it passes on."""
+
+    def __init__(self, out, crossed):
+        self.out, self.crossed = out, crossed
+        self.tail = None
+
+    def _commit(self, arr, recnos):
+        if not len(arr):
+            return
+        if self.crossed is not None:
+            self.crossed.check(arr, recnos, self.out.report)
+        _add(self.out.report, "events", len(arr))
+        yield from self.out.add(arr)
+
+    def push(self, ev, recnos, mark_prev):
+        if mark_prev and self.tail is not None:
+            self.tail[0]["flags"] |= np.uint16(Flag.BATCH_END)
+        if not len(ev):
+            return
+        if self.tail is not None:
+            yield from self._commit(*self.tail)
+        yield from self._commit(ev[:-1], recnos[:-1])
+        self.tail = (ev[-1:].copy(), recnos[-1:])
+
+    def finish(self, mark_prev):
+        if mark_prev and self.tail is not None:
+            self.tail[0]["flags"] |= np.uint16(Flag.BATCH_END)
+        if self.tail is not None:
+            yield from self._commit(*self.tail)
+            self.tail = None
+        if self.crossed is not None:
+            self.crossed.finish(self.out.report)
+
+
+def _report_notes(report, notes):
+    """notes: (first record number, reason, count, [(record number, detail), ...]) per reason.
+    Strict: the earliest raises. Otherwise the first few are reported one by one
+    (examples), the rest as one count."""
+    notes = sorted((n for n in notes if n[2]), key=lambda t: t[0])
+    if not notes:
         return
-    def one(reason, p, det, count=1):
-        n = int(recno[p])
-        report.anomaly(reason, line=n, detail=f"record {n}: {det(int(p))}", count=count)
-
     if report.strict:
-        p, reason, _, det = min(items, key=lambda t: t[0])
-        one(reason, p, det)  # raises
-    for _, reason, pos, det in sorted(items, key=lambda t: t[0]):
-        for p in pos[:MAX_EXAMPLES]:
-            one(reason, p, det)
-        if len(pos) > MAX_EXAMPLES:
-            one(reason, pos[MAX_EXAMPLES], det, count=len(pos) - MAX_EXAMPLES)
+        _, reason, _, ex = notes[0]
+        report.anomaly(reason, line=ex[0][0], detail=f"record {ex[0][0]}: {ex[0][1]}")  # raises
+    for _, reason, count, ex in notes:
+        ex = ex[:MAX_EXAMPLES]
+        for k, det in ex:
+            report.anomaly(reason, line=k, detail=f"record {k}: {det}")
+        if count > len(ex):
+            report.anomaly(reason, line=ex[-1][0], detail=f"record {ex[-1][0]}: {ex[-1][1]}", count=count - len(ex))
 
 
-def _mbo_loop(rec, side, execute):
-    """The MBO order tracker: one Python step per record over a dict of live orders
-    (Databento's size and ours, which is lower by the fills executed since), any stream.
-    Returns event-level arrays (record index, kind, qty, raw price, side), counts,
-    anomalies, resting orders."""
-    n = len(rec)
-    ev_rec, ev_kind, ev_qty = [], [], []
-    override = {}  # event position -> (raw price, side) where the record's own do not apply
-    orders = {}  # order_id -> [side, raw price, Databento's size, our size]
-    pending = {}  # order_id -> executed fills not yet reconciled by its C/M
-    counts = Counter()
-    found = {}  # reason -> {record position: detail}
-    ADD, REDUCE, DELETE, EXECUTE, MODIFY, TRADE, CLEAR = (
-        int(EventKind.ADD), int(EventKind.REDUCE), int(EventKind.DELETE), int(EventKind.EXECUTE),
-        int(EventKind.MODIFY), int(EventKind.TRADE), int(EventKind.CLEAR))
-    emit_r, emit_k, emit_q = ev_rec.append, ev_kind.append, ev_qty.append
-    act_l, oid_l, px_l = rec["action"].tolist(), rec["order_id"].tolist(), rec["price"].tolist()
-    sz_l, side_l, last_l = rec["size"].tolist(), side.tolist(), (rec["flags"] & F_LAST).tolist()
-
-    def note(reason, i, detail):
-        found.setdefault(reason, {})[i] = detail
-
-    batch_ended = False
-    for i, a, oid, p, sz, s, last in zip(range(n), act_l, oid_l, px_l, sz_l, side_l, last_l):
-        if batch_ended and pending:  # fills whose C/M did not come in their batch
-            counts["fills_unreconciled_at_batch_end"] += sum(pending.values())
-            pending.clear()
-        batch_ended = last
-        if a == _C:
-            st = orders.get(oid)
-            if st is None:
-                note(UNKNOWN_ORDER_ID, i, f"cancel of unknown order id {oid}")
-                continue
-            left = st[2] - sz
-            pending.pop(oid, None)
-            if left <= 0:
-                if left < 0:
-                    note(CANCEL_EXCEEDS_ORDER, i, f"cancel of {sz} from order {oid} of {st[2]}")
-                del orders[oid]
-                if st[3] > 0:
-                    emit_r(i), emit_k(DELETE), emit_q(st[3])
-                    override[len(ev_rec) - 1] = (st[1], st[0])
-                else:
-                    counts["cancel_absorbed_by_execute"] += 1
-                continue
-            st[2] = left
-            if st[3] == 0:  # fully executed in ours but Databento keeps a rest
-                emit_r(i), emit_k(ADD), emit_q(left)
-                override[len(ev_rec) - 1] = (st[1], st[0])
-                counts["readded_after_execute"] += 1
-            elif st[3] > left:
-                emit_r(i), emit_k(REDUCE), emit_q(st[3] - left)
-                override[len(ev_rec) - 1] = (st[1], st[0])
-            elif st[3] < left:
-                emit_r(i), emit_k(MODIFY), emit_q(left)
-                override[len(ev_rec) - 1] = (st[1], st[0])
-                counts["cancel_below_executed"] += 1
-            else:
-                counts["cancel_absorbed_by_execute"] += 1
-            st[3] = left
-        elif a == _A:
-            if s == 0 or sz == 0:
-                note(f"{SKIPPED}:add_without_side_or_size", i,
-                     f"add of order {oid} side {chr(rec['side'][i])} size {sz}")
-                continue
-            st = orders.get(oid)
-            if st is not None:
-                note(DUPLICATE_ORDER_ID, i, f"add of resting order id {oid}")
-                if st[3] > 0:
-                    emit_r(i), emit_k(DELETE), emit_q(st[3])
-                    override[len(ev_rec) - 1] = (st[1], st[0])
-                pending.pop(oid, None)
-            orders[oid] = [s, p, sz, sz]
-            emit_r(i), emit_k(ADD), emit_q(sz)
-        elif a == _M:
-            st = orders.get(oid)
-            if st is None:
-                note(UNKNOWN_ORDER_ID, i, f"modify of unknown order id {oid} (applied as an add)")
-                if s != 0 and sz > 0:
-                    orders[oid] = [s, p, sz, sz]
-                    emit_r(i), emit_k(ADD), emit_q(sz)
-                continue
-            pending.pop(oid, None)
-            if s != st[0] or sz == 0:
-                # a side change or a size of 0 cannot be a MODIFY: remove, then re-add
-                counts["modify_side_change" if sz else "modify_to_zero"] += 1
-                if st[3] > 0:
-                    emit_r(i), emit_k(DELETE), emit_q(st[3])
-                    override[len(ev_rec) - 1] = (st[1], st[0])
-                if sz == 0 or s == 0:
-                    del orders[oid]
-                    continue
-                st[0], st[3] = s, 0
-            st[1], st[2] = p, sz
-            if st[3] == 0:  # executed away in ours (e.g. iceberg refill): a new queue place
-                emit_r(i), emit_k(ADD), emit_q(sz)
-                counts["readded_after_execute"] += 1
-            else:
-                emit_r(i), emit_k(MODIFY), emit_q(sz)
-            st[3] = sz
-        elif a == _F:
-            st = orders.get(oid)
-            if not execute:
-                counts["fill_not_emitted"] += 1
-            elif st is None:
-                counts["fill_unknown_order"] += 1
-            elif s != st[0] or p != st[1]:
-                counts["fill_not_at_resting_order"] += 1  # aggressor's fill, auction price
-            elif not 0 < sz <= st[3]:
-                counts["fill_exceeds_order"] += 1  # e.g. hidden iceberg quantity
-            else:
-                emit_r(i), emit_k(EXECUTE), emit_q(sz)
-                st[3] -= sz
-                pending[oid] = pending.get(oid, 0) + 1
-                counts["fill_executed"] += 1
-        elif a == _T:
-            emit_r(i), emit_k(TRADE), emit_q(sz)
-        elif a == _R:
-            counts["fills_unreconciled_at_batch_end"] += sum(pending.values())
-            orders.clear()
-            pending.clear()
-            emit_r(i), emit_k(CLEAR), emit_q(0)
-        elif a == _N:
-            counts["none_action"] += 1
-        else:
-            note(f"{SKIPPED}:unknown_action", i, f"action {a!r}")
-    counts["fills_unreconciled_at_batch_end"] += sum(pending.values())
-
-    ev_rec = np.asarray(ev_rec, dtype=np.int64)
-    price = rec["price"][ev_rec].astype(np.int64)
-    ev_side = side[ev_rec].astype(np.int8)
-    if override:
-        pos = np.fromiter(override, dtype=np.int64, count=len(override))
-        vals = np.array(list(override.values()), dtype=np.int64).reshape(-1, 2)
-        price[pos] = vals[:, 0]
-        ev_side[pos] = vals[:, 1]
-    anomalies = {}
-    for reason, d in found.items():
-        anomalies[reason] = (np.array(sorted(d), dtype=np.int64),
-                             lambda i, d=d: d[i])
-    return (ev_rec, np.asarray(ev_kind, dtype=np.uint8), np.asarray(ev_qty, dtype=np.int64), price, ev_side,
-            counts, anomalies, len(orders))
-
-
-def _batch_last_mask(flags, report):
-    """Records ending a batch: F_LAST, plus the end of a snapshot run that lacks F_LAST."""
-    last = (flags & F_LAST) != 0
-    snap = (flags & F_SNAPSHOT) != 0
-    run_end = snap & ~np.r_[snap[1:], False]
-    missing = run_end & ~last
-    if missing.any():
-        report.info["snapshot_runs_without_last_flag"] = int(np.count_nonzero(missing))
-    return last | missing
-
-
-# --------------------------------------------------------------------------- MBP-1 / trades
-def _bbo_events(rec, recno, inst, report):
-    """MBP-1 -> one-level L2 book: SET_LEVEL per changed side of the vendor BBO, TRADE for T."""
-    path = report.source
-    n = len(rec)
-    act = rec["action"]
-    report.info["actions"] = _action_counts(act)
-    is_r = act == _R
-    cols = []  # per candidate column: (mask, kind, side, price ticks, qty lots)
-    zeros = np.zeros(n, dtype=np.int64)
-    cols.append((is_r, EventKind.CLEAR, zeros, zeros, zeros))
-    is_t = _trades_with_price(act == _T, rec, recno, report)
-    # undefined prices only where unused: non-T records and skipped T records
-    cols.append((is_t, EventKind.TRADE, _side_codes(rec["side"]).astype(np.int64),
-                 _ticks(inst, rec["price"], recno, path, undef_ok=True), _lots(inst, rec["size"], recno, path)))
-    for px_name, sz_name, sd in (("bid_px", "bid_sz", 1), ("ask_px", "ask_sz", -1)):
-        px = rec[px_name].astype(np.int64)
-        sz = rec[sz_name].astype(np.int64)
-        live = (px != UNDEF_PRICE) & (sz > 0)
-        px = np.where(live, px, UNDEF_PRICE)
-        sz = np.where(live, sz, 0)
-        prev_px = np.r_[UNDEF_PRICE, px[:-1]]
-        prev_sz = np.r_[0, sz[:-1]]
-        prev_px[is_r] = UNDEF_PRICE  # a clear empties the book before this record's BBO
-        prev_sz[is_r] = 0
-        moved = px != prev_px
-        remove_old = moved & (prev_px != UNDEF_PRICE)
-        set_new = live & (moved | (sz != prev_sz))
-        sides = np.full(n, sd, dtype=np.int64)
-        # UNDEF here is "no level": such entries are masked out by remove_old / set_new
-        cols.append((remove_old, EventKind.SET_LEVEL, sides, _ticks(inst, prev_px, recno, path, undef_ok=True),
-                     zeros))
-        cols.append((set_new, EventKind.SET_LEVEL, sides, _ticks(inst, px, recno, path, undef_ok=True),
-                     _lots(inst, sz, recno, path)))
-    mask = np.stack([c[0] for c in cols], axis=1)
-    r, c = np.nonzero(mask)  # row-major: record order, then column order
-    out = empty_events(len(r))
-    out["ts_exch"] = rec["ts_event"][r]
-    out["ts_local"] = rec["ts_recv"][r]
-    out["kind"] = np.array([int(cols[k][1]) for k in range(len(cols))], dtype=np.uint8)[c]
-    out["side"] = np.stack([col[2] for col in cols], axis=1)[r, c]
-    out["price"] = np.stack([col[3] for col in cols], axis=1)[r, c]
-    out["qty"] = np.stack([col[4] for col in cols], axis=1)[r, c]
-    flags = rec["flags"]
-    fl = np.zeros(len(r), dtype=np.uint16)
-    fl[(flags[r] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
-    fl[_batch_end_positions(r, _batch_last_mask(flags, report))] |= np.uint16(Flag.BATCH_END)
-    out["flags"] = fl
-    report.info["snapshot_records"] = int(np.count_nonzero(flags & F_SNAPSHOT))
-    return out, r
+def _action_counts(counts):
+    """{'A': count, ...} of the action characters counted (a 256-entry bincount)."""
+    return {chr(k): int(counts[k]) for k in np.nonzero(counts)[0]}
 
 
 def _trades_with_price(mask, rec, recno, report):
@@ -903,90 +649,476 @@ def _trades_with_price(mask, rec, recno, report):
     return mask
 
 
-def _trade_events(rec, recno, inst, report, is_tbbo=False):
-    """Trades / TBBO -> TRADE events (side = aggressor, 'N' -> 0); records without a
-    price are skipped and counted."""
-    path = report.source
-    if is_tbbo:
-        report.info["note"] = "tbbo: only the trades are converted (its BBO is the one before each trade)"
-    ev_rec = np.nonzero(_trades_with_price(np.ones(len(rec), dtype=bool), rec, recno, report))[0]
-    out = empty_events(len(ev_rec))
-    out["ts_exch"] = rec["ts_event"][ev_rec]
-    out["ts_local"] = rec["ts_recv"][ev_rec]
-    out["kind"] = EventKind.TRADE
-    out["side"] = _side_codes(rec["side"][ev_rec])
-    out["price"] = _ticks(inst, rec["price"][ev_rec], recno[ev_rec], path)
-    out["qty"] = _lots(inst, rec["size"][ev_rec], recno[ev_rec], path)
-    bad = rec["action"] != _T
-    if bad.any():
-        report.info["non_trade_actions"] = int(np.count_nonzero(bad))
-    fl = np.zeros(len(ev_rec), dtype=np.uint16)
-    fl[_batch_end_positions(ev_rec, (rec["flags"] & F_LAST) != 0)] |= np.uint16(Flag.BATCH_END)
-    out["flags"] = fl
-    return out, ev_rec
+def _empty():
+    return empty_events(0), np.zeros(0, np.int64), False
 
 
-# --------------------------------------------------------------------------- checks
-def _iso(ns):
-    return datetime.fromtimestamp(int(ns) // 10**9, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + \
-        f".{int(ns) % 10**9:09d}Z"
+# --------------------------------------------------------------------------- MBO
+_NOTE_REASONS = [  # lob_dbn_mbo_result.notes index -> (reason, detail(a, b, c))
+    (UNKNOWN_ORDER_ID, lambda a, b, c: f"cancel of unknown order id {a}"),
+    (UNKNOWN_ORDER_ID, lambda a, b, c: f"modify of unknown order id {a} (applied as an add)"),
+    (CANCEL_EXCEEDS_ORDER, lambda a, b, c: f"cancel of {b} from order {a} of {c}"),
+    (DUPLICATE_ORDER_ID, lambda a, b, c: f"add of resting order id {a}"),
+    (f"{SKIPPED}:add_without_side_or_size", lambda a, b, c: f"add of order {a} side {chr(b)} size {c}"),
+    (f"{SKIPPED}:unknown_action", lambda a, b, c: f"action {b!r}"),
+    (f"{SKIPPED}:{TRADE_WITHOUT_PRICE}", lambda a, b, c: f"trade of size {b} with UNDEF_PRICE (no price), not emitted"),
+]
+_COUNT_NAMES = ["cancel_absorbed_by_execute", "readded_after_execute", "cancel_below_executed", "modify_side_change",
+                "modify_to_zero", "fill_not_emitted", "fill_unknown_order", "fill_not_at_resting_order",
+                "fill_exceeds_order", "fill_executed", "fills_unreconciled_at_batch_end", "none_action"]
+_SNAPSHOT_RUNS = 12  # LOB_DBN_SNAPSHOT_RUNS_WITHOUT_LAST
 
 
-def _clock_checks(rec, recno, report):
-    """Count live records whose ts_event goes back in time (never reordered) and flag gaps."""
-    if not len(rec):
-        return
-    flags = rec["flags"]
-    live = (flags & F_SNAPSHOT) == 0
-    te = rec["ts_event"].astype(np.int64)[live]
-    if len(te) > 1:
-        runmax = np.maximum.accumulate(te)
-        back = np.nonzero(te[1:] < runmax[:-1])[0] + 1
-        if len(back):
-            k = int(recno[live][back[0]])
-            report.anomaly(OUT_OF_ORDER_TS, line=k, count=len(back),
-                           detail=f"record {k}: ts_event {_iso(te[back[0]])} before an earlier record's "
-                                  f"{_iso(runmax[back[0] - 1])} (file order kept)")
-    tr = rec["ts_recv"].astype(np.int64)
-    report.info["ts_recv_decreases"] = int(np.count_nonzero(np.diff(tr) < 0))
-    gap = np.nonzero(flags & F_MAYBE_BAD_BOOK)[0]
-    if len(gap):
-        k = int(recno[gap[0]])
-        report.anomaly(SEQUENCE_GAP, line=k, count=len(gap),
-                       detail=f"record {k}: flag MAYBE_BAD_BOOK (vendor saw an unrecoverable gap)")
+class _Mbo:
+    """MBO -> L3 events: checks vectorized per block, the order tracker in C (csrc/dbn.c),
+    whose state (live orders, fills awaiting their C/M, the open batch) spans the blocks."""
+
+    level_book = False
+
+    def __init__(self, inst, path, fills):
+        self.inst, self.path, self.fills = inst, path, fills
+        p = ffi.new("lob_dbn_mbo **")
+        rc = lib.lob_dbn_mbo_new(p, 1 if fills == "execute" else 0)
+        if rc != lib.LOB_OK:
+            raise MemoryError("DBN MBO tracker: out of memory")
+        self.t = ffi.gc(p[0], lib.lob_dbn_mbo_free)
+        self.res = ffi.new("lob_dbn_mbo_result *")
+        self.actions = np.zeros(256, np.int64)
+        self.counts = np.zeros(len(_COUNT_NAMES), np.int64)
+        self.publisher = None
+
+    def _mapping(self, report):
+        report.info["fill_handling"] = self.fills
+        report.info["mbo_mapping"] = {k: int(v) for k, v in sorted(zip(_COUNT_NAMES, self.counts.tolist())) if v}
+
+    def _take_counts(self, report):
+        res = self.res
+        self.counts += np.frombuffer(ffi.buffer(res.counts), np.int64)[:len(_COUNT_NAMES)]
+        if res.counts[_SNAPSHOT_RUNS]:
+            _add(report, "snapshot_runs_without_last_flag", res.counts[_SNAPSHOT_RUNS])
+
+    def block(self, rec, recno, report):
+        path, inst = self.path, self.inst
+        n = len(rec)
+        if not n:
+            return _empty()
+        flags, act = rec["flags"], rec["action"]
+        pubs = rec["publisher_id"]
+        if self.publisher is None:
+            self.publisher = int(pubs[0])
+        if not (pubs == self.publisher).all():
+            raise DataError("MBO from several venues (publisher ids) for one instrument", file=path,
+                            detail=f"publisher ids {sorted(set(pubs.tolist()) | {self.publisher})}: one order book "
+                                   "per venue; split the file by publisher_id first")
+        tob = np.nonzero(flags & F_TOB)[0]
+        if len(tob):
+            k = int(recno[tob[0]])
+            raise DataError("MBO records flagged TOB (a top-of-book-only venue) are not order-by-order data",
+                            file=path, line=k, detail=f"record {k}: such an add replaces the whole side")
+        self.actions += np.bincount(act, minlength=256)
+        report.info["actions"] = _action_counts(self.actions)
+        _add(report, "snapshot_records", np.count_nonzero(flags & F_SNAPSHOT))
+        _add(report, "bad_ts_recv_records", np.count_nonzero(flags & F_BAD_TS_RECV))
+        # validates every price against the tick; A/M/F need one (module docstring)
+        needs = (act == _A) | (act == _M) | (act == _F)
+        _ticks(inst, rec["price"], recno, path, undef_ok=~needs, what="price of an A/M/F record")
+        _lots(inst, rec["size"], recno, path)  # and every size against the lot
+        rec = np.ascontiguousarray(rec)
+        cap = 2 * n
+        events = np.empty(cap, dtype=EVENT_DTYPE)
+        ev_rec = np.empty(cap, dtype=np.int64)
+        rc = lib.lob_dbn_mbo_run(self.t, ffi.from_buffer(rec), n, rec.dtype.itemsize,
+                                 ffi.cast("lob_event *", ffi.from_buffer(events)),
+                                 ffi.cast("int64_t *", ffi.from_buffer(ev_rec)), cap, self.res)
+        if rc == lib.LOB_ERR_NOMEM:
+            raise MemoryError("DBN MBO tracker: out of memory")
+        if rc != lib.LOB_OK:
+            raise AssertionError(f"lob_dbn_mbo_run failed ({rc})")
+        res = self.res
+        m = int(res.n_events)
+        ev = events[:m] if 4 * m >= 3 * cap else events[:m].copy()
+        ev_rec = ev_rec[:m]
+        self._take_counts(report)
+        notes = {}
+        for code, (reason, det) in enumerate(_NOTE_REASONS):
+            count = int(res.note_count[code])
+            if not count:
+                continue
+            ex = [(int(recno[x.record]), det(int(x.a), int(x.b), int(x.c)))
+                  for x in (res.notes[code][k] for k in range(res.note_n[code]))]
+            first, _, c0, ex0 = notes.get(reason, (None, reason, 0, []))
+            ex = sorted(ex0 + ex)
+            notes[reason] = (ex[0][0], reason, c0 + count, ex)
+        _report_notes(report, notes.values())
+        self._mapping(report)
+        if m:
+            ev["price"] = inst.prices_from_scaled(ev["price"], PRICE_SCALE, where=path)
+            ev["qty"] = inst.qtys_from_scaled(ev["qty"], 1, where=path)
+        return ev, recno[ev_rec], bool(res.mark_prev)
+
+    def finish(self, report):
+        lib.lob_dbn_mbo_finish(self.t, self.res)
+        self._take_counts(report)
+        self._mapping(report)
+        report.info["resting_orders_at_end"] = int(self.res.resting)
+        return bool(self.res.mark_prev)
 
 
-def _crossed_check(arr, ev_recno, report):
-    """Replay at batch ends; count books with best bid >= best ask.
+# --------------------------------------------------------------------------- L2 schemas
+def _level_columns(rec, depth):
+    """(bid px, bid sz, ask px, ask sz) of a record array as (n, depth) int64 arrays."""
+    src = rec["levels"] if depth > 1 else rec
+    cols = [np.asarray(src[f], dtype=np.int64).reshape(len(rec), depth) for f in ("bid_px", "bid_sz", "ask_px", "ask_sz")]
+    return cols
 
-    A crossing whose next trade print has no aggressor (an auction uncross, e.g. the
-    CME open) is a legitimate pre-open crossing and goes to info; any other is a
-    CROSSED_BOOK anomaly.
+
+class _Levels:
+    """MBP-1, MBP-10, CMBP-1 (action records with the vendor's book after each), BBO and CBBO
+    (interval samples of the top of book) -> L2 events.
+
+    Each side's levels are compared with the previous record's (carried across blocks): a
+    level no longer present becomes SET_LEVEL qty 0, a new level or a changed size a
+    SET_LEVEL with the record's size; so the L2 book after every record is the record's
+    levels exactly (a level pushed out of the 10 shown is deleted too). Action R is a CLEAR
+    (the book before the record's levels is empty), action T a TRADE. Per record: CLEAR,
+    TRADE, bid deletions, bid sets, ask deletions, ask sets.
     """
-    if not np.any(arr["flags"] & Flag.BATCH_END):
-        return
-    idx, bid_px, ask_px, checked, rejected, first_rejected = crossed_batch_ends(arr)
-    report.info["batch_ends_checked"] = checked
-    if rejected:  # our own events refused by the book: a reader bug or bad data
-        report.anomaly(REPLAY_REJECTED, count=rejected, line=int(ev_recno[first_rejected]),
-                       detail=f"the verification replay refused {rejected} events, first event {first_rejected}")
-    if not len(idx):
-        report.info["crossed_batch_ends_preopen"] = 0
-        return
-    trades = np.nonzero(arr["kind"] == EventKind.TRADE)[0]
-    nxt = np.searchsorted(trades, idx, side="right")  # the first print after each crossing
-    preopen = np.zeros(len(idx), dtype=bool)
-    has_next = nxt < len(trades)
-    preopen[has_next] = arr["side"][trades[nxt[has_next]]] == 0
-    pre = idx[preopen]
-    report.info["crossed_batch_ends_preopen"] = int(len(pre))
-    if len(pre):
-        report.info["crossed_preopen_span"] = f"{_iso(arr['ts_exch'][pre[0]])} .. {_iso(arr['ts_exch'][pre[-1]])}"
-    bad = idx[~preopen]
-    if len(bad):
-        j = int(bad[0])
-        r = int(np.nonzero(~preopen)[0][0])
-        k = int(ev_recno[j])
-        report.anomaly(CROSSED_BOOK, count=len(bad), line=k,
-                       detail=f"record {k} (event {j}) at {_iso(arr['ts_exch'][j])}: bid {int(bid_px[r])} >= "
-                              f"ask {int(ask_px[r])} (ticks) after a batch")
+
+    level_book = True
+
+    def __init__(self, inst, path, depth, actions, every_record):
+        self.inst, self.path, self.depth, self.actions = inst, path, depth, actions
+        self.ends = _BatchEnds(snapshot_runs=not every_record, every_record=every_record)
+        self.prev = [np.full(depth, UNDEF_PRICE, np.int64), np.zeros(depth, np.int64)] * 2  # bid px/sz, ask px/sz
+        self.prev_ticks = [np.zeros(depth, np.int64)] * 2
+        self.action_counts = np.zeros(256, np.int64)
+
+    def block(self, rec, recno, report):
+        n, d, inst, path = len(rec), self.depth, self.inst, self.path
+        if not n:
+            return _empty()
+        zeros = np.zeros(n, dtype=np.int64)
+        cols = []  # per candidate column: (mask, kind, side, price ticks, qty lots), each (n,)
+        if self.actions:
+            act = rec["action"]
+            self.action_counts += np.bincount(act, minlength=256)
+            report.info["actions"] = _action_counts(self.action_counts)
+            is_r = act == _R
+            cols.append((is_r, EventKind.CLEAR, zeros, zeros, zeros))
+            is_t = _trades_with_price(act == _T, rec, recno, report)
+            # undefined prices only where unused: non-T records and skipped T records
+            cols.append((is_t, EventKind.TRADE, _side_codes(rec["side"]).astype(np.int64),
+                         _ticks(inst, rec["price"], recno, path, undef_ok=True), _lots(inst, rec["size"], recno, path)))
+        else:
+            is_r = np.zeros(n, bool)
+        rn = np.repeat(recno, d)
+        levels = _level_columns(rec, d)
+        for s, sd in ((0, 1), (1, -1)):
+            px, sz = levels[2 * s], levels[2 * s + 1]
+            ticks = _ticks(inst, px.ravel(), rn, path, undef_ok=True).reshape(n, d)
+            lots = _lots(inst, sz.ravel(), rn, path).reshape(n, d)
+            live = (px != UNDEF_PRICE) & (sz > 0)
+            px = np.where(live, px, UNDEF_PRICE)
+            sz = np.where(live, sz, 0)
+            prev_px = np.concatenate([self.prev[2 * s][None], px[:-1]])
+            prev_sz = np.concatenate([self.prev[2 * s + 1][None], sz[:-1]])
+            prev_tk = np.concatenate([self.prev_ticks[s][None], ticks[:-1]])
+            prev_px[is_r] = UNDEF_PRICE  # a clear empties the book before this record's levels
+            prev_sz[is_r] = 0
+            prev_def = prev_px != UNDEF_PRICE
+            if d == 1:
+                moved = px[:, 0] != prev_px[:, 0]
+                gone = (moved & prev_def[:, 0])[:, None]
+                new = (live[:, 0] & (moved | (sz[:, 0] != prev_sz[:, 0])))[:, None]
+            else:
+                eq = (prev_px[:, :, None] == px[:, None, :]) & prev_def[:, :, None] & live[:, None, :]
+                gone = prev_def & ~eq.any(2)
+                had = (eq * prev_sz[:, :, None]).sum(1)  # the previous size at each current price (0: new)
+                new = live & (~eq.any(1) | (sz != had))
+            sides = np.full(n, sd, dtype=np.int64)
+            for j in range(d):
+                cols.append((gone[:, j], EventKind.SET_LEVEL, sides, prev_tk[:, j], zeros))
+            for j in range(d):
+                cols.append((new[:, j], EventKind.SET_LEVEL, sides, ticks[:, j], lots[:, j]))
+            self.prev[2 * s], self.prev[2 * s + 1], self.prev_ticks[s] = px[-1], sz[-1], ticks[-1]
+        mask = np.stack([c[0] for c in cols], axis=1)
+        r, c = np.nonzero(mask)  # row-major: record order, then column order
+        out = empty_events(len(r))
+        out["ts_exch"] = rec["ts_event"][r]
+        out["ts_local"] = rec["ts_recv"][r]
+        out["kind"] = np.array([int(col[1]) for col in cols], dtype=np.uint8)[c]
+        out["side"] = np.stack([col[2] for col in cols], axis=1)[r, c]
+        out["price"] = np.stack([col[3] for col in cols], axis=1)[r, c]
+        out["qty"] = np.stack([col[4] for col in cols], axis=1)[r, c]
+        fl, mark_prev = self.ends.flags(rec["flags"], r, report)
+        out["flags"] = fl
+        _add(report, "snapshot_records", np.count_nonzero(rec["flags"] & F_SNAPSHOT))
+        return out, recno[r], mark_prev
+
+    def finish(self, report):
+        return self.ends.finish(report)
+
+
+class _Trades:
+    """Trades / TBBO / TCBBO -> TRADE events (side = aggressor, 'N' -> 0); records without a
+    price are skipped and counted."""
+
+    level_book = None  # no book to check
+
+    def __init__(self, inst, path, schema):
+        self.inst, self.path, self.schema = inst, path, schema
+        self.ends = _BatchEnds(snapshot_runs=False)
+
+    def block(self, rec, recno, report):
+        inst, path = self.inst, self.path
+        if self.schema in ("tbbo", "tcbbo"):
+            report.info["note"] = f"{self.schema}: only the trades are converted (its BBO is the one before each trade)"
+        if not len(rec):
+            return _empty()
+        ev_rec = np.nonzero(_trades_with_price(np.ones(len(rec), dtype=bool), rec, recno, report))[0]
+        out = empty_events(len(ev_rec))
+        out["ts_exch"] = rec["ts_event"][ev_rec]
+        out["ts_local"] = rec["ts_recv"][ev_rec]
+        out["kind"] = EventKind.TRADE
+        out["side"] = _side_codes(rec["side"][ev_rec])
+        out["price"] = _ticks(inst, rec["price"][ev_rec], recno[ev_rec], path)
+        out["qty"] = _lots(inst, rec["size"][ev_rec], recno[ev_rec], path)
+        bad = rec["action"] != _T
+        if bad.any():
+            _add(report, "non_trade_actions", np.count_nonzero(bad))
+        fl, mark_prev = self.ends.flags(rec["flags"], ev_rec, report)
+        out["flags"] = fl & np.uint16(Flag.BATCH_END)  # prints carry no snapshot flag
+        return out, recno[ev_rec], mark_prev
+
+    def finish(self, report):
+        return False
+
+
+# Status records -> lobsim.TradingStatus (module docstring, "Status").
+_YES, _NO = ord("Y"), ord("N")
+_STATUS_ACTION_NAMES = {0: "NONE", 1: "PRE_OPEN", 2: "PRE_CROSS", 3: "QUOTING", 4: "CROSS", 5: "ROTATION",
+                        6: "NEW_PRICE_INDICATION", 7: "TRADING", 8: "HALT", 9: "PAUSE", 10: "SUSPEND",
+                        11: "PRE_CLOSE", 12: "CLOSE", 13: "POST_CLOSE", 14: "SSR_CHANGE",
+                        15: "NOT_AVAILABLE_FOR_TRADING"}
+_STATUS_OF_ACTION = {  # used only when is_trading / is_quoting do not say (NOT_AVAILABLE '~')
+    7: TradingStatus.TRADING,
+    1: TradingStatus.QUOTING, 2: TradingStatus.QUOTING, 3: TradingStatus.QUOTING, 4: TradingStatus.QUOTING,
+    5: TradingStatus.QUOTING, 6: TradingStatus.QUOTING,
+    8: TradingStatus.HALT, 9: TradingStatus.HALT, 10: TradingStatus.HALT, 12: TradingStatus.HALT,
+    15: TradingStatus.HALT,
+}
+
+
+def status_of(action, is_trading, is_quoting):
+    """The lobsim.TradingStatus of one status record's fields, or None when they name none.
+
+    is_trading 'Y' -> TRADING; is_trading 'N' with is_quoting 'Y' -> QUOTING, with 'N' ->
+    HALT; otherwise (either is '~', not available) the action decides: TRADING ->
+    TRADING; PRE_OPEN, PRE_CROSS, QUOTING, CROSS, ROTATION, NEW_PRICE_INDICATION ->
+    QUOTING (orders accepted, no continuous matching); HALT, PAUSE, SUSPEND, CLOSE,
+    NOT_AVAILABLE_FOR_TRADING -> HALT; NONE, PRE_CLOSE, POST_CLOSE, SSR_CHANGE and unknown
+    values -> None (no state named: counted, not guessed).
+    """
+    if is_trading == _YES:
+        return TradingStatus.TRADING
+    if is_trading == _NO and is_quoting in (_YES, _NO):
+        return TradingStatus.QUOTING if is_quoting == _YES else TradingStatus.HALT
+    st = _STATUS_OF_ACTION.get(int(action))
+    if st is not None and is_trading == _NO and st == TradingStatus.TRADING:
+        return None  # contradicts is_trading 'N'
+    return st
+
+
+class _Status:
+    """Status records -> STATUS events (qty = lobsim.TradingStatus), each its own batch."""
+
+    level_book = None
+
+    def __init__(self, inst, path):
+        self.inst, self.path = inst, path
+        self.actions = {}
+
+    def block(self, rec, recno, report):
+        if not len(rec):
+            return _empty()
+        act, trd, quo = rec["action"], rec["is_trading"], rec["is_quoting"]
+        for a, c in zip(*np.unique(act, return_counts=True)):
+            name = _STATUS_ACTION_NAMES.get(int(a), f"unknown({int(a)})")
+            self.actions[name] = self.actions.get(name, 0) + int(c)
+        report.info["status_actions"] = dict(self.actions)
+        ev_n = np.array([int(status_of(a, t, q) or 0) for a, t, q in zip(act.tolist(), trd.tolist(), quo.tolist())],
+                        dtype=np.int64)
+        skip = np.nonzero(ev_n == 0)[0]
+        if len(skip):
+            i = int(skip[0])
+            k = int(recno[i])
+            report.skip(STATUS_UNMAPPED, line=k, count=len(skip),
+                        detail=f"record {k}: action {_STATUS_ACTION_NAMES.get(int(act[i]), int(act[i]))}, "
+                               f"is_trading {chr(trd[i])!r}, is_quoting {chr(quo[i])!r} name no trading state")
+        ev_rec = np.nonzero(ev_n)[0]
+        out = empty_events(len(ev_rec))
+        out["ts_exch"] = rec["ts_event"][ev_rec]
+        out["ts_local"] = rec["ts_recv"][ev_rec]
+        out["kind"] = EventKind.STATUS
+        out["qty"] = ev_n[ev_rec]
+        out["flags"] = Flag.BATCH_END
+        return out, recno[ev_rec], False
+
+    def finish(self, report):
+        return False
+
+
+# --------------------------------------------------------------------------- main entry
+def _unsupported(schema, classes, path):
+    found = ", ".join(sorted(classes)) or "no records"
+    hint = "; read definitions with instrument_from_dbn()" if schema == "definition" else ""
+    return DataError(f"unsupported DBN schema {schema!r}", file=path,
+                     detail=f"supported: {', '.join(_SCHEMAS)}; records found: {found}{hint}")
+
+
+def _converter(kind, schema, inst, path, fills):
+    if kind == "mbo":
+        return _Mbo(inst, path, fills)
+    if kind == "levels":
+        return _Levels(inst, path, 10 if schema == "mbp-10" else 1, actions=True, every_record=False)
+    if kind == "bbo":
+        return _Levels(inst, path, 1, actions=False, every_record=True)
+    if kind == "trades":
+        return _Trades(inst, path, schema)
+    return _Status(inst, path)
+
+
+def iter_dbn(path, *, instrument=None, strict=False, fills="execute", chunk_rows=DEFAULT_CHUNK_ROWS, progress=None):
+    """Stream a Databento DBN file (raw or .zst) as Events chunks of exactly `chunk_rows` events
+    (the last may be shorter); arguments as read_dbn. The file is read in blocks of a few MB;
+    memory is bounded by a block, a chunk and the live orders. `progress(bytes)` is called
+    with the bytes of the file consumed so far (compressed bytes for .zst), after every block
+    and at the end. Each chunk carries the report of what was noted since the previous one
+    (ValidationReport.merged of them all is read_dbn's report).
+    """
+    if fills not in ("execute", "ignore"):
+        raise ValueError(f"fills must be 'execute' or 'ignore', got {fills!r}")
+    dbn = _require_dbn()
+    out = ChunkedOutput(chunk_rows, str(Path(path)), strict)
+    return _iter_dbn(Path(path), instrument, fills, progress, dbn, out)
+
+
+def _iter_dbn(path, instrument, fills, progress, dbn, out):
+    src = DbnSource(path, dbn)
+    conv = crossed = None
+    try:
+        meta = src.metadata
+        schema = _schema_name(meta)
+        blocks = src.blocks()
+        block = next(blocks, None)
+        classes = list(block.groups) if block is not None else []
+        if schema is None:
+            main = [c for c in classes if c in _SCHEMA_OF_CLASS and c != "StatusMsg"] or \
+                   [c for c in classes if c == "StatusMsg"]
+            if not main:
+                raise _unsupported(schema, classes, path)
+            schema = _SCHEMA_OF_CLASS[main[0]]
+        if schema not in _SCHEMAS:
+            raise _unsupported(schema, classes, path)
+        cls, kind = _SCHEMAS[schema]
+        report = out.report
+        report.info.update({"schema": schema, "dataset": meta.dataset, "dbn_version": int(meta.version),
+                            "records": 0, "events": 0})
+        sel = _Selection(meta, instrument, path, dbn)
+        others = {}
+        empty = np.zeros(0, dtype=DTYPE_OF_CLASS[cls])
+        clock = _Clock()
+        while True:
+            report = out.report
+            if block is not None:
+                for name, (_, numbers) in block.groups.items():
+                    if name == cls:
+                        continue
+                    if name in _SCHEMA_OF_CLASS and name != "StatusMsg":  # another schema's records
+                        raise _unsupported(schema, set(classes) | set(block.groups), path)
+                    others[name] = others.get(name, 0) + len(numbers)
+                    if name == "StatusMsg":
+                        first = int(numbers[0])
+                        report.skip("status_record", line=first, count=len(numbers),
+                                    detail=f"record {first}: trading status records are not converted")
+                if others:
+                    report.info["other_records"] = dict(others)
+                rec, recno = block.groups.get(cls, (empty, np.zeros(0, np.int64)))
+                _add(report, "records", block.n)
+            else:
+                rec, recno = empty, np.zeros(0, np.int64)
+            if conv is None and (len(rec) or block is None):
+                inst = out.instrument = sel.settle(rec, recno, report)
+                conv = _converter(kind, schema, inst, path, fills)
+                if conv.level_book is not None:
+                    crossed = _Crossed(conv.level_book)
+                pipe = _Pipeline(out, crossed)
+            if conv is not None and len(rec):
+                rec, recno = sel.filter(rec, recno, report)
+                _check_timestamps(rec, recno, path)
+                try:
+                    ev, ev_recno, mark_prev = conv.block(rec, recno, report)
+                except DataError as e:
+                    if sel.inferred is None or "not a multiple" not in e.reason:
+                        raise
+                    raise DataError(e.reason, file=e.file, line=e.line,
+                                    detail=f"{e.detail}; the tick size {plain(sel.inst.tick_size)} was inferred from "
+                                           f"the first {sel.inferred} records: pass instrument= (an Instrument or a "
+                                           "definition file)") from None
+                clock.check(rec, recno, report)
+                yield from pipe.push(ev, ev_recno, mark_prev)
+            if progress is not None:
+                progress(src.position())
+            if block is None:
+                break
+            block = next(blocks, None)
+            if block is None and conv is not None:
+                break
+        report = out.report
+        mark_prev = conv.finish(report)
+        yield from pipe.finish(mark_prev)
+        if progress is not None:
+            progress(src.position())
+        yield from out.finish()
+    finally:
+        src.close()
+        if crossed is not None:
+            crossed.close()
+
+
+def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
+    """Read a Databento DBN file (raw or .zst) into normalized Events.
+
+    Schemas: mbo (L3), mbp-1, mbp-10 and cmbp-1 (L2 books after every record), bbo-1s/1m and
+    cbbo-1s/1m (L2 top-of-book samples), trades, tbbo and tcbbo (TRADE prints), status
+    (STATUS events). instrument: an Instrument; or the path of a DBN definition file
+    (tick from its min_price_increment); or None: symbol from the metadata, tick inferred
+    as the gcd of the first block's prices (report.info says so; a later price off that
+    tick is a DataError asking for instrument=). Files with several instruments need an
+    Instrument/definition whose symbol selects one. fills: "execute" or "ignore" (MBO F
+    records; see the module docstring). strict: the first anomaly raises DataError naming
+    the file and record number. O(records): the MBO order tracker runs in C, the rest is
+    vectorized. Equal to ``collect(iter_dbn(...))``, one chunk.
+    """
+    return collect(iter_dbn(path, instrument=instrument, strict=strict, fills=fills, chunk_rows=MAX_CHUNK_ROWS))
+
+
+def _records(path, cls):
+    """All records of class `cls` in a file with their record numbers (tests and small files)."""
+    src = DbnSource(path, _require_dbn())
+    try:
+        parts = [b.groups[cls] for b in src.blocks() if cls in b.groups]
+    finally:
+        src.close()
+    if not parts:
+        return np.zeros(0, DTYPE_OF_CLASS[cls]), np.zeros(0, np.int64)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _mbo_events(rec, recno, inst, report, fills):
+    """MBO records as one block through the tracker (tests) -> (events, index of each event's record)."""
+    conv = _Mbo(inst, report.source, fills)
+    ev, ev_recno, _ = conv.block(rec, recno, report)
+    if conv.finish(report) and len(ev):
+        ev["flags"][-1] |= np.uint16(Flag.BATCH_END)
+    return ev, np.searchsorted(recno, ev_recno)
