@@ -231,16 +231,18 @@ size_t lob_book_memory(const lob_book *book);
 int lob_book_check(const lob_book *book, char *msg, size_t msg_len);
 
 /* ======================================================================
- * LOBSTER replay (csrc/lobster.c)
+ * LOBSTER reader core (csrc/lobster.c)
  *
- * Turns a LOBSTER message file plus the vendor's top-N orderbook file into
- * normalized L3 events, tracking live orders, synthetic liquidity for ids the
- * file never added, and depth the vendor's window reveals. The Python reader
- * (lobsim/data/lobster.py) parses, validates and builds the report; this code
- * runs the sequential replay and lays out the events.
+ * Parses the LOBSTER message and orderbook CSVs block by block and replays
+ * the messages against the vendor's top-N book as a stream: a
+ * lob_lobster_stream carries the reader's state (known orders, synthetic
+ * liquidity for ids the file never added, the vendor's previous row, the
+ * running max of times) from one block to the next, so the events do not
+ * depend on how the input is cut. The Python reader (lobsim/data/lobster.py)
+ * reads the blocks, names errors and builds the report.
  * ====================================================================== */
 
-/* Why lob_lobster_replay stopped early in strict mode (lob_lobster_result.stop_reason). */
+/* Why a feed stopped early in strict mode (lob_lobster_result.stop_reason). */
 enum {
     LOB_LOBSTER_STOP_NONE = 0,           /* ran to the end */
     LOB_LOBSTER_STOP_SIZE_MISMATCH = 1,  /* message size disagrees with a known order's remaining size */
@@ -251,51 +253,82 @@ enum {
 /* Columns of one orderbook level, in the vendor's order. */
 enum { LOB_LOBSTER_ASK_PX = 0, LOB_LOBSTER_ASK_SZ = 1, LOB_LOBSTER_BID_PX = 2, LOB_LOBSTER_BID_SZ = 3 };
 
-/* The vendor's book after each message, as row blocks (e.g. the chunks of a
- * parsed CSV, so nothing is copied): block b holds rows[b] rows (0 allowed)
- * and its column c of level j (0 = best) is columns[b * 4 * levels + 4 * j + c],
- * c = LOB_LOBSTER_ASK_PX, _ASK_SZ, _BID_PX, _BID_SZ (the orderbook file's
- * column order); sizes in lots, an empty level has size 0. */
-typedef struct lob_lobster_book {
-    size_t levels;
-    size_t blocks;
-    const size_t *rows;
-    const int64_t *const *columns;
-} lob_lobster_book;
+/* Columns of a parsed message row, in the file's order (the time as int64 ns). */
+enum {
+    LOB_LOBSTER_TIME = 0, LOB_LOBSTER_TYPE = 1, LOB_LOBSTER_ID = 2, LOB_LOBSTER_SIZE = 3,
+    LOB_LOBSTER_PRICE = 4, LOB_LOBSTER_DIR = 5, LOB_LOBSTER_MSG_COLS = 6
+};
 
-/* Inputs, all borrowed. Row k of the message file is type[k] (1..7),
- * order_id[k], raw_price[k] (USD * 10000), qty[k] (lots), direction[k]
- * (+1 / -1), ts[k] (UTC ns), skip[k] (nonzero on a type 5/6 row: a trade
- * print between ticks, which gets no event). Row k of `book` is the
- * vendor's book after message k. raw_tick: the tick in raw price units
- * (>= 1). Event prices are raw_price * price_mul (wrapping, as numpy does)
- * or raw_price / price_div (one of the two is 1; price_div must divide
- * raw_tick; prices off price_div are truncated, the caller rejects them). */
-typedef struct lob_lobster_input {
-    size_t n;
-    const int64_t *type;
-    const int64_t *order_id;
-    const int64_t *raw_price;
-    const int64_t *qty;
-    const int64_t *direction;
-    const int64_t *ts;
-    const uint8_t *skip;
-    lob_lobster_book book;  /* its blocks hold n rows in all */
-    int64_t raw_tick;
-    int64_t price_mul;
-    int64_t price_div;
-    int strict;
-} lob_lobster_input;
+/* What a feed found wrong in its input (lob_lobster_result.error; error_row,
+ * error_col (0-based column of the row) and error_value say where and what). */
+enum {
+    LOB_LOBSTER_ERR_NONE = 0,
+    LOB_LOBSTER_ERR_TYPE = 1,          /* message type not 1..7 */
+    LOB_LOBSTER_ERR_DIRECTION = 2,     /* direction not +-1 */
+    LOB_LOBSTER_ERR_SIZE = 3,          /* size <= 0 on a priced message (types 1-6) */
+    LOB_LOBSTER_ERR_PRICE = 4,         /* price <= 0 on a priced message */
+    LOB_LOBSTER_ERR_PRICE_RANGE = 5,   /* price >= 2^61 on a priced message */
+    LOB_LOBSTER_ERR_ID = 6,            /* order id <= 0 on types 1-4 */
+    LOB_LOBSTER_ERR_ID_NEGATIVE = 7,   /* order id < 0 */
+    LOB_LOBSTER_ERR_STATUS = 8,        /* status (type 7) price not -1, 0 or 1 */
+    LOB_LOBSTER_ERR_OFF_TICK = 9,      /* book message price (types 1-4) not a multiple of raw_tick */
+    LOB_LOBSTER_ERR_PRICE_SCALE = 10,  /* price * price_mul overflows int64 */
+    LOB_LOBSTER_ERR_LOT = 11,          /* message size not a multiple of size_div, or * size_mul overflows */
+    LOB_LOBSTER_ERR_BOOK_LOT = 12,     /* orderbook size (error_col) likewise */
+    LOB_LOBSTER_ERR_BOOK = 13,         /* orderbook row fails lob_lobster_check_rows (error_col: LOB_SIDE_*) */
+    LOB_LOBSTER_ERR_DUPLICATE = 14,    /* an id added twice (error_value: the id) */
+    LOB_LOBSTER_ERR_OVERFLOW = 15,     /* a level total overflows int64 */
+    LOB_LOBSTER_ERR_BOOK_SCALE = 16    /* orderbook price (error_col) * price_mul overflows int64 */
+};
 
-/* Counters and first occurrences for the validation report. Rows are 0-based
- * message rows; -1 where none. */
+/* Parse complete lines of a header-less integer CSV of `ncols` columns
+ * (time_first: column 0 is 'seconds[.fraction]', up to 6 integer digits,
+ * stored as ns, digits below 1 ns truncated) into out (row-major, at most
+ * cap_rows rows). The last line may lack its newline only if `final`; "\r\n"
+ * ends a line too. */
+typedef struct lob_lobster_parsed {
+    size_t rows;         /* rows written */
+    size_t consumed;     /* bytes of buf used: whole lines (all of buf when final and no error) */
+    int64_t truncated;   /* times with more than 9 decimals */
+    int64_t error_line;  /* 0-based line in buf of the first malformed line, -1 if none */
+} lob_lobster_parsed;
+
+/* LOB_OK (it stops early at cap_rows: consumed < len), LOB_ERR_INVALID_ARG
+ * (NULL pointer, ncols 0) or LOB_ERR_CORRUPT at a malformed line (wrong
+ * column count, a field that is not an integer / time or does not fit int64,
+ * an empty line): error_line names it, rows before it are written. */
+int lob_lobster_parse(const char *buf, size_t len, int final, size_t ncols, int time_first,
+                      int64_t *out, size_t cap_rows, lob_lobster_parsed *result);
+
+/* Check n vendor rows (row-major, 4 * levels columns): per side, sizes >= 0
+ * and every occupied level (size > 0) priced in (0, 2^61), a multiple of
+ * raw_tick (>= 1), strictly worse than the level before it, which must be
+ * occupied too. LOB_OK (*bad_row = -1), LOB_ERR_BAD_PRICE with *bad_row the
+ * first bad row (0-based) and *bad_side LOB_SIDE_ASK if its asks are bad,
+ * else LOB_SIDE_BID; LOB_ERR_INVALID_ARG (NULL pointer, raw_tick < 1, levels 0). */
+int lob_lobster_check_rows(const int64_t *rows, size_t n, size_t levels, int64_t raw_tick, int64_t *bad_row,
+                           int *bad_side);
+
+/* Counters and first occurrences of one feed, for the validation report.
+ * Rows are 0-based message rows counted from the stream's start; -1 where none. */
 typedef struct lob_lobster_result {
-    size_t n_events;                  /* events written, <= cap (or needed, on LOB_ERR_CAPACITY) */
-    int64_t error_row;                /* row of an input rejected with an error code, else -1 */
-    int64_t dup_id;                   /* LOB_ERR_DUPLICATE_ORDER: the smallest id added twice */
+    size_t n_events;                  /* events this feed produced (those past cap wait in the stream) */
+    int32_t error;                    /* LOB_LOBSTER_ERR_* */
+    int64_t error_row;                /* the row of an error, else -1 */
+    int64_t error_col;                /* its column (message or orderbook row) */
+    int64_t error_value;              /* the offending value */
     int32_t stop_reason;              /* LOB_LOBSTER_STOP_* */
     int64_t stop_row;                 /* strict mode: the row that stopped the replay */
     int64_t seed_mismatch;            /* 1: message 1 adds more than orderbook row 1 shows */
+    int64_t out_of_order;             /* rows earlier than the latest time seen before them */
+    int64_t out_of_order_row;
+    int64_t out_of_order_ts;          /* its time and the latest time before it */
+    int64_t out_of_order_max;
+    int64_t halts;                    /* status messages with price -1 */
+    int64_t halt_row;
+    int64_t skipped;                  /* type 5/6 prints between ticks (no event) */
+    int64_t skipped_row;
+    int64_t skipped_price;
     int64_t order_mismatch;           /* messages naming a known order at another side/price */
     int64_t order_mismatch_row;
     int64_t order_mismatch_id;
@@ -320,34 +353,42 @@ typedef struct lob_lobster_result {
     int64_t messages_on_forgotten_orders;
 } lob_lobster_result;
 
-/* Replay n messages into events[0..cap). Layout: the seed batch (the book
- * before message 1 as SNAPSHOT ADDs of synthetic orders, ids 2^63 + serial,
- * or one CLEAR if it is empty), then one batch per message (none for a
- * skipped row without inferred events); the last event of each batch has
- * LOB_FLAG_BATCH_END. Never reads outside the inputs.
- * Returns LOB_OK; LOB_ERR_INVALID_ARG (NULL pointer, book.levels == 0 or
- * book rows != n with n > 0,
- * bad tick/scale, type not 1..7, direction not +-1: error_row names the row);
- * LOB_ERR_BAD_PRICE (price of a book message <= 0 or >= 2^61, status price
- * not -1/0/1, or an occupied orderbook level priced so);
- * LOB_ERR_BAD_QTY (size <= 0 on a priced message, negative orderbook size,
- * or a level total overflowing int64: error_row names the row); LOB_ERR_DUPLICATE_ORDER (an id added
- * twice: dup_id is the smallest such id, error_row its second add);
- * LOB_ERR_CAPACITY (cap too small: n_events = the number needed; call again
- * with that many); LOB_ERR_NOMEM. strict != 0: the first size mismatch,
- * removed or unknown id stops the replay (LOB_OK, stop_reason/stop_row set,
- * events incomplete); order_mismatch is always counted over all rows. */
-/* Check the vendor's book: per side, sizes >= 0 and every occupied level
- * (size > 0) priced in (0, 2^61), a multiple of raw_tick (>= 1), strictly
- * worse than the level before it, which must be occupied too. Returns LOB_OK
- * (*bad_row = -1), LOB_ERR_BAD_PRICE with *bad_side = LOB_SIDE_ASK and
- * *bad_row = the first bad ask row if any ask row is bad, else with
- * LOB_SIDE_BID and the first bad bid row (rows count across blocks), or
- * LOB_ERR_INVALID_ARG (NULL pointer, raw_tick < 1). */
-int lob_lobster_check_book(const lob_lobster_book *book, int64_t raw_tick, int64_t *bad_row, int *bad_side);
+typedef struct lob_lobster_stream lob_lobster_stream;
 
-int lob_lobster_replay(const lob_lobster_input *in, lob_event *events, size_t cap,
-                       lob_lobster_result *result);
+/* A replay of one message/orderbook pair. levels >= 1; raw_tick: the tick in
+ * raw price units (USD * 10000, >= 1). Event prices are raw_price * price_mul
+ * or raw_price / price_div, event sizes size * size_mul or size / size_div
+ * (one of each pair is 1; price_div divides raw_tick). strict != 0: the
+ * first size mismatch, removed or unknown id stops the replay. NULL on bad
+ * arguments or out of memory. */
+lob_lobster_stream *lob_lobster_stream_new(size_t levels, int64_t raw_tick, int64_t price_mul, int64_t price_div,
+                                           int64_t size_mul, int64_t size_div, int strict);
+void lob_lobster_stream_free(lob_lobster_stream *stream);
+
+/* Replay the next n messages: msgs holds n rows of LOB_LOBSTER_MSG_COLS
+ * (the time as UTC ns), book the vendor's n rows after each (4 * levels
+ * columns, row-major, LOB_LOBSTER_* order; an empty level has size 0). Both
+ * are converted in place (sizes to lots). book_checked != 0: the caller has
+ * checked these rows with lob_lobster_check_rows (LOB_OK), so the feed skips
+ * that check; otherwise a bad row is LOB_LOBSTER_ERR_BOOK (after the message
+ * checks). The first feed starts with the seed
+ * batch (the book before message 1 as SNAPSHOT ADDs of synthetic orders, ids
+ * 2^63 + serial, or one CLEAR if it is empty); then one batch per message
+ * (none for a skipped print), its last event flagged LOB_FLAG_BATCH_END.
+ * Events go to events[0..cap), those past cap into the stream (fetch them
+ * with lob_lobster_stream_take before the next feed); result->n_events counts all.
+ * Returns LOB_OK (also on a strict stop: stop_reason set); on bad input
+ * LOB_ERR_INVALID_ARG / LOB_ERR_BAD_PRICE / LOB_ERR_BAD_QTY /
+ * LOB_ERR_DUPLICATE_ORDER with result->error set; LOB_ERR_NOMEM. After an
+ * error or a strict stop the stream refuses further feeds (LOB_ERR_INVALID_ARG). */
+int lob_lobster_stream_feed(lob_lobster_stream *stream, size_t n, int64_t *msgs, int64_t *book, int book_checked,
+                            lob_event *events, size_t cap, lob_lobster_result *result);
+
+/* Copy the last feed's events past its cap (result->n_events - cap of them) to dst. */
+int lob_lobster_stream_take(lob_lobster_stream *stream, lob_event *dst, size_t n);
+
+/* Bytes of memory the stream holds (its state: grows with the orders seen). */
+size_t lob_lobster_stream_memory(const lob_lobster_stream *stream);
 
 /* ======================================================================
  * Synthetic order flow (csrc/synthetic.c)

@@ -1,31 +1,27 @@
 /*
- * lobster.c - the sequential part of the LOBSTER reader: replay the messages
- * against the vendor's top-N book and lay out the normalized L3 events.
+ * lobster.c - the C part of the LOBSTER reader: parse the CSV blocks, check
+ * the vendor's rows, and replay the messages against the vendor's top-N book
+ * as a stream, laying out the normalized L3 events.
  *
  * Design (the semantics are documented in lobsim/data/lobster.py):
  * - A level is keyed raw_price * 2 + (1 if bid) and lives in a growable array
  *   found through an open-addressing hash map (linear probing, no deletion).
  *   It holds our total, its synthetic orders (a FIFO linked through a
  *   growable pool indexed by synthetic serial, id = 2^63 + serial) with their
- *   sum, and the slice of the adds at this level (grouped by level, in row
- *   order) that a "forget stale orders" step has not scanned yet.
- * - Known orders are the file's adds: a hash map id -> add slot is built once
- *   (this also finds duplicate adds); each add slot holds its row, level,
- *   remaining size (-1 = not live) and a forgotten flag. A pre-pass resolves
- *   every cancel/execute row to its add slot, or marks it as naming a known
- *   order at another side/price (never live, reported as order_mismatch).
- * - The replay emits events straight into the caller's buffer: the seed
- *   batch, then per message its own event (or the inferred events replacing
- *   it), the TRADE print of an execution, and the events setting levels the
- *   vendor's window newly reveals. Past `cap` it keeps counting, so one retry
- *   with the reported size always suffices.
- * - The vendor's book is read in place as row blocks (the parser's chunks):
- *   a cursor follows the current and previous row across blocks. The same
- *   block layout serves lob_lobster_check_book, the orderbook validation.
- * - Nothing is allocated per message except amortized growth of the level
- *   table, the synthetic pool and a scratch price list. Inputs are checked up
- *   front (types, directions, price and size ranges) so that level keys,
- *   price steps and sums cannot overflow; level totals use checked adds.
+ *   sum, and the list of orders added at the level (in row order) that a
+ *   "forget stale orders" step has not scanned yet.
+ * - Known orders are the file's adds, kept for the whole stream: id (hash
+ *   map), level key, remaining size (REM_REMOVED / REM_FORGOTTEN once gone;
+ *   the id stays known so later messages on it and second adds are told
+ *   apart from ids never added).
+ * - The stream carries everything a message needs from before its block:
+ *   those maps, the vendor's previous row (a copy of the last row fed), the
+ *   running max of times and the row count. Events go straight into the
+ *   caller's buffer; past its end into a spill buffer the caller fetches.
+ * - Nothing is allocated per message except amortized growth. Inputs are
+ *   checked before each block is replayed (types, directions, price and size
+ *   ranges) so that level keys, price steps and sums cannot overflow; level
+ *   totals use checked adds.
  */
 #include "internal.h"
 
@@ -35,6 +31,9 @@
 #define NIL (-1)
 #define PRICE_LIMIT ((int64_t)1 << 61) /* prices are < 2^61 so key = price * 2 + 1 fits */
 #define SYN_BASE ((uint64_t)1 << 63)
+#define REM_REMOVED (-1)   /* removed by its own messages */
+#define REM_FORGOTTEN (-2) /* dropped as stale */
+#define MC LOB_LOBSTER_MSG_COLS
 
 typedef struct level {
     int64_t key;
@@ -42,9 +41,8 @@ typedef struct level {
     int64_t syn_sum;   /* size of its synthetic orders */
     int64_t syn_head;  /* oldest synthetic order (pool index), NIL if none */
     int64_t syn_tail;  /* newest */
-    int64_t add_lo;    /* adds at this level: grouped[add_lo .. add_hi) in row order */
-    int64_t add_hi;
-    int64_t scanned;   /* grouped[add_lo .. scanned) already forgotten or skipped */
+    int64_t add_head;  /* orders added here not yet scanned by forget_known (linked by ord_next) */
+    int64_t add_tail;
 } level;
 
 typedef struct syn_order {
@@ -52,16 +50,34 @@ typedef struct syn_order {
     int64_t prev, next;
 } syn_order;
 
-typedef struct state {
-    const lob_lobster_input *in;
+typedef struct order {
+    uint64_t id;
+    int64_t key;  /* level key of its add */
+    int64_t rem;  /* remaining size, or REM_REMOVED / REM_FORGOTTEN */
+    int64_t next; /* next order added at the same level, NIL */
+} order;
+
+struct lob_lobster_stream {
+    size_t N;
+    int64_t raw_tick, price_mul, price_div, size_mul, size_div;
+    int strict;
+    int dead;          /* an error or a strict stop: no more feeds */
+    int64_t rows_done; /* message rows replayed by earlier feeds */
+    int have_prev;     /* prev_row holds the vendor's last row fed */
+    int64_t *prev_copy;
+    int64_t ts_max;
+
+    /* the current feed */
     lob_lobster_result *res;
     lob_event *out;
-    size_t cap;
-    size_t pos;        /* events emitted so far (may exceed cap) */
+    size_t cap, pos;   /* events emitted so far (may exceed cap: the rest are spilled) */
+    lob_event *spill;
+    size_t spill_cap;
     int64_t ts;        /* clock of the events being emitted */
     int overflow;      /* sticky: a level total overflowed int64 */
-    int64_t row;       /* message row being replayed (0 while seeding), for error_row */
+    int64_t row;       /* message row being replayed (global), for error_row */
     int nomem;         /* sticky: a growth failed */
+    const int64_t *cur, *prev; /* the vendor's row after this message, and before it */
 
     level *lv;
     size_t nlv, lv_cap;
@@ -72,21 +88,17 @@ typedef struct state {
     syn_order *syn;
     size_t nsyn, syn_cap;
 
-    size_t nadd;
-    int64_t *add_row, *add_level, *add_rem, *grouped;
-    uint64_t *add_id;
-    uint8_t *add_forgotten;
-    int64_t *id_slots; /* hash table of add slot + 1 */
+    order *ord;
+    size_t nord, ord_cap;
+    int64_t *id_slots; /* hash table of order index + 1 */
     size_t id_mask;
     int id_bits;
-    int64_t *row_ref;  /* per cancel/execute row: add slot, NIL (no add), or -2 (elsewhere) */
 
     int64_t *scratch;  /* candidate prices / seed keys and sizes */
     size_t scratch_cap;
+};
 
-    size_t cur_b, cur_off;   /* the vendor's row of the message being replayed: block, offset */
-    size_t prev_b, prev_off; /* the row before it */
-} state;
+typedef struct lob_lobster_stream state;
 
 enum { REF_ELSEWHERE = -2 };
 enum { HOW_SYNTHETIC = 0, HOW_STALE = 1, HOW_HIDDEN = 2 };
@@ -113,36 +125,36 @@ static int64_t qsub(state *st, int64_t a, int64_t b) {
 }
 
 /* Column c (4 * level + LOB_LOBSTER_*) of the vendor's current row (prev = 0) or the row before. */
-static int64_t cell(const state *st, int prev, size_t c) {
-    const lob_lobster_book *bk = &st->in->book;
-    size_t b = prev ? st->prev_b : st->cur_b, off = prev ? st->prev_off : st->cur_off;
-    return bk->columns[b * 4 * bk->levels + c][off];
+static inline int64_t cell(const state *st, int prev, size_t c) { return (prev ? st->prev : st->cur)[c]; }
+
+static int64_t to_ticks(const state *st, int64_t raw) {
+    if (st->price_mul != 1) return (int64_t)((uint64_t)raw * (uint64_t)st->price_mul); /* checked: no wrap */
+    return raw / st->price_div;
 }
 
-static int64_t to_ticks(const lob_lobster_input *in, int64_t raw) {
-    if (in->price_mul != 1) return (int64_t)((uint64_t)raw * (uint64_t)in->price_mul); /* wraps like numpy */
-    return raw / in->price_div;
-}
+static lob_event *event_at(state *st, size_t i) { return i < st->cap ? &st->out[i] : &st->spill[i - st->cap]; }
 
 static void emit(state *st, int kind, uint64_t id, int side, int64_t raw_price, int64_t qty, int flags) {
-    if (st->pos < st->cap) {
-        lob_event *e = &st->out[st->pos];
-        e->ts_exch = st->ts;
-        e->ts_local = st->ts;
-        e->order_id = id;
-        e->price = raw_price ? to_ticks(st->in, raw_price) : 0;
-        e->qty = qty;
-        e->side = (int8_t)side;
-        e->kind = (uint8_t)kind;
-        e->flags = (uint16_t)flags;
-        e->reserved = 0;
+    if (st->pos >= st->cap && LOB_GROW(st->spill, st->spill_cap, st->pos - st->cap + 1) != LOB_OK) {
+        st->nomem = 1;
+        return;
     }
+    lob_event *e = event_at(st, st->pos);
+    e->ts_exch = st->ts;
+    e->ts_local = st->ts;
+    e->order_id = id;
+    e->price = raw_price ? to_ticks(st, raw_price) : 0;
+    e->qty = qty;
+    e->side = (int8_t)side;
+    e->kind = (uint8_t)kind;
+    e->flags = (uint16_t)flags;
+    e->reserved = 0;
     st->pos++;
 }
 
 /* Close the batch that started at event `start` (if it has events). */
 static void end_batch(state *st, size_t start) {
-    if (st->pos > start && st->pos - 1 < st->cap) st->out[st->pos - 1].flags |= LOB_FLAG_BATCH_END;
+    if (st->pos > start) event_at(st, st->pos - 1)->flags |= LOB_FLAG_BATCH_END;
 }
 
 /* ------------------------------------------------------------ level map */
@@ -188,8 +200,7 @@ static int64_t lv_get(state *st, int64_t key) {
     level *l = &st->lv[st->nlv];
     l->key = key;
     l->tot = l->syn_sum = 0;
-    l->syn_head = l->syn_tail = NIL;
-    l->add_lo = l->add_hi = l->scanned = 0;
+    l->syn_head = l->syn_tail = l->add_head = l->add_tail = NIL;
     size_t h = (size_t)(lob_fib_mix((uint64_t)key) >> (64 - st->lv_bits));
     while (st->lv_slots[h]) h = (h + 1) & st->lv_mask;
     st->lv_slots[h] = (int64_t)st->nlv + 1;
@@ -199,6 +210,34 @@ static int64_t lv_get(state *st, int64_t key) {
 static int64_t tot_of(const state *st, int64_t key) {
     int64_t i = lv_find(st, key);
     return i == NIL ? 0 : st->lv[i].tot;
+}
+
+/* ------------------------------------------------------------ order map */
+static int id_rehash(state *st, int bits) {
+    size_t size = (size_t)1 << bits;
+    int64_t *slots = calloc(size, sizeof *slots);
+    if (!slots) return 0;
+    for (size_t i = 0; i < st->nord; i++) {
+        size_t h = (size_t)(lob_fib_mix(st->ord[i].id) >> (64 - bits));
+        while (slots[h]) h = (h + 1) & (size - 1);
+        slots[h] = (int64_t)i + 1;
+    }
+    free(st->id_slots);
+    st->id_slots = slots;
+    st->id_mask = size - 1;
+    st->id_bits = bits;
+    return 1;
+}
+
+/* Index of the known order `id`, or NIL. */
+static int64_t ord_find(const state *st, uint64_t id) {
+    size_t h = (size_t)(lob_fib_mix(id) >> (64 - st->id_bits));
+    for (;;) {
+        int64_t s = st->id_slots[h];
+        if (!s) return NIL;
+        if (st->ord[s - 1].id == id) return s - 1;
+        h = (h + 1) & st->id_mask;
+    }
 }
 
 /* ------------------------------------------------------- book operations */
@@ -229,28 +268,20 @@ static void syn_unlink(state *st, level *l, int64_t s) {
     else l->syn_tail = pr;
 }
 
-/* DELETE (SNAPSHOT) every live known order at level li added up to `row`
- * and not scanned before; returns their total. */
-static int64_t forget_known(state *st, int64_t li, int side, int64_t p, int64_t row) {
+/* DELETE (SNAPSHOT) every live known order added at level li (all were
+ * added up to the current row) and not scanned before; returns their total. */
+static int64_t forget_known(state *st, int64_t li, int side, int64_t p) {
     level *l = &st->lv[li];
-    int64_t lo = l->scanned, hi = l->add_hi;
-    while (lo < hi) { /* first add in [scanned, add_hi) after `row` */
-        int64_t mid = lo + (hi - lo) / 2;
-        if (st->add_row[st->grouped[mid]] <= row) lo = mid + 1;
-        else hi = mid;
-    }
     int64_t total = 0, count = 0;
-    for (int64_t g = l->scanned; g < lo; g++) {
-        int64_t a = st->grouped[g];
-        int64_t q = st->add_rem[a];
+    for (int64_t a = l->add_head; a != NIL; a = st->ord[a].next) {
+        int64_t q = st->ord[a].rem;
         if (q < 0) continue;
-        st->add_rem[a] = -1;
-        st->add_forgotten[a] = 1;
+        st->ord[a].rem = REM_FORGOTTEN;
         total = qadd(st, total, q);
         count++;
-        emit(st, LOB_EV_DELETE, st->add_id[a], side, p, q, LOB_FLAG_SNAPSHOT);
+        emit(st, LOB_EV_DELETE, st->ord[a].id, side, p, q, LOB_FLAG_SNAPSHOT);
     }
-    l->scanned = lo;
+    l->add_head = l->add_tail = NIL;
     st->res->stale_orders_forgotten += count;
     l->tot = qsub(st, l->tot, total);
     return total;
@@ -258,11 +289,11 @@ static int64_t forget_known(state *st, int64_t li, int side, int64_t p, int64_t 
 
 /* Take `need` lots from level li's synthetic orders (oldest first) with
  * `kind` events, topping the pool up first if it is short; -> HOW_*. */
-static int consume(state *st, int64_t li, int side, int64_t p, int64_t need, int kind, int64_t row) {
+static int consume(state *st, int64_t li, int side, int64_t p, int64_t need, int kind) {
     int how = HOW_SYNTHETIC;
     int64_t pool = st->lv[li].syn_sum;
     if (pool < need) {
-        int64_t total = forget_known(st, li, side, p, row);
+        int64_t total = forget_known(st, li, side, p);
         if (total) {
             add_syn(st, li, side, p, total);
             pool = qadd(st, pool, total);
@@ -294,7 +325,7 @@ static int consume(state *st, int64_t li, int side, int64_t p, int64_t need, int
 }
 
 /* Make our level `key` hold `target` lots (the vendor's revealed size). */
-static void set_level(state *st, int64_t key, int side, int64_t p, int64_t target, int64_t row) {
+static void set_level(state *st, int64_t key, int side, int64_t p, int64_t target) {
     int64_t li = lv_get(st, key);
     if (li == NIL) return;
     int64_t ours = st->lv[li].tot;
@@ -305,7 +336,7 @@ static void set_level(state *st, int64_t key, int side, int64_t p, int64_t targe
         return;
     }
     st->res->stale_levels_reset++;
-    if (st->lv[li].syn_sum < qsub(st, ours, target)) forget_known(st, li, side, p, row);
+    if (st->lv[li].syn_sum < qsub(st, ours, target)) forget_known(st, li, side, p);
     level *l = &st->lv[li];
     int64_t excess = qsub(st, l->tot, target);
     while (excess > 0 && l->syn_tail != NIL) { /* newest synthetic first */
@@ -332,12 +363,10 @@ static int within_64_ticks(uint64_t d, int64_t tick) {
     return (uint64_t)tick > UINT64_MAX / 64 || d <= 64 * (uint64_t)tick;
 }
 
-/* Prices in [lo, hi] on `side` just came into the vendor's view at `row`
- * (the current row):
+/* Prices in [lo, hi] on `side` just came into the vendor's view (the current row):
  * each of our levels there, and each vendor level there, := vendor size. */
-static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
-    const lob_lobster_input *in = st->in;
-    size_t N = in->book.levels;
+static void reveal(state *st, int side, int64_t lo, int64_t hi) {
+    size_t N = st->N;
     int cp = side > 0 ? LOB_LOBSTER_BID_PX : LOB_LOBSTER_ASK_PX;
     int bit = side > 0;
     size_t nc = 0;
@@ -349,7 +378,7 @@ static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
         }
     }
     uint64_t width = (uint64_t)hi - (uint64_t)lo; /* b - a - 1 */
-    int64_t tick = in->raw_tick;
+    int64_t tick = st->raw_tick;
     if ((uint64_t)tick > UINT64_MAX / 64 || width < 64 * (uint64_t)tick) {
         int64_t r = lo % tick;
         if (r < 0) r += tick;
@@ -389,89 +418,145 @@ static void reveal(state *st, int side, int64_t lo, int64_t hi, int64_t row) {
                 break;
             }
         }
-        set_level(st, p * 2 + bit, side, p, target, row);
+        set_level(st, p * 2 + bit, side, p, target);
     }
     return;
 oom:
     st->nomem = 1;
 }
 
-/* Row k's window reaches deeper than row k-1's on some side: set the newly
- * exposed levels to the vendor's sizes. */
-static void recon(state *st, size_t k) {
-    const lob_lobster_input *in = st->in;
-    size_t N = in->book.levels, e = 4 * (N - 1); /* the window's edge: level N */
+/* The vendor's window reaches deeper than in the row before on some side:
+ * set the newly exposed levels to the vendor's sizes. */
+static void recon(state *st) {
+    size_t N = st->N, e = 4 * (N - 1); /* the window's edge: level N */
     int64_t bs = cell(st, 0, e + LOB_LOBSTER_BID_SZ), as = cell(st, 0, e + LOB_LOBSTER_ASK_SZ);
     int64_t lo_k = bs > 0 ? cell(st, 0, e + LOB_LOBSTER_BID_PX) : INT64_MIN;
     int64_t hi_k = as > 0 ? cell(st, 0, e + LOB_LOBSTER_ASK_PX) : INT64_MAX;
     int64_t lo_p = cell(st, 1, e + LOB_LOBSTER_BID_SZ) > 0 ? cell(st, 1, e + LOB_LOBSTER_BID_PX) : INT64_MIN;
     int64_t hi_p = cell(st, 1, e + LOB_LOBSTER_ASK_SZ) > 0 ? cell(st, 1, e + LOB_LOBSTER_ASK_PX) : INT64_MAX;
-    int64_t tick = in->raw_tick, row = (int64_t)k;
+    int64_t tick = st->raw_tick;
     if (lo_k < lo_p) {
         /* simple: full window before and after, only the new level N lies below
          * the old edge, and the exposed range is short */
         int simple = lo_k != INT64_MIN && within_64_ticks((uint64_t)(lo_p - lo_k), tick) &&
                      (N < 2 || cell(st, 0, e - 4 + LOB_LOBSTER_BID_PX) >= lo_p);
         if (simple) {
-            if (tot_of(st, lo_k * 2 + 1) != bs) set_level(st, lo_k * 2 + 1, 1, lo_k, bs, row);
+            if (tot_of(st, lo_k * 2 + 1) != bs) set_level(st, lo_k * 2 + 1, 1, lo_k, bs);
             for (int64_t p = lo_k + tick; p < lo_p; p += tick) /* levels the vendor no longer shows */
-                if (tot_of(st, p * 2 + 1)) set_level(st, p * 2 + 1, 1, p, 0, row);
+                if (tot_of(st, p * 2 + 1)) set_level(st, p * 2 + 1, 1, p, 0);
         } else {
-            reveal(st, 1, lo_k, lo_p - 1, row);
+            reveal(st, 1, lo_k, lo_p - 1);
         }
     }
     if (hi_k > hi_p) {
         int simple = hi_k != INT64_MAX && within_64_ticks((uint64_t)(hi_k - hi_p), tick) &&
                      (N < 2 || cell(st, 0, e - 4 + LOB_LOBSTER_ASK_PX) <= hi_p);
         if (simple) {
-            if (tot_of(st, hi_k * 2) != as) set_level(st, hi_k * 2, -1, hi_k, as, row);
+            if (tot_of(st, hi_k * 2) != as) set_level(st, hi_k * 2, -1, hi_k, as);
             for (int64_t p = hi_k - tick; p > hi_p; p -= tick)
-                if (tot_of(st, p * 2)) set_level(st, p * 2, -1, p, 0, row);
+                if (tot_of(st, p * 2)) set_level(st, p * 2, -1, p, 0);
         } else {
-            reveal(st, -1, hi_p + 1, hi_k, row);
+            reveal(st, -1, hi_p + 1, hi_k);
         }
     }
 }
 
-/* ------------------------------------------------------------ the passes */
-/* Range and type checks that keep every key, step and index in bounds. */
-static int validate(const lob_lobster_input *in, lob_lobster_result *res) {
-    if (in->raw_tick < 1 || in->raw_tick >= PRICE_LIMIT || in->price_mul < 1 || in->price_div < 1 ||
-        (in->price_mul != 1 && in->price_div != 1) || in->raw_tick % in->price_div)
-        return LOB_ERR_INVALID_ARG;
-    size_t n = in->n;
-    for (size_t k = 0; k < n; k++) {
-        int64_t t = in->type[k], p = in->raw_price[k], d = in->direction[k];
-        res->error_row = (int64_t)k;
-        if (t < 1 || t > 7 || (d != 1 && d != -1)) return LOB_ERR_INVALID_ARG;
-        if (t <= 6) {
-            if (p <= 0 || p >= PRICE_LIMIT) return LOB_ERR_BAD_PRICE;
-            if (in->qty[k] <= 0) return LOB_ERR_BAD_QTY;
-        } else if (p < -1 || p > 1) {
-            return LOB_ERR_BAD_PRICE;
+/* ------------------------------------------------------------- parsing */
+static const int64_t POW10[10] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000};
+
+/* A decimal int64 at *pp (before end); advances *pp. 0 if malformed or out of range. */
+static inline int parse_int(const char **pp, const char *end, int64_t *v) {
+    const char *p = *pp;
+    int neg = p < end && *p == '-';
+    p += neg;
+    const char *s = p;
+    uint64_t x = 0;
+    while (p < end && (unsigned)(*p - '0') <= 9 && p - s < 18) x = x * 10 + (unsigned)(*p++ - '0');
+    if (p == s) return 0;
+    while (p < end && (unsigned)(*p - '0') <= 9) /* 19 digits or more: check for overflow */
+        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (unsigned)(*p++ - '0'), &x)) return 0;
+    if (x > (uint64_t)INT64_MAX + (uint64_t)neg) return 0;
+    *v = neg ? (int64_t)(0 - x) : (int64_t)x;
+    *pp = p;
+    return 1;
+}
+
+/* 'seconds[.fraction]' (1-6 integer digits, >= 1 decimal after a dot) -> ns; *trunc = more than 9 decimals. */
+static inline int parse_time(const char **pp, const char *end, int64_t *v, int *trunc) {
+    const char *p = *pp;
+    int64_t s = 0, f = 0;
+    int nd = 0;
+    while (p < end && (unsigned)(*p - '0') <= 9 && nd < 7) s = s * 10 + (*p++ - '0'), nd++;
+    if (nd == 0 || nd > 6) return 0;
+    int nf = 0;
+    if (p < end && *p == '.') {
+        p++;
+        while (p < end && (unsigned)(*p - '0') <= 9) {
+            if (nf < 9) f = f * 10 + (*p - '0');
+            nf++;
+            p++;
         }
+        if (nf == 0) return 0;
     }
-    const lob_lobster_book *bk = &in->book;
-    size_t base = 0, width = 4 * bk->levels;
-    for (size_t blk = 0; blk < bk->blocks; base += bk->rows[blk++]) {
-        size_t rows = bk->rows[blk];
-        for (size_t c = 0; rows && c < width; c += 2) { /* (price, size) column pairs */
-            const int64_t *px = bk->columns[blk * width + c], *sz = bk->columns[blk * width + c + 1];
-            int bad = 0;
-            for (size_t k = 0; k < rows; k++) /* branch-free scan; find the row only on failure */
-                bad |= (sz[k] < 0) | ((sz[k] > 0) & ((px[k] <= 0) | (px[k] >= PRICE_LIMIT)));
-            if (!bad) continue;
-            for (size_t k = 0; k < rows; k++) {
-                res->error_row = (int64_t)(base + k);
-                if (sz[k] < 0) return LOB_ERR_BAD_QTY;
-                if (sz[k] > 0 && (px[k] <= 0 || px[k] >= PRICE_LIMIT)) return LOB_ERR_BAD_PRICE;
+    *trunc = nf > 9;
+    *v = s * 1000000000 + f * POW10[9 - (nf < 9 ? nf : 9)];
+    *pp = p;
+    return 1;
+}
+
+int lob_lobster_parse(const char *buf, size_t len, int final, size_t ncols, int time_first,
+                      int64_t *out, size_t cap_rows, lob_lobster_parsed *res) {
+    if (!res) return LOB_ERR_INVALID_ARG;
+    memset(res, 0, sizeof *res);
+    res->error_line = -1;
+    if ((!buf && len) || !ncols || (cap_rows && !out)) return LOB_ERR_INVALID_ARG;
+    const char *p = buf, *end = buf + len;
+    size_t rows = 0;
+    int64_t line = 0, truncated = 0;
+    while (p < end && rows < cap_rows) {
+        const char *start = p;
+        int64_t *o = out + rows * ncols;
+        size_t c = 0;
+        int ok = 1;
+        for (; c < ncols; c++) {
+            if (c && (p >= end || *p++ != ',')) {
+                ok = 0;
+                break;
             }
+            int tr = 0;
+            if (!(c == 0 && time_first ? parse_time(&p, end, &o[c], &tr) : parse_int(&p, end, &o[c]))) {
+                ok = 0;
+                break;
+            }
+            truncated += tr;
         }
+        if (ok) {
+            if (p < end && *p == '\r') p++;
+            if (p < end && *p == '\n') p++;
+            else if (p < end || !final) ok = 0;
+        }
+        if (!ok) {
+            const char *nl = memchr(start, '\n', (size_t)(end - start));
+            if (!nl && !final) { /* an incomplete last line: the next block completes it */
+                p = start;
+                break;
+            }
+            res->rows = rows;
+            res->consumed = (size_t)(start - buf);
+            res->truncated = truncated;
+            res->error_line = line;
+            return LOB_ERR_CORRUPT;
+        }
+        rows++;
+        line++;
     }
-    res->error_row = -1;
+    res->rows = rows;
+    res->consumed = (size_t)(p - buf);
+    res->truncated = truncated;
     return LOB_OK;
 }
 
+/* ------------------------------------------------------------ row checks */
 /* x (> 0) is a multiple of d (>= 1): d = 2^s * o (o odd); x = 2^s * y with y * o^-1 mod 2^64 <= max / o. */
 typedef struct divisor {
     uint64_t low_mask, inv, limit;
@@ -489,168 +574,182 @@ static divisor divisor_of(uint64_t d) {
     return v;
 }
 
-static int divides(const divisor *v, uint64_t x) {
-    return !(x & v->low_mask) && (x >> v->shift) * v->inv <= v->limit;
-}
-
-/* First bad row of one side, or -1. */
-static int64_t first_bad_row(const lob_lobster_book *bk, int64_t raw_tick, int ask) {
-    divisor dv = divisor_of((uint64_t)raw_tick);
-    int cp = ask ? LOB_LOBSTER_ASK_PX : LOB_LOBSTER_BID_PX;
-    size_t width = 4 * bk->levels, base = 0;
-    for (size_t blk = 0; blk < bk->blocks; base += bk->rows[blk++]) {
-        const int64_t *const *col = bk->columns + blk * width;
-        size_t end = bk->rows[blk]; /* shrinks to the first bad row found in this block */
-        for (size_t j = 0; j < bk->levels; j++) {
-            const int64_t *px = col[4 * j + cp], *sz = col[4 * j + cp + 1];
-            const int64_t *ppx = j ? col[4 * (j - 1) + cp] : NULL, *psz = j ? col[4 * (j - 1) + cp + 1] : NULL;
-            for (size_t k = 0; k < end; k++) {
-                int64_t s = sz[k], p = px[k];
-                if (s < 0) goto bad;
-                if (s == 0) continue;
-                if (p <= 0 || p >= PRICE_LIMIT || (raw_tick > 1 && !divides(&dv, (uint64_t)p))) goto bad;
-                if (j && (psz[k] <= 0 || (ask ? p <= ppx[k] : p >= ppx[k]))) goto bad;
-                continue;
-            bad:
-                end = k;
-                break;
-            }
-        }
-        if (end < bk->rows[blk]) return (int64_t)(base + end);
+/* One side of one vendor row is malformed (see lob_lobster_check_rows); branch-free. */
+static inline int side_bad(const int64_t *r, size_t levels, int cp, int ask, const divisor *dv) {
+    int bad = 0, prev_empty = 0;
+    int64_t pp = 0;
+    for (size_t j = 0; j < levels; j++) {
+        int64_t p = r[4 * j + cp], s = r[4 * j + cp + 1];
+        int occupied = s > 0;
+        int price_bad = (p <= 0) | (p >= PRICE_LIMIT) |
+                        (((uint64_t)p & dv->low_mask) != 0) | ((((uint64_t)p >> dv->shift) * dv->inv) > dv->limit);
+        int order_bad = j ? (prev_empty | (ask ? p <= pp : p >= pp)) : 0;
+        bad |= (s < 0) | (occupied & (price_bad | order_bad));
+        prev_empty = !occupied;
+        pp = p;
     }
-    return -1;
+    return bad;
 }
 
-/* NULL pointers, or block columns missing: LOB_ERR_INVALID_ARG. */
-static int check_blocks(const lob_lobster_book *bk) {
-    if (bk->blocks && (!bk->rows || !bk->columns)) return LOB_ERR_INVALID_ARG;
-    if (bk->levels > SIZE_MAX / 64 || (bk->blocks && bk->levels && bk->blocks > SIZE_MAX / 8 / (4 * bk->levels)))
+int lob_lobster_check_rows(const int64_t *rows, size_t n, size_t levels, int64_t raw_tick, int64_t *bad_row,
+                           int *bad_side) {
+    if ((!rows && n) || !bad_row || !bad_side || raw_tick < 1 || levels == 0 || levels > SIZE_MAX / 64)
         return LOB_ERR_INVALID_ARG;
-    for (size_t b = 0; b < bk->blocks; b++)
-        for (size_t c = 0; bk->rows[b] && c < 4 * bk->levels; c++)
-            if (!bk->columns[b * 4 * bk->levels + c]) return LOB_ERR_INVALID_ARG;
-    return LOB_OK;
-}
-
-int lob_lobster_check_book(const lob_lobster_book *book, int64_t raw_tick, int64_t *bad_row, int *bad_side) {
-    if (!book || !bad_row || !bad_side || raw_tick < 1) return LOB_ERR_INVALID_ARG;
     *bad_row = -1;
     *bad_side = LOB_SIDE_NONE;
-    int rc = check_blocks(book);
-    if (rc != LOB_OK) return rc;
-    for (int ask = 1; ask >= 0; ask--) {
-        int64_t r = first_bad_row(book, raw_tick, ask);
-        if (r >= 0) {
-            *bad_row = r;
-            *bad_side = ask ? LOB_SIDE_ASK : LOB_SIDE_BID;
-            return LOB_ERR_BAD_PRICE;
-        }
+    divisor dv = divisor_of((uint64_t)raw_tick);
+    size_t w = 4 * levels;
+    for (size_t k = 0; k < n; k++) {
+        const int64_t *r = rows + k * w;
+        int ask_bad = side_bad(r, levels, LOB_LOBSTER_ASK_PX, 1, &dv);
+        if (!(ask_bad | side_bad(r, levels, LOB_LOBSTER_BID_PX, 0, &dv))) continue;
+        *bad_row = (int64_t)k;
+        *bad_side = ask_bad ? LOB_SIDE_ASK : LOB_SIDE_BID;
+        return LOB_ERR_BAD_PRICE;
     }
     return LOB_OK;
 }
 
-static int64_t key_of(const lob_lobster_input *in, size_t k) {
-    return in->raw_price[k] * 2 + (in->direction[k] > 0);
+/* ------------------------------------------------------------ the stream */
+lob_lobster_stream *lob_lobster_stream_new(size_t levels, int64_t raw_tick, int64_t price_mul, int64_t price_div,
+                                           int64_t size_mul, int64_t size_div, int strict) {
+    if (levels == 0 || levels > SIZE_MAX / 64 / sizeof(int64_t) || raw_tick < 1 || raw_tick >= PRICE_LIMIT ||
+        price_mul < 1 || price_div < 1 || (price_mul != 1 && price_div != 1) || raw_tick % price_div ||
+        size_mul < 1 || size_div < 1 || (size_mul != 1 && size_div != 1))
+        return NULL;
+    state *st = calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->N = levels;
+    st->raw_tick = raw_tick;
+    st->price_mul = price_mul;
+    st->price_div = price_div;
+    st->size_mul = size_mul;
+    st->size_div = size_div;
+    st->strict = strict != 0;
+    st->ts_max = INT64_MIN;
+    st->prev_copy = malloc(4 * levels * sizeof(int64_t));
+    if (!st->prev_copy || !lv_rehash(st, 6) || !id_rehash(st, 6)) {
+        lob_lobster_stream_free(st);
+        return NULL;
+    }
+    return st;
 }
 
-/* Known orders: id map (duplicates), per-row references, adds grouped by level. */
-static int index_orders(state *st) {
-    const lob_lobster_input *in = st->in;
-    size_t n = in->n, na = 0;
-    for (size_t k = 0; k < n; k++) na += in->type[k] == 1;
-    st->nadd = na;
-    size_t m = na ? na : 1;
-    st->add_row = malloc(m * sizeof(int64_t));
-    st->add_level = malloc(m * sizeof(int64_t));
-    st->add_rem = malloc(m * sizeof(int64_t));
-    st->grouped = malloc(m * sizeof(int64_t));
-    st->add_id = malloc(m * sizeof(uint64_t));
-    st->add_forgotten = calloc(m, 1);
-    st->row_ref = malloc((n ? n : 1) * sizeof(int64_t));
-    int bits = 4;
-    while (((size_t)1 << bits) < 2 * m) bits++;
-    st->id_bits = bits;
-    st->id_mask = ((size_t)1 << bits) - 1;
-    st->id_slots = calloc((size_t)1 << bits, sizeof(int64_t));
-    if (!st->add_row || !st->add_level || !st->add_rem || !st->grouped || !st->add_id ||
-        !st->add_forgotten || !st->row_ref || !st->id_slots)
-        return LOB_ERR_NOMEM;
-    lob_lobster_result *res = st->res;
-    size_t a = 0;
-    int dup = 0;
+void lob_lobster_stream_free(lob_lobster_stream *st) {
+    if (!st) return;
+    free(st->prev_copy);
+    free(st->spill);
+    free(st->lv);
+    free(st->lv_slots);
+    free(st->syn);
+    free(st->ord);
+    free(st->id_slots);
+    free(st->scratch);
+    free(st);
+}
+
+size_t lob_lobster_stream_memory(const lob_lobster_stream *st) {
+    if (!st) return 0;
+    return sizeof *st + 4 * st->N * sizeof(int64_t) + st->spill_cap * sizeof *st->spill +
+           st->lv_cap * sizeof *st->lv + (st->lv_mask + 1) * sizeof *st->lv_slots +
+           st->syn_cap * sizeof *st->syn + st->ord_cap * sizeof *st->ord +
+           (st->id_mask + 1) * sizeof *st->id_slots + st->scratch_cap * sizeof *st->scratch;
+}
+
+int lob_lobster_stream_take(lob_lobster_stream *st, lob_event *dst, size_t n) {
+    if (!st || (n && !dst) || st->pos < st->cap || n != st->pos - st->cap) return LOB_ERR_INVALID_ARG;
+    if (n) memcpy(dst, st->spill, n * sizeof *dst);
+    return LOB_OK;
+}
+
+static int fail(state *st, lob_lobster_result *res, int rc, int err, size_t k, int64_t col, int64_t value) {
+    res->error = err;
+    res->error_row = st->rows_done + (int64_t)k;
+    res->error_col = col;
+    res->error_value = value;
+    st->dead = 1;
+    return rc;
+}
+
+/* x * mul or x / div exactly (x >= 0): 0 if not a whole number or out of range. */
+static inline int scale_size(int64_t *x, int64_t mul, int64_t div) {
+    if (mul != 1) return !__builtin_mul_overflow(*x, mul, x);
+    if (*x % div) return 0;
+    *x /= div;
+    return 1;
+}
+
+/* Range and type checks that keep every key, step and index in bounds; sizes
+ * to lots; the counts found without the replay (times, halts, skipped prints). */
+static int check_block(state *st, size_t n, int64_t *msgs, int64_t *book, int book_checked, lob_lobster_result *res) {
+    int64_t tick = st->raw_tick, pmax = INT64_MAX / st->price_mul;
+    int lots = st->size_mul != 1 || st->size_div != 1;
     for (size_t k = 0; k < n; k++) {
-        if (in->type[k] != 1) continue;
-        uint64_t id = (uint64_t)in->order_id[k];
-        size_t h = (size_t)(lob_fib_mix(id) >> (64 - bits));
-        int found = 0;
-        while (st->id_slots[h]) {
-            if (st->add_id[st->id_slots[h] - 1] == id) {
-                found = 1;
-                break;
-            }
-            h = (h + 1) & st->id_mask;
+        int64_t *m = msgs + k * MC;
+        int64_t t = m[LOB_LOBSTER_TYPE], p = m[LOB_LOBSTER_PRICE], d = m[LOB_LOBSTER_DIR], id = m[LOB_LOBSTER_ID];
+        if (t < 1 || t > 7) return fail(st, res, LOB_ERR_INVALID_ARG, LOB_LOBSTER_ERR_TYPE, k, 1, t);
+        if (d != 1 && d != -1) return fail(st, res, LOB_ERR_INVALID_ARG, LOB_LOBSTER_ERR_DIRECTION, k, 5, d);
+        if (t <= 6) {
+            int64_t q = m[LOB_LOBSTER_SIZE];
+            if (q <= 0) return fail(st, res, LOB_ERR_BAD_QTY, LOB_LOBSTER_ERR_SIZE, k, 3, q);
+            if (p <= 0) return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_PRICE, k, 4, p);
+            if (p >= PRICE_LIMIT) return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_PRICE_RANGE, k, 4, p);
         }
-        if (found) { /* its second add is the first hit for this id */
-            if (!dup || in->order_id[k] < res->dup_id) {
-                res->dup_id = in->order_id[k];
-                res->error_row = (int64_t)k;
-            }
-            dup = 1;
-            continue;
-        }
-        st->id_slots[h] = (int64_t)a + 1;
-        st->add_id[a] = id;
-        st->add_row[a] = (int64_t)k;
-        st->add_rem[a] = -1;
-        int64_t li = lv_get(st, key_of(in, k));
-        if (li == NIL) return LOB_ERR_NOMEM;
-        st->add_level[a] = li;
-        st->lv[li].add_hi++; /* count for now */
-        st->row_ref[k] = (int64_t)a++;
+        if (t <= 4 && id <= 0) return fail(st, res, LOB_ERR_INVALID_ARG, LOB_LOBSTER_ERR_ID, k, 2, id);
+        if (id < 0) return fail(st, res, LOB_ERR_INVALID_ARG, LOB_LOBSTER_ERR_ID_NEGATIVE, k, 2, id);
+        if (t == 7 && (p < -1 || p > 1)) return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_STATUS, k, 4, p);
     }
-    if (dup) return LOB_ERR_DUPLICATE_ORDER;
-    int64_t off = 0; /* counts -> slices; scanned doubles as the fill cursor */
-    for (size_t i = 0; i < st->nlv; i++) {
-        int64_t c = st->lv[i].add_hi;
-        st->lv[i].add_lo = st->lv[i].scanned = off;
-        off += c;
-        st->lv[i].add_hi = off;
+    for (size_t k = 0; k < n; k++) { /* exactness: the errors above come first wherever they are */
+        int64_t *m = msgs + k * MC;
+        int64_t t = m[LOB_LOBSTER_TYPE], p = m[LOB_LOBSTER_PRICE];
+        if (t > 6) continue;
+        int off = tick > 1 && p % tick;
+        if (off && t <= 4) return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_OFF_TICK, k, 4, p);
+        if (!off && p > pmax) return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_PRICE_SCALE, k, 4, p);
+        if (lots && !scale_size(&m[LOB_LOBSTER_SIZE], st->size_mul, st->size_div))
+            return fail(st, res, LOB_ERR_BAD_QTY, LOB_LOBSTER_ERR_LOT, k, 3, m[LOB_LOBSTER_SIZE]);
     }
-    for (size_t j = 0; j < na; j++) st->grouped[st->lv[st->add_level[j]].scanned++] = (int64_t)j;
-    for (size_t i = 0; i < st->nlv; i++) st->lv[i].scanned = st->lv[i].add_lo;
+    size_t w = 4 * st->N;
+    int64_t bad_row;
+    int bad_side;
+    if (!book_checked && lob_lobster_check_rows(book, n, st->N, tick, &bad_row, &bad_side) != LOB_OK)
+        return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_BOOK, (size_t)bad_row, bad_side, 0);
+    if (st->price_mul != 1)
+        for (size_t i = 0; i < n * w; i += 2)
+            if (book[i + 1] > 0 && book[i] > pmax)
+                return fail(st, res, LOB_ERR_BAD_PRICE, LOB_LOBSTER_ERR_BOOK_SCALE, i / w, (int64_t)(i % w), book[i]);
+    if (lots)
+        for (size_t i = 1; i < n * w; i += 2) /* columns by row; the caller names the first bad one */
+            if (!scale_size(&book[i], st->size_mul, st->size_div))
+                return fail(st, res, LOB_ERR_BAD_QTY, LOB_LOBSTER_ERR_BOOK_LOT, i / w, (int64_t)(i % w), book[i]);
+    /* anomalies found without the replay */
+    int64_t mx = st->ts_max;
     for (size_t k = 0; k < n; k++) {
-        int64_t t = in->type[k];
-        if (t < 2 || t > 4) continue;
-        uint64_t id = (uint64_t)in->order_id[k];
-        size_t h = (size_t)(lob_fib_mix(id) >> (64 - bits));
-        int64_t ref = NIL;
-        while (st->id_slots[h]) {
-            int64_t s = st->id_slots[h] - 1;
-            if (st->add_id[s] == id) {
-                ref = s;
-                break;
+        const int64_t *m = msgs + k * MC;
+        int64_t ts = m[LOB_LOBSTER_TIME], t = m[LOB_LOBSTER_TYPE], p = m[LOB_LOBSTER_PRICE];
+        int64_t row = st->rows_done + (int64_t)k;
+        if (ts < mx) {
+            if (!res->out_of_order++) {
+                res->out_of_order_row = row;
+                res->out_of_order_ts = ts;
+                res->out_of_order_max = mx;
             }
-            h = (h + 1) & st->id_mask;
+        } else {
+            mx = ts;
         }
-        if (ref != NIL && (size_t)st->add_row[ref] < k) {
-            size_t ar = (size_t)st->add_row[ref];
-            if (in->raw_price[ar] != in->raw_price[k] || in->direction[ar] != in->direction[k]) {
-                if (!res->order_mismatch++) {
-                    res->order_mismatch_row = (int64_t)k;
-                    res->order_mismatch_id = in->order_id[k];
-                }
-                ref = REF_ELSEWHERE;
-            }
+        if (t == 7 && p == -1 && !res->halts++) res->halt_row = row;
+        if ((t == 5 || t == 6) && tick > 1 && p % tick && !res->skipped++) {
+            res->skipped_row = row;
+            res->skipped_price = p;
         }
-        st->row_ref[k] = ref;
     }
+    st->ts_max = mx;
     return LOB_OK;
 }
 
 /* The book before message 1: orderbook row 1 with message 1 undone. */
-static int seed(state *st) {
-    const lob_lobster_input *in = st->in;
-    size_t N = in->book.levels, nk = 0;
+static int seed(state *st, const int64_t *m0) {
+    size_t N = st->N, nk = 0;
     if (LOB_GROW(st->scratch, st->scratch_cap, 4 * N + 2) != LOB_OK) return LOB_ERR_NOMEM;
     int64_t *kv = st->scratch; /* (key, size) pairs */
     for (size_t j = 0; j < N; j++) {
@@ -666,13 +765,13 @@ static int seed(state *st) {
             kv[2 * i + 1] = sz[s];
         }
     }
-    int64_t t0 = in->type[0];
+    int64_t t0 = m0[LOB_LOBSTER_TYPE];
     if (t0 >= 1 && t0 <= 4) {
-        int64_t key = key_of(in, 0);
+        int64_t key = m0[LOB_LOBSTER_PRICE] * 2 + (m0[LOB_LOBSTER_DIR] > 0);
         size_t i = 0;
         while (i < nk && kv[2 * i] != key) i++;
         int64_t have = i < nk ? kv[2 * i + 1] : 0;
-        have = t0 == 1 ? qsub(st, have, in->qty[0]) : qadd(st, have, in->qty[0]);
+        have = t0 == 1 ? qsub(st, have, m0[LOB_LOBSTER_SIZE]) : qadd(st, have, m0[LOB_LOBSTER_SIZE]);
         if (have < 0) {
             st->res->seed_mismatch = 1;
             have = 0;
@@ -707,64 +806,94 @@ static int seed(state *st) {
         add_syn(st, li, (kv[2 * i] & 1) ? 1 : -1, kv[2 * i] >> 1, kv[2 * i + 1]);
         kv = st->scratch;
     }
+    if (st->pos == 0) emit(st, LOB_EV_CLEAR, 0, 0, 0, 0, LOB_FLAG_SNAPSHOT); /* an empty seed clears */
+    end_batch(st, 0);
     return st->nomem ? LOB_ERR_NOMEM : LOB_OK;
 }
 
-static void note_stop(state *st, int reason, size_t k) {
-    st->res->stop_reason = reason;
-    st->res->stop_row = (int64_t)k;
+/* A new known order (message row m, an add); LOB_ERR_DUPLICATE_ORDER if its id is known. */
+static int on_add(state *st, const int64_t *m, int64_t li) {
+    uint64_t id = (uint64_t)m[LOB_LOBSTER_ID];
+    size_t h = (size_t)(lob_fib_mix(id) >> (64 - st->id_bits));
+    for (int64_t s; (s = st->id_slots[h]); h = (h + 1) & st->id_mask)
+        if (st->ord[s - 1].id == id) return LOB_ERR_DUPLICATE_ORDER;
+    if (LOB_GROW(st->ord, st->ord_cap, st->nord + 1) != LOB_OK) return LOB_ERR_NOMEM;
+    int64_t a = (int64_t)st->nord++;
+    st->id_slots[h] = a + 1;
+    order *o = &st->ord[a];
+    o->id = id;
+    o->key = st->lv[li].key;
+    o->rem = m[LOB_LOBSTER_SIZE];
+    o->next = NIL;
+    level *l = &st->lv[li];
+    if (l->add_tail != NIL) st->ord[l->add_tail].next = a;
+    else l->add_head = a;
+    l->add_tail = a;
+    if (st->nord * 2 > st->id_mask + 1 && !id_rehash(st, st->id_bits + 1)) return LOB_ERR_NOMEM;
+    return LOB_OK;
 }
 
-/* Message k's cancel/execute (t = 2..4); returns 1 if strict mode stops here. */
-static int on_reference(state *st, size_t k, int64_t t) {
-    const lob_lobster_input *in = st->in;
+static void note_stop(state *st, int reason) {
+    st->res->stop_reason = reason;
+    st->res->stop_row = st->row;
+}
+
+/* Message m's cancel/execute (t = 2..4); returns 1 if strict mode stops here. */
+static int on_reference(state *st, const int64_t *m, int64_t t, int64_t li) {
     lob_lobster_result *res = st->res;
-    int64_t q = in->qty[k], p = in->raw_price[k], ref = st->row_ref[k];
-    int side = in->direction[k] > 0 ? 1 : -1;
+    int64_t q = m[LOB_LOBSTER_SIZE], p = m[LOB_LOBSTER_PRICE], key = st->lv[li].key;
+    int side = m[LOB_LOBSTER_DIR] > 0 ? 1 : -1;
     int kind = t == 4 ? LOB_EV_EXECUTE : LOB_EV_REDUCE;
-    uint64_t id = (uint64_t)in->order_id[k];
-    int64_t li = lv_get(st, key_of(in, k));
-    if (li == NIL) return 0;
-    int64_t rem = ref >= 0 ? st->add_rem[ref] : -1;
+    uint64_t id = (uint64_t)m[LOB_LOBSTER_ID];
+    int64_t ref = ord_find(st, id);
+    if (ref != NIL && st->ord[ref].key != key) { /* a known order, named at another side/price */
+        if (!res->order_mismatch++) {
+            res->order_mismatch_row = st->row;
+            res->order_mismatch_id = (int64_t)id;
+        }
+        ref = REF_ELSEWHERE;
+    }
+    int64_t rem = ref >= 0 ? st->ord[ref].rem : -1;
     if (rem >= 0) { /* a live known order */
+        level *l = &st->lv[li];
         if (q < rem && t != 3) {
-            st->add_rem[ref] = rem - q;
-            st->lv[li].tot = qsub(st, st->lv[li].tot, q);
+            st->ord[ref].rem = rem - q;
+            l->tot = qsub(st, l->tot, q);
             emit(st, (int)(t == 2 ? LOB_EV_REDUCE : LOB_EV_EXECUTE), id, side, p, q, 0);
         } else if (q == rem) {
-            st->add_rem[ref] = -1;
-            st->lv[li].tot = qsub(st, st->lv[li].tot, q);
+            st->ord[ref].rem = REM_REMOVED;
+            l->tot = qsub(st, l->tot, q);
             emit(st, (int)(t == 2 ? LOB_EV_REDUCE : t == 3 ? LOB_EV_DELETE : LOB_EV_EXECUTE), id, side, p, q, 0);
         } else { /* the order changed out of view; move the level by the message's size */
             if (!res->size_mismatch++) {
-                res->size_mismatch_row = (int64_t)k;
-                res->size_mismatch_id = in->order_id[k];
+                res->size_mismatch_row = st->row;
+                res->size_mismatch_id = (int64_t)id;
                 res->size_mismatch_qty = q;
                 res->size_mismatch_remaining = rem;
-                if (in->strict) {
-                    note_stop(st, LOB_LOBSTER_STOP_SIZE_MISMATCH, k);
+                if (st->strict) {
+                    note_stop(st, LOB_LOBSTER_STOP_SIZE_MISMATCH);
                     return 1;
                 }
             }
-            st->add_rem[ref] = -1;
-            st->lv[li].tot = qsub(st, st->lv[li].tot, rem);
+            st->ord[ref].rem = REM_REMOVED;
+            l->tot = qsub(st, l->tot, rem);
             emit(st, (int)(t == 3 ? LOB_EV_DELETE : kind), id, side, p, rem, 0);
-            if (q > rem) consume(st, li, side, p, q - rem, kind, (int64_t)k);
+            if (q > rem) consume(st, li, side, p, q - rem, kind);
             else add_syn(st, li, side, p, rem - q); /* deleted with less than tracked: the rest stays */
         }
         return 0;
     }
-    int how = consume(st, li, side, p, q, kind, (int64_t)k);
-    if (ref >= 0 && st->add_forgotten[ref]) { /* dropped as stale earlier: expected */
+    int how = consume(st, li, side, p, q, kind);
+    if (ref >= 0 && rem == REM_FORGOTTEN) { /* dropped as stale earlier: expected */
         res->messages_on_forgotten_orders++;
     } else if (ref == REF_ELSEWHERE) { /* counted as order_mismatch */
-    } else if (ref >= 0 && (size_t)st->add_row[ref] < k) {
+    } else if (ref >= 0) {
         if (!res->removed++) {
-            res->removed_row = (int64_t)k;
-            res->removed_id = in->order_id[k];
+            res->removed_row = st->row;
+            res->removed_id = (int64_t)id;
             res->removed_type = t;
-            if (in->strict) {
-                note_stop(st, LOB_LOBSTER_STOP_REMOVED, k);
+            if (st->strict) {
+                note_stop(st, LOB_LOBSTER_STOP_REMOVED);
                 return 1;
             }
         }
@@ -774,11 +903,11 @@ static int on_reference(state *st, size_t k, int64_t t) {
                                         : &res->unknown_from_hidden_depth;
         ++*c;
         if (res->unknown_row < 0) {
-            res->unknown_row = (int64_t)k;
-            res->unknown_id = in->order_id[k];
+            res->unknown_row = st->row;
+            res->unknown_id = (int64_t)id;
             res->unknown_type = t;
-            if (in->strict) {
-                note_stop(st, LOB_LOBSTER_STOP_UNKNOWN, k);
+            if (st->strict) {
+                note_stop(st, LOB_LOBSTER_STOP_UNKNOWN);
                 return 1;
             }
         }
@@ -786,107 +915,92 @@ static int on_reference(state *st, size_t k, int64_t t) {
     return 0;
 }
 
-static int run(state *st) {
-    const lob_lobster_input *in = st->in;
-    size_t n = in->n;
-    const lob_lobster_book *bk = &in->book;
-    st->ts = n ? in->ts[0] : 0;
-    while (n && bk->rows[st->cur_b] == 0) st->cur_b++; /* the vendor's row 0 */
-    if (n) {
-        int rc = seed(st);
-        if (rc != LOB_OK) return rc;
-    }
-    if (st->pos == 0) emit(st, LOB_EV_CLEAR, 0, 0, 0, 0, LOB_FLAG_SNAPSHOT); /* an empty seed clears */
-    end_batch(st, 0);
-    if (n == 0) return LOB_OK;
-    size_t e = 4 * (bk->levels - 1); /* the window's edge: level N */
+static int run(state *st, size_t n, const int64_t *msgs, const int64_t *book) {
+    size_t w = 4 * st->N, e = w - 4; /* e: the window's edge, level N */
     for (size_t k = 0; k < n; k++) {
-        st->row = (int64_t)k;
-        if (k > 0) { /* move the vendor's row along (blocks sum to n rows) */
-            st->prev_b = st->cur_b;
-            st->prev_off = st->cur_off++;
-            while (st->cur_off >= bk->rows[st->cur_b]) {
-                st->cur_b++;
-                st->cur_off = 0;
-            }
+        const int64_t *m = msgs + k * MC;
+        st->row = st->rows_done + (int64_t)k;
+        st->cur = book + k * w;
+        st->prev = k ? st->cur - w : st->have_prev ? st->prev_copy : NULL;
+        st->ts = m[LOB_LOBSTER_TIME];
+        if (!st->prev) { /* the stream's first message */
+            int rc = seed(st, m);
+            if (rc != LOB_OK) return rc;
         }
-        int64_t t = in->type[k];
+        int64_t t = m[LOB_LOBSTER_TYPE];
         size_t start = st->pos;
-        st->ts = in->ts[k];
-        int side = in->direction[k] > 0 ? 1 : -1;
-        int64_t p = in->raw_price[k], q = in->qty[k];
-        uint64_t id = (uint64_t)in->order_id[k];
-        if (t == 1) {
-            int64_t li = lv_get(st, key_of(in, k));
+        int side = m[LOB_LOBSTER_DIR] > 0 ? 1 : -1;
+        int64_t p = m[LOB_LOBSTER_PRICE], q = m[LOB_LOBSTER_SIZE];
+        uint64_t id = (uint64_t)m[LOB_LOBSTER_ID];
+        if (t <= 4) {
+            int64_t li = lv_get(st, p * 2 + (side > 0));
             if (li == NIL) return LOB_ERR_NOMEM;
-            st->lv[li].tot = qadd(st, st->lv[li].tot, q);
-            st->add_rem[st->row_ref[k]] = q;
-            emit(st, LOB_EV_ADD, id, side, p, q, 0);
-        } else if (t <= 4) {
-            if (on_reference(st, k, t)) return LOB_OK;
-            if (t == 4) emit(st, LOB_EV_TRADE, id, -side, p, q, 0);
-        } else if (!in->skip[k]) {
+            if (t == 1) {
+                int rc = on_add(st, m, li);
+                if (rc == LOB_ERR_DUPLICATE_ORDER) {
+                    fail(st, st->res, rc, LOB_LOBSTER_ERR_DUPLICATE, k, 2, (int64_t)id);
+                    return rc;
+                }
+                if (rc != LOB_OK) return rc;
+                st->lv[li].tot = qadd(st, st->lv[li].tot, q);
+                emit(st, LOB_EV_ADD, id, side, p, q, 0);
+            } else {
+                if (on_reference(st, m, t, li)) return LOB_OK;
+                if (t == 4) emit(st, LOB_EV_TRADE, id, -side, p, q, 0);
+            }
+        } else if (t == 7) {
+            emit(st, LOB_EV_STATUS, 0, 0, 0,
+                 p == -1 ? LOB_STATUS_HALT : p == 0 ? LOB_STATUS_QUOTING : LOB_STATUS_TRADING, 0);
+        } else if (!(st->raw_tick > 1 && p % st->raw_tick)) { /* prints between ticks get no event */
             if (t == 5) emit(st, LOB_EV_TRADE, id, -side, p, q, LOB_FLAG_HIDDEN);
-            else if (t == 6) emit(st, LOB_EV_TRADE, id, 0, p, q, 0);
-            else emit(st, LOB_EV_STATUS, 0, 0, 0,
-                      p == -1 ? LOB_STATUS_HALT : p == 0 ? LOB_STATUS_QUOTING : LOB_STATUS_TRADING, 0);
+            else emit(st, LOB_EV_TRADE, id, 0, p, q, 0);
         }
-        if (k > 0) { /* the window reaches deeper on a side: its last level moved outwards */
+        if (st->prev) { /* the window reaches deeper on a side: its last level moved outwards */
             int64_t lo_k = cell(st, 0, e + LOB_LOBSTER_BID_SZ) > 0 ? cell(st, 0, e + LOB_LOBSTER_BID_PX) : INT64_MIN;
             int64_t lo_p = cell(st, 1, e + LOB_LOBSTER_BID_SZ) > 0 ? cell(st, 1, e + LOB_LOBSTER_BID_PX) : INT64_MIN;
             int64_t hi_k = cell(st, 0, e + LOB_LOBSTER_ASK_SZ) > 0 ? cell(st, 0, e + LOB_LOBSTER_ASK_PX) : INT64_MAX;
             int64_t hi_p = cell(st, 1, e + LOB_LOBSTER_ASK_SZ) > 0 ? cell(st, 1, e + LOB_LOBSTER_ASK_PX) : INT64_MAX;
-            if (lo_k < lo_p || hi_k > hi_p) recon(st, k);
+            if (lo_k < lo_p || hi_k > hi_p) recon(st);
         }
         end_batch(st, start);
         if (st->nomem) return LOB_ERR_NOMEM;
+        if (st->overflow) return LOB_ERR_BAD_QTY;
     }
     return LOB_OK;
 }
 
-int lob_lobster_replay(const lob_lobster_input *in, lob_event *events, size_t cap,
-                       lob_lobster_result *result) {
-    if (!in || !result || (cap && !events)) return LOB_ERR_INVALID_ARG;
-    memset(result, 0, sizeof *result);
-    result->error_row = result->stop_row = -1;
-    result->order_mismatch_row = result->size_mismatch_row = result->removed_row = result->unknown_row = -1;
-    if (in->n && (!in->type || !in->order_id || !in->raw_price || !in->qty || !in->direction || !in->ts ||
-                  !in->skip || in->book.levels == 0))
+int lob_lobster_stream_feed(lob_lobster_stream *st, size_t n, int64_t *msgs, int64_t *book, int book_checked,
+                            lob_event *events, size_t cap, lob_lobster_result *res) {
+    if (!res) return LOB_ERR_INVALID_ARG;
+    memset(res, 0, sizeof *res);
+    res->error_row = res->stop_row = -1;
+    res->out_of_order_row = res->halt_row = res->skipped_row = -1;
+    res->order_mismatch_row = res->size_mismatch_row = res->removed_row = res->unknown_row = -1;
+    if (!st || st->dead || (n && (!msgs || !book)) || (cap && !events)) return LOB_ERR_INVALID_ARG;
+    if (n > SIZE_MAX / MC / sizeof(int64_t) || n > SIZE_MAX / (4 * st->N) / sizeof(int64_t))
         return LOB_ERR_INVALID_ARG;
-    if (check_blocks(&in->book) != LOB_OK) return LOB_ERR_INVALID_ARG;
-    size_t rows = 0;
-    for (size_t b = 0; b < in->book.blocks; b++) {
-        if (in->book.rows[b] > in->n - rows) return LOB_ERR_INVALID_ARG;
-        rows += in->book.rows[b];
-    }
-    if (rows != in->n) return LOB_ERR_INVALID_ARG;
-    int rc = validate(in, result);
+    st->res = res;
+    st->out = events;
+    st->cap = cap;
+    st->pos = 0;
+    st->overflow = st->nomem = 0;
+    int rc = check_block(st, n, msgs, book, book_checked, res);
     if (rc != LOB_OK) return rc;
-    state st;
-    memset(&st, 0, sizeof st);
-    st.in = in;
-    st.res = result;
-    st.out = events;
-    st.cap = cap;
-    if (!lv_rehash(&st, 6)) return LOB_ERR_NOMEM;
-    rc = index_orders(&st);
-    if (rc == LOB_OK) rc = run(&st);
-    if (rc == LOB_OK && st.nomem) rc = LOB_ERR_NOMEM;
-    if (rc == LOB_OK && st.overflow) rc = LOB_ERR_BAD_QTY;
-    result->n_events = st.pos;
-    if (rc == LOB_OK && result->stop_reason == LOB_LOBSTER_STOP_NONE && st.pos > cap) rc = LOB_ERR_CAPACITY;
-    if (rc == LOB_OK && st.pos > cap) result->n_events = cap; /* strict stop: only what was written */
-    free(st.lv);
-    free(st.lv_slots);
-    free(st.syn);
-    free(st.add_row);
-    free(st.add_level);
-    free(st.add_rem);
-    free(st.grouped);
-    free(st.add_id);
-    free(st.add_forgotten);
-    free(st.id_slots);
-    free(st.row_ref);
-    free(st.scratch);
-    return rc;
+    rc = run(st, n, msgs, book);
+    res->n_events = st->pos;
+    if (rc == LOB_OK && (st->nomem || st->overflow)) rc = st->nomem ? LOB_ERR_NOMEM : LOB_ERR_BAD_QTY;
+    if (rc == LOB_ERR_BAD_QTY && !res->error) {
+        res->error = LOB_LOBSTER_ERR_OVERFLOW; /* error_row set where it overflowed */
+        res->error_col = 3;
+    }
+    if (rc != LOB_OK || res->stop_reason != LOB_LOBSTER_STOP_NONE) {
+        st->dead = 1;
+        return rc;
+    }
+    if (n) {
+        memcpy(st->prev_copy, book + (n - 1) * 4 * st->N, 4 * st->N * sizeof(int64_t));
+        st->have_prev = 1;
+    }
+    st->rows_done += (int64_t)n;
+    return LOB_OK;
 }

@@ -12,6 +12,7 @@ _SOURCES = {
     "Events": "lobsim.data.events",
     "ValidationReport": "lobsim.data.events",
     "read_lobster": "lobsim.data.lobster",
+    "iter_lobster": "lobsim.data.lobster",
     "read_dbn": "lobsim.data.dbn",
     "iter_dbn": "lobsim.data.dbn",
     "instrument_from_dbn": "lobsim.data.dbn",

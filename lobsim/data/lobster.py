@@ -38,34 +38,38 @@ then TRADE (aggressor = -direction); 5 TRADE flagged HIDDEN, no book change
 0 QUOTING, 1 TRADING). TRADE events carry the message's order id (LOBSTER
 writes 0 for hidden executions).
 
-This module parses (pyarrow, each zip member parsed while it is unpacked,
-the two files concurrently), validates and reports; the sequential replay
-and the event layout run in C (csrc/lobster.c, lob_lobster_replay), which
-reads the numpy/arrow columns in place and writes the event array directly.
+Streaming: iter_lobster reads both files in blocks of whole lines (a few MB,
+each zip member unpacked as it is read, the orderbook on a worker thread),
+parses them in C and feeds them to a C replay (csrc/lobster.c,
+lob_lobster_stream) that carries its state from block to block: the known
+orders, the synthetic liquidity, the vendor's previous row and the running max
+of times. The events do not depend on where the blocks or the chunks are cut,
+and memory is bounded by the block and chunk sizes plus that state (about 40
+bytes per distinct order id of the day). read_lobster is
+collect(iter_lobster(...)) with one chunk.
 """
-import contextlib
 import datetime as _dt
+import queue
 import re
+import threading
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+import zlib
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from lobsim._core import ERROR_NAMES, ffi, lib
 from lobsim._types import EVENT_DTYPE
-from lobsim.data._io import open_input, require_file
-from lobsim.data.events import HALT, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, Events, ValidationReport, below_running_max
+from lobsim.data._io import disk_position, open_input, require_file
+from lobsim.data.events import (
+    DEFAULT_CHUNK_ROWS, HALT, MAX_CHUNK_ROWS, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, ChunkedOutput, Events, collect,
+)
 from lobsim.errors import DataError
-from lobsim.instrument import Instrument
+from lobsim.instrument import _EXACT, Instrument, _int_quotient
 
-__all__ = ["read_lobster"]
+__all__ = ["read_lobster", "iter_lobster"]
 
 SYNTHETIC_ID_BASE = 1 << 63
 """Synthetic order ids (seed, revealed depth, forgotten stale orders) are SYNTHETIC_ID_BASE + n."""
@@ -80,7 +84,7 @@ SUBTICK_TRADE = "subtick_trade_price"
 """Skip reason (skipped:subtick_trade_price): a trade print between ticks (NASDAQ midpoint)."""
 
 PRICE_SCALE = 10_000  # LOBSTER prices are USD * 10000
-_TIME_SCALE = 12  # fractional digits the fast time parser keeps (sub-ns digits are truncated)
+BLOCK_BYTES = 1 << 21  # CSV bytes parsed per block (whole lines)
 
 _NY = ZoneInfo("America/New_York")
 _NAME_RE = re.compile(
@@ -89,9 +93,10 @@ _NAME_RE = re.compile(
 )
 _MSG_MEMBER_RE = re.compile(r"_message_(\d+)\.csv$")
 _OB_MEMBER_RE = re.compile(r"_orderbook_(\d+)\.csv$")
-_POW10 = np.array([10**k for k in range(10)], dtype=np.int64)
 _INT_RE = re.compile(r"-?[0-9]+")
-_TIME_RE = re.compile(r"[0-9]+(\.[0-9]+)?")
+_TIME_RE = re.compile(r"[0-9]{1,6}(\.[0-9]+)?")
+_PRICE_LIMIT = 1 << 61
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError)
 
 
 # ---------------------------------------------------------------------------
@@ -103,46 +108,48 @@ def _parse_name(name):
 
 
 class _ZipMember:
-    """A zip member: read() -> its bytes, open() -> a context-managed stream that unpacks as it is read.
-
-    Each call opens its own handle, so the two files can be read concurrently.
-    """
+    """A zip member: open() -> a stream that unpacks as it is read (each call its own handle)."""
 
     def __init__(self, path, member):
         self.path, self.member = path, member
+        self.label = f"{path}!{member}"
 
-    def read(self):
-        try:
-            with zipfile.ZipFile(self.path) as zf:
-                return zf.read(self.member)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as e:
-            raise DataError("unreadable zip member", file=f"{self.path}!{self.member}", detail=str(e)) from None
-
-    @contextlib.contextmanager
     def open(self):
-        with zipfile.ZipFile(self.path) as zf, zf.open(self.member) as f:
-            yield f
+        zf = zipfile.ZipFile(self.path)
+        try:
+            f = zf.open(self.member)
+        except BaseException:
+            zf.close()
+            raise
+        f._lobsim_zip = zf  # closed with the member stream (see _Blocks)
+        return f
+
+    @staticmethod
+    def position(f):
+        """Compressed bytes of the member consumed so far."""
+        try:
+            return int(f._orig_compress_size - f._compress_left)
+        except (AttributeError, TypeError):
+            return 0
 
 
 class _PlainFile:
-    """A plain file with the same read() / open() interface as _ZipMember."""
+    """A plain (or gzip) file with the same interface as _ZipMember."""
 
     def __init__(self, path):
         self.path = path
-
-    def read(self):
-        with open_input(self.path) as f:
-            return f.read()
+        self.label = str(path)
 
     def open(self):
         return open_input(self.path)
 
+    @staticmethod
+    def position(f):
+        return disk_position(f)
+
 
 def _load_inputs(message_csv, orderbook_csv):
-    """Resolve the inputs -> (message source, message label, orderbook source, orderbook label, base name).
-
-    The sources are _ZipMember / _PlainFile objects (read() -> bytes, open() -> stream).
-    """
+    """Resolve the inputs -> (message source, orderbook source, base name of the message file)."""
     message_csv = Path(message_csv)
     require_file(message_csv)
     if zipfile.is_zipfile(message_csv):
@@ -151,7 +158,7 @@ def _load_inputs(message_csv, orderbook_csv):
         try:
             with zipfile.ZipFile(message_csv) as zf:
                 names = [n for n in zf.namelist() if not n.endswith("/")]
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError) as e:
+        except _ZIP_ERRORS as e:
             raise DataError("unreadable zip", file=message_csv, detail=str(e)) from None
         msgs = [n for n in names if _MSG_MEMBER_RE.search(n)]
         obs = [n for n in names if _OB_MEMBER_RE.search(n)]
@@ -162,9 +169,7 @@ def _load_inputs(message_csv, orderbook_csv):
         if len(msgs) > 1 or len(obs) > 1:
             raise DataError("zip holds several LOBSTER files; extract them and pass one message/orderbook pair",
                             file=message_csv, detail=f"message files {msgs}, orderbook files {obs}")
-        msg_name, ob_name = msgs[0], obs[0]
-        return (_ZipMember(message_csv, msg_name), f"{message_csv}!{msg_name}",
-                _ZipMember(message_csv, ob_name), f"{message_csv}!{ob_name}", Path(msg_name).name)
+        return _ZipMember(message_csv, msgs[0]), _ZipMember(message_csv, obs[0]), Path(msgs[0]).name
     with open(message_csv, "rb") as fh:
         head = fh.read(4)
     if head[:2] == b"PK" or message_csv.suffix.lower() == ".zip":  # zip magic, but no readable end of zip
@@ -177,165 +182,217 @@ def _load_inputs(message_csv, orderbook_csv):
         orderbook_csv = guess
     orderbook_csv = Path(orderbook_csv)
     require_file(orderbook_csv)
-    return (_PlainFile(message_csv), str(message_csv), _PlainFile(orderbook_csv), str(orderbook_csv),
-            message_csv.name)
+    return _PlainFile(message_csv), _PlainFile(orderbook_csv), message_csv.name
 
 
 # ---------------------------------------------------------------------------
-# CSV parsing (vectorized; a Python pass runs only to name the line of an error)
+# CSV blocks (parsed in C; Python only names the line of an error)
 # ---------------------------------------------------------------------------
-def _diagnose(data, ncols, time_first, file, arrow_error):
-    """Find the first malformed line of a CSV the fast parser refused; raise DataError."""
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline does not start a line
-    for no, line in enumerate(lines, 1):
-        line = line.rstrip("\r")
-        if line == "":
-            raise DataError("empty line", file=file, line=no)
-        fields = line.split(",")
-        if len(fields) != ncols:
-            raise DataError(f"expected {ncols} columns, got {len(fields)}", file=file, line=no,
-                            detail=repr(line[:120]))
-        for col, f in enumerate(fields):
-            is_time = time_first and col == 0
-            if not (_TIME_RE if is_time else _INT_RE).fullmatch(f):
-                raise DataError(f"column {col + 1}: not a valid {'time' if is_time else 'integer'}: {f!r}",
-                                file=file, line=no)
-            if not is_time and not -(2**63) <= int(f) < 2**63:
-                raise DataError(f"column {col + 1}: {f} does not fit a 64-bit integer", file=file, line=no)
-    raise DataError("unreadable CSV", file=file, detail=str(arrow_error))
+def _line_error(raw, no, ncols, time_first, file):
+    """Raise the DataError for malformed CSV line number `no` (its bytes, without the newline)."""
+    line = raw.decode("utf-8", errors="replace").rstrip("\r")
+    if line.strip() == "":
+        raise DataError("empty line", file=file, line=no)
+    fields = line.split(",")
+    if len(fields) != ncols:
+        raise DataError(f"expected {ncols} columns, got {len(fields)}", file=file, line=no, detail=repr(line[:120]))
+    for col, f in enumerate(fields):
+        if time_first and col == 0:
+            if not _TIME_RE.fullmatch(f):
+                raise DataError(f"column 1: not a valid time: {f!r}", file=file, line=no,
+                                detail="want seconds after midnight, up to 6 digits, with optional decimals")
+        elif not _INT_RE.fullmatch(f):
+            raise DataError(f"column {col + 1}: not a valid integer: {f!r}", file=file, line=no)
+        elif not -(2**63) <= int(f) < 2**63:
+            raise DataError(f"column {col + 1}: {f} does not fit a 64-bit integer", file=file, line=no)
+    raise DataError("unreadable CSV line", file=file, line=no, detail=repr(line[:120]))
 
 
-def _read_csv(data, ncols, first_type):
-    """Parse a header-less integer CSV (bytes or a binary stream) whose first column has type `first_type`.
+class _Blocks:
+    """The rows of one LOBSTER CSV, parsed block by block.
 
-    Raises pa.ArrowInvalid unchanged (the caller decides how to diagnose it).
+    Iterate -> (int64 rows (n, ncols), times truncated, first bad orderbook
+    row of the block or -1).
+
+    Reads BLOCK_BYTES at a time (never the whole file); `rows` counts the rows
+    yielded so far and `position()` the input bytes consumed (compressed
+    bytes for a zip member or gzip file).
     """
-    names = [f"c{i}" for i in range(ncols)]
-    types = {n: pa.int64() for n in names}
-    types["c0"] = first_type
-    return pacsv.read_csv(
-        pa.BufferReader(data) if isinstance(data, bytes) else data,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 22),
-        parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-        convert_options=pacsv.ConvertOptions(
-            column_types=types, null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False
-        ),
-    )
 
+    def __init__(self, src, ncols, time_first, raw_tick=None):
+        self.src, self.file, self.ncols, self.time_first = src, src.label, ncols, time_first
+        self.raw_tick = raw_tick  # orderbook: check each block's rows (lob_lobster_check_rows) as it is parsed
+        self.rows, self._stream = 0, None
 
-def _np(table, i):
-    c = table.column(i)
-    return (c.combine_chunks() if c.num_chunks != 1 else c.chunk(0)).to_numpy()
+    def position(self):
+        s = self._stream
+        return 0 if s is None else self.src.position(s)
 
-
-def _stream_csv(src, ncols, first_type):
-    """Parse `src` while it is unpacked (overlaps unzip and parsing) -> table, or None.
-
-    None when the stream path fails in any way or yields no rows: the caller
-    then reads the bytes and takes the checked path, which names the error.
-    """
-    try:
-        with src.open() as f:
-            table = _read_csv(f, ncols, first_type)
-    except Exception:  # noqa: BLE001 - any failure: the bytes path reports it precisely
-        return None
-    return table if table.num_rows else None
-
-
-def _read_messages(src, file):
-    """-> (pyarrow table of the 6 columns, int64 ns after midnight, rows with sub-ns digits dropped)."""
-    # fast exact path: the time as decimal(18, 12); its unscaled int is seconds * 1e12
-    time_type = pa.decimal128(18, _TIME_SCALE)
-    table = _stream_csv(src, 6, time_type)
-    if table is None:
-        data = src.read()
-        if not data.strip():
-            raise DataError("empty file", file=file, line=1)
+    def _read(self, f):
         try:
-            table = _read_csv(data, 6, time_type)
-        except pa.ArrowInvalid:
-            pass  # more than 12 decimals or malformed: the string path tells which
-    if table is not None:
-        col = table.column(0).combine_chunks()
-        words = np.frombuffer(col.buffers()[1], dtype=np.int64)[2 * col.offset: 2 * (col.offset + len(col))]
-        unscaled = words[0::2]
-        neg = np.flatnonzero(words[1::2] != 0)  # negative times (the high word is the sign)
-        if len(neg):
-            i = int(neg[0])
-            raise DataError(f"column 1: negative time {col[i].as_py()}", file=file, line=i + 1)
-        div = 10 ** (_TIME_SCALE - 9)
-        return table, unscaled // div, int(np.count_nonzero(unscaled % div))
+            return f.read(BLOCK_BYTES)
+        except _ZIP_ERRORS as e:
+            what = "unreadable zip member" if isinstance(self.src, _ZipMember) else "unreadable file"
+            raise DataError(what, file=self.file, detail=str(e)) from None
+
+    def __iter__(self):
+        try:
+            f = self.src.open()
+        except _ZIP_ERRORS as e:
+            raise DataError("unreadable zip member", file=self.file, detail=str(e)) from None
+        self._stream = f
+        try:
+            carry, first = b"", True
+            while True:
+                data = self._read(f)
+                final = not data
+                buf = carry + data if carry else data
+                if first and (len(data) < BLOCK_BYTES) and not buf.strip():
+                    raise DataError("empty file", file=self.file, line=1)
+                first = False
+                rows, truncated, used = self._parse(buf, final)
+                carry = buf[used:]
+                if rows is not None:
+                    yield rows, truncated, self._bad_row(rows)
+                if final:
+                    return
+        finally:
+            f.close()
+            zf = getattr(f, "_lobsim_zip", None)
+            if zf is not None:
+                zf.close()
+
+    def _parse(self, buf, final):
+        """Parse the whole lines of buf -> (rows or None, bytes used); DataError at a malformed line."""
+        ncols = self.ncols
+        cap = len(buf) // (2 * ncols - 1) + 1
+        out = np.empty((cap, ncols), dtype=np.int64)
+        res = ffi.new("lob_lobster_parsed *")
+        rc = lib.lob_lobster_parse(ffi.from_buffer(buf), len(buf), int(final), ncols, int(self.time_first),
+                                   ffi.cast("int64_t *", ffi.from_buffer(out)), cap, res)
+        if rc != lib.LOB_OK:
+            if rc != lib.LOB_ERR_CORRUPT:
+                raise DataError(f"CSV parser failed: {ERROR_NAMES.get(rc, rc)}", file=self.file)
+            start = res.consumed
+            end = buf.find(b"\n", start)
+            _line_error(buf[start:end if end >= 0 else len(buf)], self.rows + res.error_line + 1, ncols,
+                        self.time_first, self.file)
+        n = res.rows
+        if not n:
+            return None, 0, res.consumed
+        self.rows += n
+        return out[:n], int(res.truncated), res.consumed
+
+    def _bad_row(self, rows):
+        if self.raw_tick is None:
+            return -1
+        bad_row, bad_side = ffi.new("int64_t *"), ffi.new("int *")
+        rc = lib.lob_lobster_check_rows(ffi.cast("int64_t *", ffi.from_buffer(rows)), len(rows), self.ncols // 4,
+                                        self.raw_tick, bad_row, bad_side)
+        return -1 if rc == lib.LOB_OK else int(bad_row[0])
+
+
+def _prefetch(blocks, depth=2):
+    """Iterate `blocks` on a worker thread, `depth` items ahead (exceptions re-raised here, in order)."""
+    q = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def work():
+        it = iter(blocks)
+        try:
+            for item in it:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put((False, e))
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=work, name="lobster-orderbook", daemon=True)
+    thread.start()
     try:
-        table = _read_csv(data, 6, pa.string())
-    except pa.ArrowInvalid as e:
-        _diagnose(data, 6, True, file, e)
-    ns, truncated = _parse_times(table.column(0), file)
-    return table, ns, truncated
+        while True:
+            ok, item = q.get()
+            if not ok:
+                if item is not None:
+                    raise item
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
-def _read_orderbook(src, file, meta):
-    """-> (levels, pyarrow table of 4 * levels int64 columns)."""
-    if "levels" in meta:  # fast path: the column count the file name promises; checked below
-        levels = int(meta["levels"])
-        table = _stream_csv(src, 4 * levels, pa.int64()) if levels > 0 else None
-        if table is not None:
-            return levels, table
-    data = src.read()
-    if not data.strip():
-        raise DataError("empty file", file=file, line=1)
-    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+def _levels_of(src, meta):
+    """Levels of the orderbook file from its first line (checked against the file name's)."""
+    try:
+        f = src.open()
+        try:
+            head = f.read(1 << 16)
+        finally:
+            f.close()
+            zf = getattr(f, "_lobsim_zip", None)
+            if zf is not None:
+                zf.close()
+    except _ZIP_ERRORS as e:
+        raise DataError("unreadable zip member" if isinstance(src, _ZipMember) else "unreadable file",
+                        file=src.label, detail=str(e)) from None
+    if not head.strip():
+        raise DataError("empty file", file=src.label, line=1)
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
     ncols = first.count(b",") + 1
     if ncols % 4:
-        raise DataError(f"orderbook rows need 4 columns per level, got {ncols}", file=file, line=1)
+        raise DataError(f"orderbook rows need 4 columns per level, got {ncols}", file=src.label, line=1)
     levels = ncols // 4
     if "levels" in meta and int(meta["levels"]) != levels:
-        raise DataError(f"file name says {meta['levels']} levels but rows have {levels}", file=file, line=1)
+        raise DataError(f"file name says {meta['levels']} levels but rows have {levels}", file=src.label, line=1)
+    return levels
+
+
+# ---------------------------------------------------------------------------
+# units and times
+# ---------------------------------------------------------------------------
+def _factor(unit, scale, what, where):
+    """(mul, div): a value of `scale` units is value * mul or value / div of `unit` (exactly; one is 1)."""
+    step = _EXACT.multiply(unit, Decimal(int(scale)))
+    if step == step.to_integral_value():
+        if step >= _PRICE_LIMIT:
+            raise DataError(f"{what} unit {unit} is larger than any LOBSTER {what} (1/{scale} units below 2^61)",
+                            file=where)
+        return 1, int(step)
     try:
-        return levels, _read_csv(data, ncols, pa.int64())
-    except pa.ArrowInvalid as e:
-        _diagnose(data, ncols, False, file, e)
+        factor = _int_quotient(Decimal(1), step)
+    except OverflowError:
+        factor = None
+    if factor is None:
+        raise DataError(f"{what} unit {unit} does not fit data scale 1/{scale}", file=where)
+    return factor, 1
 
 
-def _parse_times(col, file):
-    """'seconds[.fraction]' strings -> (int64 ns after midnight, count truncated), exactly."""
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    parts = pc.split_pattern(col, ".", max_splits=1)
-    offsets = parts.offsets.to_numpy()
-    has_frac = np.diff(offsets) == 2
-    values = parts.values
-    first = offsets[:-1]
-    sec_s = values.take(pa.array(first))
-    frac_s = values.take(pa.array(np.where(has_frac, first + 1, first)))
-    ok = pc.and_(pc.utf8_is_digit(sec_s), pc.utf8_is_digit(frac_s)).to_numpy(zero_copy_only=False)
-    sec_len = pc.utf8_length(sec_s).to_numpy()
-    ok &= sec_len <= 6
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise DataError(f"column 1: not a valid time: {col[i].as_py()!r}", file=file, line=i + 1)
-    secs = pc.cast(sec_s, pa.int64()).to_numpy()
-    flen = pc.utf8_length(frac_s).to_numpy()
-    truncated = int(np.count_nonzero((flen > 9) & has_frac))
-    if truncated:
-        frac_s = pc.utf8_slice_codeunits(frac_s, 0, 9)
-        flen = np.minimum(flen, 9)
-    frac = pc.cast(frac_s, pa.int64()).to_numpy() * _POW10[9 - flen]
-    return secs * 10**9 + np.where(has_frac, frac, 0), truncated
-
-
-def _utc_ns(ns_after_midnight, date, file=None):
-    """ns after local midnight (America/New_York wall clock) on `date` -> UTC epoch ns.
+def _to_utc(ns, date, file=None):
+    """In place: ns after local midnight (America/New_York wall clock) on `date` -> UTC epoch ns.
 
     DataError when the result would not fit int64 ns (years before 1677 or after 2262).
     """
+    hour = 3600 * 10**9
     midnight = (date - _dt.date(1970, 1, 1)).days * 86_400 * 10**9
-    hours = ns_after_midnight // (3600 * 10**9)
-    lo, hi = int(hours.min()), int(hours.max())
+    lo_ns, hi_ns = int(ns.min()), int(ns.max())
     day = 86_400 * 10**9  # the NY offset is well under a day
-    first, last = midnight + int(ns_after_midnight.min()) - day, midnight + int(ns_after_midnight.max()) + day
-    if not (-(2**63) <= first and last < 2**63):
+    if not (-(2**63) <= midnight + lo_ns - day and midnight + hi_ns + day < 2**63):
         raise DataError(f"timestamps on {date} do not fit int64 nanoseconds since 1970", file=file)
+    lo, hi = lo_ns // hour, hi_ns // hour
     base = _dt.datetime(date.year, date.month, date.day)
     try:
         table = np.array(  # UTC offset per wall-clock hour (NY switches on the hour)
@@ -345,8 +402,10 @@ def _utc_ns(ns_after_midnight, date, file=None):
         )
     except OverflowError:
         raise DataError(f"timestamps on {date} are out of the supported date range", file=file) from None
-    off = table[0] if lo == hi or (table == table[0]).all() else table[hours - lo]
-    return midnight + ns_after_midnight - off
+    if (table == table[0]).all():
+        ns += midnight - int(table[0])
+    else:
+        ns += midnight - table[ns // hour - lo]
 
 
 # ---------------------------------------------------------------------------
@@ -375,14 +434,43 @@ def read_lobster(
     skipped:subtick_trade_price -- pass tick_size="0.0001" to keep them.
 
     Malformed input (column count, non-numeric field, unknown type, bad
-    direction, empty file, row counts that differ) raises DataError naming
-    file and line. Anomalies (unknown ids, out-of-order times, halts, size
-    mismatches) are counted in the report; `strict` raises on the first one.
+    direction, empty file, row counts that differ, an order id added twice)
+    raises DataError naming file and line (the first such line in file order).
+    Anomalies (unknown ids, out-of-order times, halts, size mismatches) are
+    counted in the report; `strict` raises on the first one.
 
-    Cost: vectorized parsing and validation, then one C pass over the
-    messages (csrc/lobster.c: live-order tracking and event layout), O(rows).
+    Cost: one streaming pass (see iter_lobster), O(rows); this is
+    collect(iter_lobster(..., chunk_rows=MAX_CHUNK_ROWS)).
     """
-    msg_src, msg_file, ob_src, ob_file, base_name = _load_inputs(message_csv, orderbook_csv)
+    return collect(iter_lobster(message_csv, orderbook_csv, tick_size=tick_size, lot_size=lot_size, symbol=symbol,
+                                date=date, strict=strict, chunk_rows=MAX_CHUNK_ROWS))
+
+
+def iter_lobster(
+    message_csv,
+    orderbook_csv=None,
+    *,
+    tick_size="0.01",
+    lot_size="1",
+    symbol=None,
+    date=None,
+    strict=False,
+    chunk_rows=DEFAULT_CHUNK_ROWS,
+    progress=None,
+):
+    """read_lobster as a stream: Events chunks of exactly `chunk_rows` events (the last may be shorter).
+
+    Same arguments and events as read_lobster (the chunks concatenate to its
+    array, their reports merge into its report). Both files are read in
+    blocks of whole lines; the replay's state (known orders, synthetic
+    liquidity, the vendor's previous row, the latest time seen) carries over,
+    so memory is bounded by the block and chunk sizes plus that state.
+    `progress(bytes)`, if given, gets the input bytes consumed so far (both
+    files, compressed bytes for a zip or gzip) after each block and at the end.
+    Errors are raised when the reader reaches them: chunks before were valid.
+    """
+    msg_src, ob_src, base_name = _load_inputs(message_csv, orderbook_csv)
+    msg_file, ob_file = msg_src.label, ob_src.label
     meta = _parse_name(base_name) or {}
     if symbol is None:
         symbol = meta.get("symbol") or Path(base_name).stem
@@ -398,244 +486,171 @@ def read_lobster(
         except ValueError:
             raise DataError(f"bad date {date!r} (want YYYY-MM-DD)", file=msg_file) from None
     instrument = Instrument(symbol, Decimal(str(tick_size)), Decimal(str(lot_size)))
+    out = ChunkedOutput(chunk_rows, msg_file, strict, instrument)
+    price_mul, price_div = _factor(instrument.tick_size, PRICE_SCALE, "price", msg_file)
+    size_mul, size_div = _factor(instrument.lot_size, 1, "size", msg_file)
+    levels = _levels_of(ob_src, meta)
+    out.report.info.update(levels=levels, symbol=symbol, date=date.isoformat())
+    stream = lib.lob_lobster_stream_new(levels, price_div, price_mul, price_div, size_mul, size_div, int(bool(strict)))
+    if stream == ffi.NULL:
+        raise MemoryError("LOBSTER replay: out of memory")
+    stream = ffi.gc(stream, lib.lob_lobster_stream_free)
+    ctx = _Context(instrument, msg_file, ob_file, levels, stream)
 
-    # the orderbook is unpacked and parsed on a worker thread while this one does the messages
-    # (zlib and pyarrow release the GIL)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ob_job = pool.submit(_read_orderbook, ob_src, ob_file, meta)
-        msg, ns, truncated = _read_messages(msg_src, msg_file)
-        try:  # message-only work overlaps the orderbook's parse; its errors still come after the orderbook's
-            prep, prep_error = _prepare_messages(msg, ns, instrument, date, msg_file), None
-        except DataError as e:
-            prep, prep_error = None, e
-        levels, ob = ob_job.result()
-    n = msg.num_rows
-    if ob.num_rows != n:
-        raise DataError(
-            f"orderbook has {ob.num_rows} rows but the message file has {n}",
-            file=ob_file,
-            line=min(n, ob.num_rows) + 1,
-        )
-
-    if prep_error is not None:
-        raise prep_error
-    report = ValidationReport(source=msg_file, strict=strict)
-    events = _build(prep, ob, levels, instrument, ob_file, report)
-    if truncated:
-        report.info["timestamps_truncated_to_ns"] = truncated
-    report.info.update(rows=n, levels=levels, symbol=symbol, date=date.isoformat())
-    return Events(events, instrument, report)
-
-
-def _prepare_messages(msg, ns, instrument, date, msg_file):
-    """Validate the message columns and find what needs no orderbook -> SimpleNamespace for _build."""
-    n = msg.num_rows
-    ts = _utc_ns(ns, date, msg_file)
-    typ, oid, size, raw_px, direction = (_np(msg, j) for j in range(1, 6))
-
-    def fail(mask, what):
-        bad = np.flatnonzero(mask)
-        if len(bad):
-            i = int(bad[0])
-            raise DataError(what(i), file=msg_file, line=i + 1, detail=f"{len(bad)} such rows in all")
-
-    fail((typ < 1) | (typ > 7), lambda i: f"column 2: unknown message type {typ[i]}")
-    fail((direction != 1) & (direction != -1), lambda i: f"column 6: bad direction {direction[i]} (want 1 or -1)")
-    priced = typ <= 6
-    fail(priced & (size <= 0), lambda i: f"column 4: size {size[i]} must be positive")
-    fail(priced & (raw_px <= 0), lambda i: f"column 5: price {raw_px[i]} must be positive")
-    # levels are keyed raw_price * 2 + side below: keep that inside int64
-    fail(priced & (raw_px >= 1 << 61), lambda i: f"column 5: price {raw_px[i]} is out of range")
-    fail((typ <= 4) & (oid <= 0), lambda i: f"column 3: order id {oid[i]} must be positive")
-    fail(oid < 0, lambda i: f"column 3: order id {oid[i]} must not be negative")
-    status = typ == 7
-    fail(status & ((raw_px < -1) | (raw_px > 1)), lambda i: f"column 5: halt price {raw_px[i]} (want -1, 0 or 1)")
-
-    # prices: book messages must sit on the tick; trade prints between ticks are skipped
-    step = instrument.tick_size * PRICE_SCALE
-    raw_tick = int(step) if step == step.to_integral_value() else 1
-    skip = np.zeros(n, dtype=bool)
-    if raw_tick > 1:
-        skip = ((typ == 5) | (typ == 6)) & (raw_px % raw_tick != 0)
-    instrument.prices_from_scaled(np.where(priced & ~skip, raw_px, 0), PRICE_SCALE, where=msg_file)  # on tick?
-    qty = instrument.qtys_from_scaled(np.where(priced, size, 0), 1, where=msg_file)
-
-    # anomalies found vectorized
-    found = []
-    back = below_running_max(ts)
-    if len(back):
-        found.append((int(back[0]) + 1, OUT_OF_ORDER_TS, len(back),
-                      f"{len(back)} rows earlier than the latest time seen before them"))
-    halts = np.flatnonzero(status & (raw_px == -1))
-    if len(halts):
-        found.append((int(halts[0]) + 1, HALT, len(halts), f"{len(halts)} trading halt message(s)"))
-    if skip.any():
-        i = int(np.flatnonzero(skip)[0])
-        found.append((i + 1, f"skipped:{SUBTICK_TRADE}", int(skip.sum()),
-                      f"trade print at {raw_px[i]}/{PRICE_SCALE} is between ticks of {instrument.tick_size}"))
-    return SimpleNamespace(ts=ts, typ=typ, oid=oid, raw_px=raw_px, qty=qty, direction=direction, skip=skip,
-                           raw_tick=raw_tick, found=found, file=msg_file)
-
-
-def _build(m, ob, N, instrument, ob_file, report):
-    """Check the orderbook, run the replay on the prepared messages `m`, fill the report -> events."""
-    raw_tick, found = m.raw_tick, m.found
-
-    # orderbook columns in the file's order (ask px, ask size, bid px, bid size per level), validated
-    blocks = _book_blocks(ob, N)
-    _validate_book_rows(ob, blocks, N, raw_tick, ob_file)
-    if instrument.lot_size != 1:  # sizes in lots (ask sizes first, then bid sizes, as errors go)
-        cols = [_np(ob, c) for c in range(4 * N)]
-        for c in [4 * j + 1 for j in range(N)] + [4 * j + 3 for j in range(N)]:
-            cols[c] = instrument.qtys_from_scaled(cols[c], 1, where=ob_file)
-        blocks = [cols]
-
-    # the replay (C): live orders, synthetic liquidity, revealed depth, event layout
-    scaled = instrument.tick_size * PRICE_SCALE
-    mul, div = (1, int(scaled)) if scaled == scaled.to_integral_value() else (int(1 / scaled), 1)
-    events, res = _replay(m.typ, m.oid, m.raw_px, m.qty, m.direction, m.ts, m.skip, blocks, N, raw_tick,
-                          mul, div, report.strict, m.file)
-    found.extend(_replay_anomalies(res))
-    for line, reason, count, detail in sorted(found, key=lambda x: x[0]):
-        report.anomaly(reason, line=line, count=count, detail=detail)
-    report.info.update({k: getattr(res, k) for k in _STATS})
-    return events
+    msgs = _Blocks(msg_src, 6, True)
+    obs = _Blocks(ob_src, 4 * levels, False, raw_tick=price_div)
+    messages, book = _prefetch(msgs), _prefetch(obs)  # each file read and parsed on its own thread
+    ob, off, bad = None, 0, -1  # the current orderbook block, the next row in it, its first bad row
+    try:
+        for m, truncated, _ in messages:
+            _to_utc(m[:, 0], date, msg_file)
+            done, n = 0, len(m)
+            while done < n:
+                if ob is None or off == len(ob):
+                    ob, _, bad = next(book, (None, 0, -1))
+                    off = 0
+                    if ob is None:  # the orderbook ran out first: count the messages
+                        for _ in messages:
+                            pass
+                        raise DataError(f"orderbook has {obs.rows} rows but the message file has {msgs.rows}",
+                                        file=ob_file, line=min(obs.rows, msgs.rows) + 1)
+                take = min(n - done, len(ob) - off)
+                checked = not off <= bad < off + take
+                events = ctx.feed(m[done:done + take], ob[off:off + take], checked, out)
+                done += take
+                off += take
+                yield from out.add(events)
+            info = out.report.info
+            info["rows"] = info.get("rows", 0) + n
+            if truncated:
+                info["timestamps_truncated_to_ns"] = info.get("timestamps_truncated_to_ns", 0) + truncated
+            if progress is not None:
+                progress(msgs.position() + obs.position())
+        if (ob is not None and off < len(ob)) or next(book, None) is not None:
+            for _ in book:  # count the orderbook rows
+                pass
+            raise DataError(f"orderbook has {obs.rows} rows but the message file has {msgs.rows}", file=ob_file,
+                            line=min(obs.rows, msgs.rows) + 1)
+    finally:
+        messages.close()
+        book.close()
+    yield from out.finish()
+    if progress is not None:
+        progress(msgs.position() + obs.position())
 
 
 _STATS = ("unknown_from_synthetic", "unknown_after_forgetting_stale", "unknown_from_hidden_depth",
           "depth_revealed", "stale_levels_reset", "stale_orders_forgotten", "messages_on_forgotten_orders")
 
 
-def _c_array(a, dtype, shape, keep):
-    """`a` as a C-contiguous, aligned array of `dtype` and `shape` -> cdata pointer (kept alive in `keep`)."""
-    a = np.ascontiguousarray(a, dtype=dtype)
-    if a.shape != shape:
-        raise ValueError(f"replay input has shape {a.shape}, want {shape}")
-    if a.ctypes.data % a.itemsize:
-        a = a.copy()
-    keep.append(a)
-    return ffi.from_buffer("int64_t[]" if dtype == np.int64 else "uint8_t[]", a)
+class _Context:
+    """One replay: feeds blocks to the C stream, turns its findings into report entries and errors."""
+
+    def __init__(self, instrument, msg_file, ob_file, levels, stream):
+        self.instrument, self.msg_file, self.ob_file, self.levels = instrument, msg_file, ob_file, levels
+        self.stream = stream
+        self.res = ffi.new("lob_lobster_result *")
+        self.rows = 0  # message rows fed so far
+
+    def feed(self, m, ob, checked, out):
+        """Replay message rows m with the vendor's rows ob (checked: they passed lob_lobster_check_rows)
+        -> their events; notes anomalies in out.report."""
+        n = len(m)
+        cap = n + n // 2 + 2 * self.levels + 64
+        ev = np.empty(cap, dtype=EVENT_DTYPE)
+        res = self.res
+        rc = lib.lob_lobster_stream_feed(self.stream, n, ffi.cast("int64_t *", ffi.from_buffer(m)),
+                                         ffi.cast("int64_t *", ffi.from_buffer(ob)), int(checked),
+                                         ffi.cast("lob_event *", ffi.from_buffer(ev)), cap, res)
+        if rc != lib.LOB_OK:
+            self._raise(rc, res, m, ob)
+        total = res.n_events
+        if total > cap:
+            more = np.empty(total, dtype=EVENT_DTYPE)
+            more[:cap] = ev
+            lib.lob_lobster_stream_take(self.stream, ffi.cast("lob_event *", ffi.from_buffer(more[cap:])),
+                                        total - cap)
+            ev = more
+        found = _anomalies(res, self.instrument)
+        report = out.report
+        for line, reason, count, detail in sorted(found, key=lambda x: x[0]):
+            report.anomaly(reason, line=line, count=count, detail=detail)
+        info = report.info
+        for k in _STATS:
+            info[k] = info.get(k, 0) + getattr(res, k)
+        self.rows += n
+        return ev[:total]
+
+    def _raise(self, rc, res, m, ob):
+        if rc == lib.LOB_ERR_NOMEM:
+            raise MemoryError("LOBSTER replay: out of memory")
+        E = lib  # the LOB_LOBSTER_ERR_* codes
+        err, row, v = res.error, res.error_row, res.error_value
+        line = row + 1 if row >= 0 else None
+        mf, inst = self.msg_file, self.instrument
+        messages = {
+            E.LOB_LOBSTER_ERR_TYPE: f"column 2: unknown message type {v}",
+            E.LOB_LOBSTER_ERR_DIRECTION: f"column 6: bad direction {v} (want 1 or -1)",
+            E.LOB_LOBSTER_ERR_SIZE: f"column 4: size {v} must be positive",
+            E.LOB_LOBSTER_ERR_PRICE: f"column 5: price {v} must be positive",
+            E.LOB_LOBSTER_ERR_PRICE_RANGE: f"column 5: price {v} is out of range",
+            E.LOB_LOBSTER_ERR_ID: f"column 3: order id {v} must be positive",
+            E.LOB_LOBSTER_ERR_ID_NEGATIVE: f"column 3: order id {v} must not be negative",
+            E.LOB_LOBSTER_ERR_STATUS: f"column 5: halt price {v} (want -1, 0 or 1)",
+            E.LOB_LOBSTER_ERR_DUPLICATE: f"order id {v} added twice",
+            E.LOB_LOBSTER_ERR_OVERFLOW: "a level's total size overflows int64",
+        }
+        if err in messages:
+            raise DataError(messages[err], file=mf, line=line)
+        value = np.array([v], dtype=np.int64)
+        if err in (E.LOB_LOBSTER_ERR_OFF_TICK, E.LOB_LOBSTER_ERR_PRICE_SCALE, E.LOB_LOBSTER_ERR_BOOK_SCALE):
+            inst.prices_from_scaled(value, PRICE_SCALE, where=mf if err != E.LOB_LOBSTER_ERR_BOOK_SCALE
+                                    else self.ob_file, line_offset=row + 1)
+        if err in (E.LOB_LOBSTER_ERR_LOT, E.LOB_LOBSTER_ERR_BOOK_LOT):
+            inst.qtys_from_scaled(value, 1, where=mf if err == E.LOB_LOBSTER_ERR_LOT else self.ob_file,
+                                  line_offset=row + 1)
+        if err == E.LOB_LOBSTER_ERR_BOOK:
+            r = ob[row - self.rows]
+            name, c0 = ("ask", 0) if res.error_col == lib.LOB_SIDE_ASK else ("bid", 2)
+            N = self.levels
+            raise DataError(
+                f"malformed {name} levels (negative size, price off the tick, levels out of order or a gap)",
+                file=self.ob_file, line=line,
+                detail=f"{name} prices {[int(r[4 * j + c0]) for j in range(N)]} "
+                       f"sizes {[int(r[4 * j + c0 + 1]) for j in range(N)]}",
+            )
+        raise DataError(f"replay rejected the input: {ERROR_NAMES.get(rc, rc)}", file=mf, line=line)
 
 
-def _replay(typ, oid, raw_px, qty, direction, ts, skip, book, N, raw_tick, mul, div, strict, msg_file):
-    """Run lob_lobster_replay over the messages and the orderbook `book` (row blocks, see _book_blocks)
-    -> (EVENT_DTYPE array, lob_lobster_result).
-
-    Output goes into a numpy buffer sized from a generous estimate; if the C
-    side reports it too small, one retry with the exact size follows.
-    """
-    n = len(typ)
-    keep = []
-    inp = ffi.new("lob_lobster_input *")
-    inp.n = n
-    for field, a in (("type", typ), ("order_id", oid), ("raw_price", raw_px), ("qty", qty),
-                     ("direction", direction), ("ts", ts)):
-        setattr(inp, field, _c_array(a, np.int64, (n,), keep))
-    inp.skip = _c_array(skip, np.uint8, (n,), keep)
-    inp.book = _c_book(book, N, keep)[0]
-    inp.raw_tick, inp.price_mul, inp.price_div, inp.strict = raw_tick, mul, div, int(bool(strict))
-    res = ffi.new("lob_lobster_result *")
-    cap = 2 * N + 2 + n + int(np.count_nonzero(typ == 4)) + n // 4 + 64
-    for _ in range(2):
-        out = np.empty(cap, dtype=EVENT_DTYPE)
-        rc = lib.lob_lobster_replay(inp, ffi.cast("lob_event *", ffi.from_buffer(out)), cap, res)
-        if rc != lib.LOB_ERR_CAPACITY:
-            break
-        cap = res.n_events
-    line = res.error_row + 1 if res.error_row >= 0 else None
-    if rc == lib.LOB_ERR_DUPLICATE_ORDER:
-        raise DataError(f"order id {res.dup_id} added twice", file=msg_file, line=line)
-    if rc == lib.LOB_ERR_NOMEM:
-        raise MemoryError("LOBSTER replay: out of memory")
-    if rc != lib.LOB_OK:
-        raise DataError(f"replay rejected the input: {ERROR_NAMES.get(rc, rc)}", file=msg_file, line=line)
-    m = res.n_events
-    return (out[:m] if m * 4 >= cap * 3 else out[:m].copy()), res
-
-
-def _replay_anomalies(res):
-    """(line, reason, count, detail) of what the replay found, in the order the report lists them."""
+def _anomalies(res, instrument):
+    """(line, reason, count, detail) of what one feed found."""
     found = []
-    if res.order_mismatch:
-        found.append((res.order_mismatch_row + 1, ORDER_MISMATCH, res.order_mismatch,
-                      f"{res.order_mismatch} messages name a known order at another side/price than its add "
-                      f"(first: order {res.order_mismatch_id}); treated as unknown ids"))
+    if res.out_of_order:
+        found.append((res.out_of_order_row + 1, OUT_OF_ORDER_TS, res.out_of_order,
+                      f"row earlier than the latest time seen before it (by "
+                      f"{res.out_of_order_max - res.out_of_order_ts} ns); kept in file order"))
+    if res.halts:
+        found.append((res.halt_row + 1, HALT, res.halts, "trading halt message"))
+    if res.skipped:
+        found.append((res.skipped_row + 1, f"skipped:{SUBTICK_TRADE}", res.skipped,
+                      f"trade print at {res.skipped_price}/{PRICE_SCALE} is between ticks of {instrument.tick_size}"))
     if res.seed_mismatch:
         found.append((1, SIZE_MISMATCH, 1, "message 1 adds more than orderbook row 1 shows"))
-    first_mismatch = (f"order {res.size_mismatch_id}: message size {res.size_mismatch_qty}, "
-                      f"tracked remaining {res.size_mismatch_remaining}")
-    if res.stop_reason == lib.LOB_LOBSTER_STOP_SIZE_MISMATCH:  # strict: the run stopped there
-        found.append((res.stop_row + 1, SIZE_MISMATCH, 1, first_mismatch))
-        return found
+    if res.order_mismatch:
+        found.append((res.order_mismatch_row + 1, ORDER_MISMATCH, res.order_mismatch,
+                      f"order {res.order_mismatch_id} named at another side/price than its add; "
+                      f"treated as an unknown id"))
     if res.size_mismatch:
         found.append((res.size_mismatch_row + 1, SIZE_MISMATCH, res.size_mismatch,
-                      f"{res.size_mismatch} messages disagree with their order's tracked size "
-                      f"(changed out of view); first: {first_mismatch}"))
+                      f"order {res.size_mismatch_id}: message size {res.size_mismatch_qty}, "
+                      f"tracked remaining {res.size_mismatch_remaining} (changed out of view)"))
     if res.removed:
         found.append((res.removed_row + 1, REMOVED_ORDER_ID, res.removed,
                       f"order {res.removed_id} (type {res.removed_type}) was already removed by its own "
-                      f"messages; {res.removed} such messages, sizes taken from the level's synthetic liquidity"))
+                      f"messages; its size is taken from the level's synthetic liquidity"))
     if res.unknown_row >= 0:
-        how = {k: getattr(res, k) for k in _STATS[:3]}
-        total = sum(how.values()) or 1
-        found.append((
-            res.unknown_row + 1, UNKNOWN_ORDER_ID, total,
-            f"order {res.unknown_id} (type {res.unknown_type}) was never added; {total} such cancels/executions "
-            f"(orders resting before the start or outside the top levels), resolved: "
-            + ", ".join(f"{v} {k[8:].replace('_', ' ')}" for k, v in how.items()),
-        ))
+        total = sum(getattr(res, k) for k in _STATS[:3]) or 1
+        found.append((res.unknown_row + 1, UNKNOWN_ORDER_ID, total,
+                      f"order {res.unknown_id} (type {res.unknown_type}) was never added (it rested before "
+                      f"the start or outside the top levels); taken from the level's synthetic liquidity"))
     return found
-
-
-def _book_blocks(ob, N):
-    """The orderbook table as row blocks: per block, its 4 * N int64 columns.
-
-    The blocks are the parser's chunks (zero-copy); columns are combined only
-    if their chunks do not line up.
-    """
-    cols = [ob.column(c) for c in range(4 * N)]
-    lens = [len(ch) for ch in cols[0].chunks]
-    if any([len(ch) for ch in c.chunks] != lens for c in cols):
-        return [[_np(ob, c) for c in range(4 * N)]]
-    return [[c.chunk(b).to_numpy() for c in cols] for b, rows in enumerate(lens) if rows]
-
-
-def _c_book(blocks, N, keep):
-    """lob_lobster_book cdata for `blocks` (see _book_blocks); its memory is kept alive in `keep`."""
-    rows = [len(b[0]) for b in blocks]
-    if any(len(b) != 4 * N or any(len(c) != r for c in b) for b, r in zip(blocks, rows)):
-        raise ValueError(f"orderbook blocks need {4 * N} columns of equal length")
-    ptrs = [_c_array(c, np.int64, (r,), keep) for b, r in zip(blocks, rows) for c in b]
-    book = ffi.new("lob_lobster_book *")
-    book.levels, book.blocks = N, len(blocks)
-    book.rows = c_rows = ffi.new("size_t[]", rows)
-    book.columns = c_cols = ffi.new("const int64_t *[]", ptrs)
-    keep += [c_rows, c_cols]
-    return book
-
-
-def _validate_book_rows(ob, blocks, N, raw_tick, ob_file):
-    """Sizes >= 0; occupied levels positive, on the tick, strictly ordered, with no gap before them.
-
-    The scan runs in C (lob_lobster_check_book); the first bad ask row is
-    reported if there is one, else the first bad bid row.
-    """
-    keep = []
-    book = _c_book(blocks, N, keep)
-    bad_row, bad_side = ffi.new("int64_t *"), ffi.new("int *")
-    rc = lib.lob_lobster_check_book(book, raw_tick, bad_row, bad_side)
-    if rc == lib.LOB_OK:
-        return
-    if rc != lib.LOB_ERR_BAD_PRICE:
-        raise DataError(f"orderbook check failed: {ERROR_NAMES.get(rc, rc)}", file=ob_file)
-    i = int(bad_row[0])
-    name, c0 = ("ask", 0) if bad_side[0] == lib.LOB_SIDE_ASK else ("bid", 2)
-    raise DataError(
-        f"malformed {name} levels (negative size, price off the tick, levels out of order or a gap)",
-        file=ob_file,
-        line=i + 1,
-        detail=f"{name} prices {[ob.column(4 * j + c0)[i].as_py() for j in range(N)]} "
-               f"sizes {[ob.column(4 * j + c0 + 1)[i].as_py() for j in range(N)]}",
-    )
-
-
