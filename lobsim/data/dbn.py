@@ -58,6 +58,37 @@ becomes a TRADE. Trades (and TBBO) files give TRADE events only. T records witho
 price are skipped and counted there too (as in MBO); other MBP-1 actions' own price
 field is not used and may be UNDEF.
 
+MBP-10 (and CMBP-1, the consolidated MBP-1) carry the vendor's book after each record:
+each side's levels are compared with the previous record's and only the changes become
+SET_LEVEL events (a price no longer among the record's levels -> qty 0, a new price or a
+new size -> the size; UNDEF_PRICE or size 0 is "no level"), so the L2 book after every
+record is the record's levels exactly -- a level pushed out of the ten shown is deleted
+too (the window is the vendor's). Per record: CLEAR (action R: the previous levels do not
+carry over), TRADE (action T), bid deletions, bid sets, ask deletions, ask sets. Flags and
+batch ends as for MBP-1.
+
+BBO-1s/1m and CBBO-1s/1m are samples of the top of book at interval ends: the same
+top-level diff (a moved price deletes the old top first), and every record ends a batch
+(each is a complete state); their price/size/side fields (the last trade of the interval)
+are not emitted, since they are not individual prints. TBBO and TCBBO give TRADE events.
+
+Status records (schema status) become STATUS events (qty = lobsim.TradingStatus, side 0,
+price 0, BATCH_END each): is_trading 'Y' -> TRADING; is_trading 'N' with is_quoting 'Y' ->
+QUOTING, with 'N' -> HALT; when those are '~' (not available) the action decides:
+TRADING -> TRADING; PRE_OPEN, PRE_CROSS, QUOTING, CROSS, ROTATION, NEW_PRICE_INDICATION ->
+QUOTING; HALT, PAUSE, SUSPEND, CLOSE, NOT_AVAILABLE_FOR_TRADING -> HALT. NONE, PRE_CLOSE,
+POST_CLOSE, SSR_CHANGE, unknown action values and a TRADING action contradicted by
+is_trading 'N' name no state: skipped and counted (skipped:status_unmapped), never
+guessed. report.info["status_actions"] counts the actions by name. reason and
+trading_event change no state and are not converted. Status records inside another
+schema's stream are counted (skipped:status_record), as before.
+
+Streaming: a file's instrument and (when inferred) tick are settled on its first block
+(4 MiB of records); an inferred tick that a later price does not fit is a DataError naming
+the record and asking for instrument=; a new instrument id in a later block is filtered
+out and counted when an Instrument/definition was given, else a DataError (several
+instruments).
+
 After conversion the book is replayed (lobsim.book.depth_series) and every batch end
 with bid >= ask is counted: crossings followed by an aggressor-less trade (the opening
 auction print uncrossing a pre-open book) go to info as pre-open crossings, others are
