@@ -21,6 +21,8 @@ _SOURCES = {
     "read_tardis": "lobsim.data.tardis",
     "iter_tardis": "lobsim.data.tardis",
     "read_kraken": "lobsim.data.kraken",
+    "read_bybit": "lobsim.data.bybit",
+    "iter_bybit": "lobsim.data.bybit",
     "EventWriter": "lobsim.data.store",
     "write_parquet": "lobsim.data.store",
     "read_parquet": "lobsim.data.store",

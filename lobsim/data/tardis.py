@@ -902,26 +902,61 @@ class _Trades(_CsvRowStream):
 # -- driving the streams ----------------------------------------------------------------------
 
 
+class _Feed:
+    """Where a streaming reader puts its events: counts them (info "events"), runs the crossed-book check
+    on a LevelBook carried across blocks, and feeds the ChunkedOutput `out`, calling progress(position())
+    once per chunk and at the end. The last event is held back until `finish`, so what the reader notes at
+    the very end still reaches a chunk (ChunkedOutput.finish yields nothing when it holds nothing)."""
+
+    def __init__(self, out, where, progress, position, check_crossed=True):
+        from lobsim.book import LevelBook
+
+        self.out, self.where, self.progress, self.position = out, where, progress, position
+        self.lb = LevelBook() if check_crossed else None
+        self.last = None
+
+    def add(self, ev, lines):
+        if not len(ev):
+            return
+        out = self.out
+        _add(out.report.info, "events", len(ev))
+        if self.lb is not None:
+            tmp = ValidationReport(source=out.report.source, strict=out.report.strict)
+            report_crossed(ev, lines, tmp, self.where, book=self.lb)
+            out.report.merge(tmp)
+        held, self.last = self.last, ev[-1:]
+        if held is not None:
+            yield from self._chunks(out.add(held))
+        yield from self._chunks(out.add(ev[:-1]))
+
+    def finish(self):
+        _add(self.out.report.info, "events", 0)
+        if self.last is not None:
+            yield from self._chunks(self.out.add(self.last))
+            self.last = None
+        yield from self._chunks(self.out.finish())
+        if self.progress is not None:
+            self.progress(self.position())
+        self.close()
+
+    def close(self):
+        if self.lb is not None:
+            self.lb.close()
+            self.lb = None
+
+    def _chunks(self, chunks):
+        for chunk in chunks:
+            if self.progress is not None:
+                self.progress(self.position())
+            yield chunk
+
+
 def _drive(out, streams, where, symbol, tick_size, lot_size, progress, check_crossed=True):
     """Infer the instrument from the first block of each stream, then merge the streams' events
-    (stably by (ts_exch, rank)) and yield them as chunks; the crossed-book check continues one
-    LevelBook across the whole input."""
-    from lobsim.book import LevelBook
+    (stably by (ts_exch, rank)) and yield them as chunks (see _Feed)."""
 
     def position():
         return sum(s.position() for s in streams)
-
-    def emit(ev, ln):
-        if len(ev):
-            _add(out.report.info, "events", len(ev))
-            if lb is not None:
-                tmp = ValidationReport(source=out.report.source, strict=out.report.strict)
-                report_crossed(ev, ln, tmp, where, book=lb)
-                out.report.merge(tmp)
-        for chunk in out.add(ev):
-            if progress is not None:
-                progress(position())
-            yield chunk
 
     try:
         prices, sizes = [], []
@@ -936,7 +971,7 @@ def _drive(out, streams, where, symbol, tick_size, lot_size, progress, check_cro
         for s in streams:
             s.px = _Units(inst, "price", tick_size is None)
             s.qty = _Units(inst, "qty", lot_size is None)
-        lb = LevelBook() if check_crossed else None
+        feed = _Feed(out, where, progress, position, check_crossed)
         try:
             while True:
                 live = [s for s in streams if not s.done]
@@ -944,30 +979,23 @@ def _drive(out, streams, where, symbol, tick_size, lot_size, progress, check_cro
                     break
                 min(live, key=lambda s: (s.hi, -s.rank)).pull()
                 if len(streams) == 1:
-                    yield from emit(*streams[0].take(len(streams[0].ev)))
+                    yield from feed.add(*streams[0].take(len(streams[0].ev)))
+                    continue
+                book, trades = streams
+                nb = len(book.ev) if trades.done else int(np.searchsorted(book.ev["ts_exch"], trades.hi, "left"))
+                nt = len(trades.ev) if book.done else int(np.searchsorted(trades.ev["ts_exch"], book.hi, "right"))
+                (be, bl), (te, tl) = book.take(nb), trades.take(nt)
+                if len(be) and len(te):
+                    ev, ln = np.concatenate([be, te]), np.concatenate([bl, tl])
+                    rank = np.r_[np.ones(len(be), np.int8), np.zeros(len(te), np.int8)]
+                    order = np.lexsort((rank, ev["ts_exch"]))
+                    ev, ln = ev[order], ln[order]
                 else:
-                    book, trades = streams
-                    nb = len(book.ev) if trades.done else int(np.searchsorted(book.ev["ts_exch"], trades.hi, "left"))
-                    nt = len(trades.ev) if book.done else int(np.searchsorted(trades.ev["ts_exch"], book.hi, "right"))
-                    (be, bl), (te, tl) = book.take(nb), trades.take(nt)
-                    if len(be) and len(te):
-                        ev, ln = np.concatenate([be, te]), np.concatenate([bl, tl])
-                        rank = np.r_[np.ones(len(be), np.int8), np.zeros(len(te), np.int8)]
-                        order = np.lexsort((rank, ev["ts_exch"]))
-                        ev, ln = ev[order], ln[order]
-                    else:
-                        ev, ln = (be, bl) if len(be) else (te, tl)
-                    yield from emit(ev, ln)
-            _add(out.report.info, "events", 0)
-            for chunk in out.finish():
-                if progress is not None:
-                    progress(position())
-                yield chunk
-            if progress is not None:
-                progress(position())
+                    ev, ln = (be, bl) if len(be) else (te, tl)
+                yield from feed.add(ev, ln)
+            yield from feed.finish()
         finally:
-            if lb is not None:
-                lb.close()
+            feed.close()
     finally:
         for s in streams:
             s.close()
