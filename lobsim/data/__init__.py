@@ -17,6 +17,7 @@ _SOURCES = {
     "iter_dbn": "lobsim.data.dbn",
     "instrument_from_dbn": "lobsim.data.dbn",
     "read_binance": "lobsim.data.binance",
+    "iter_binance": "lobsim.data.binance",
     "read_binance_book_ticker": "lobsim.data.binance",
     "read_tardis": "lobsim.data.tardis",
     "iter_tardis": "lobsim.data.tardis",
