@@ -35,6 +35,15 @@
 #define REM_FORGOTTEN (-2) /* dropped as stale */
 #define MC LOB_LOBSTER_MSG_COLS
 
+/* ------------------------------------------------------------ hash maps */
+/* Open addressing (linear probing, no deletion) over an array of records
+ * whose first field is their 64-bit key: slots hold record index + 1. */
+typedef struct slot_map {
+    int64_t *slots;
+    size_t mask;
+    int bits;
+} slot_map;
+
 typedef struct level {
     int64_t key;
     int64_t tot;       /* our size at the level: live known orders + synthetic */
@@ -81,18 +90,14 @@ struct lob_lobster_stream {
 
     level *lv;
     size_t nlv, lv_cap;
-    int64_t *lv_slots; /* hash table of level index + 1 (0 = empty) */
-    size_t lv_mask;
-    int lv_bits;
+    slot_map lv_map; /* key -> level */
 
     syn_order *syn;
     size_t nsyn, syn_cap;
 
     order *ord;
     size_t nord, ord_cap;
-    int64_t *id_slots; /* hash table of order index + 1 */
-    size_t id_mask;
-    int id_bits;
+    slot_map id_map; /* id -> order */
 
     int64_t *scratch;  /* candidate prices / seed keys and sizes */
     size_t scratch_cap;
@@ -157,42 +162,44 @@ static void end_batch(state *st, size_t start) {
     if (st->pos > start) event_at(st, st->pos - 1)->flags |= LOB_FLAG_BATCH_END;
 }
 
-/* ------------------------------------------------------------ level map */
-static int lv_rehash(state *st, int bits) {
-    size_t size = (size_t)1 << bits;
-    int64_t *slots = calloc(size, sizeof *slots);
-    if (!slots) return 0;
-    for (size_t i = 0; i < st->nlv; i++) {
-        size_t h = (size_t)(lob_fib_mix((uint64_t)st->lv[i].key) >> (64 - bits));
-        while (slots[h]) h = (h + 1) & (size - 1);
-        slots[h] = (int64_t)i + 1;
+static inline uint64_t key_at(const void *recs, size_t stride, int64_t i) {
+    uint64_t k;
+    memcpy(&k, (const char *)recs + (size_t)i * stride, sizeof k);
+    return k;
+}
+
+static inline size_t home(const slot_map *m, uint64_t key) { return (size_t)(lob_fib_mix(key) >> (64 - m->bits)); }
+
+/* (Re)build m with 2^bits slots over records [0, n); 0 when out of memory (m unchanged). */
+static int map_build(slot_map *m, int bits, const void *recs, size_t stride, size_t n) {
+    slot_map t = {calloc((size_t)1 << bits, sizeof(int64_t)), ((size_t)1 << bits) - 1, bits};
+    if (!t.slots) return 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t h = home(&t, key_at(recs, stride, (int64_t)i));
+        while (t.slots[h]) h = (h + 1) & t.mask;
+        t.slots[h] = (int64_t)i + 1;
     }
-    free(st->lv_slots);
-    st->lv_slots = slots;
-    st->lv_mask = size - 1;
-    st->lv_bits = bits;
+    free(m->slots);
+    *m = t;
     return 1;
+}
+
+/* The slot of `key`: it holds its record index + 1, or 0 (free: where it goes). */
+static inline size_t map_slot(const slot_map *m, const void *recs, size_t stride, uint64_t key) {
+    size_t h = home(m, key);
+    for (int64_t s; (s = m->slots[h]) && key_at(recs, stride, s - 1) != key;) h = (h + 1) & m->mask;
+    return h;
 }
 
 /* Index of the level `key`, or NIL. */
 static int64_t lv_find(const state *st, int64_t key) {
-    size_t h = (size_t)(lob_fib_mix((uint64_t)key) >> (64 - st->lv_bits));
-    for (;;) {
-        int64_t s = st->lv_slots[h];
-        if (!s) return NIL;
-        if (st->lv[s - 1].key == key) return s - 1;
-        h = (h + 1) & st->lv_mask;
-    }
+    return st->lv_map.slots[map_slot(&st->lv_map, st->lv, sizeof *st->lv, (uint64_t)key)] - 1;
 }
 
 /* Index of the level `key`, created empty if absent; NIL when out of memory. */
 static int64_t lv_get(state *st, int64_t key) {
-    int64_t i = lv_find(st, key);
-    if (i != NIL) return i;
-    if ((st->nlv + 1) * 2 > st->lv_mask + 1 && !lv_rehash(st, st->lv_bits + 1)) {
-        st->nomem = 1;
-        return NIL;
-    }
+    size_t h = map_slot(&st->lv_map, st->lv, sizeof *st->lv, (uint64_t)key);
+    if (st->lv_map.slots[h]) return st->lv_map.slots[h] - 1;
     if (LOB_GROW(st->lv, st->lv_cap, st->nlv + 1) != LOB_OK) {
         st->nomem = 1;
         return NIL;
@@ -201,10 +208,12 @@ static int64_t lv_get(state *st, int64_t key) {
     l->key = key;
     l->tot = l->syn_sum = 0;
     l->syn_head = l->syn_tail = l->add_head = l->add_tail = NIL;
-    size_t h = (size_t)(lob_fib_mix((uint64_t)key) >> (64 - st->lv_bits));
-    while (st->lv_slots[h]) h = (h + 1) & st->lv_mask;
-    st->lv_slots[h] = (int64_t)st->nlv + 1;
-    return (int64_t)st->nlv++;
+    st->lv_map.slots[h] = (int64_t)st->nlv + 1;
+    st->nlv++;
+    if (st->nlv * 2 > st->lv_map.mask + 1 && !map_build(&st->lv_map, st->lv_map.bits + 1, st->lv, sizeof *st->lv,
+                                                        st->nlv))
+        st->nomem = 1;
+    return (int64_t)st->nlv - 1;
 }
 
 static int64_t tot_of(const state *st, int64_t key) {
@@ -212,32 +221,9 @@ static int64_t tot_of(const state *st, int64_t key) {
     return i == NIL ? 0 : st->lv[i].tot;
 }
 
-/* ------------------------------------------------------------ order map */
-static int id_rehash(state *st, int bits) {
-    size_t size = (size_t)1 << bits;
-    int64_t *slots = calloc(size, sizeof *slots);
-    if (!slots) return 0;
-    for (size_t i = 0; i < st->nord; i++) {
-        size_t h = (size_t)(lob_fib_mix(st->ord[i].id) >> (64 - bits));
-        while (slots[h]) h = (h + 1) & (size - 1);
-        slots[h] = (int64_t)i + 1;
-    }
-    free(st->id_slots);
-    st->id_slots = slots;
-    st->id_mask = size - 1;
-    st->id_bits = bits;
-    return 1;
-}
-
 /* Index of the known order `id`, or NIL. */
 static int64_t ord_find(const state *st, uint64_t id) {
-    size_t h = (size_t)(lob_fib_mix(id) >> (64 - st->id_bits));
-    for (;;) {
-        int64_t s = st->id_slots[h];
-        if (!s) return NIL;
-        if (st->ord[s - 1].id == id) return s - 1;
-        h = (h + 1) & st->id_mask;
-    }
+    return st->id_map.slots[map_slot(&st->id_map, st->ord, sizeof *st->ord, id)] - 1;
 }
 
 /* ------------------------------------------------------- book operations */
@@ -628,7 +614,7 @@ lob_lobster_stream *lob_lobster_stream_new(size_t levels, int64_t raw_tick, int6
     st->strict = strict != 0;
     st->ts_max = INT64_MIN;
     st->prev_copy = malloc(4 * levels * sizeof(int64_t));
-    if (!st->prev_copy || !lv_rehash(st, 6) || !id_rehash(st, 6)) {
+    if (!st->prev_copy || !map_build(&st->lv_map, 6, NULL, 0, 0) || !map_build(&st->id_map, 6, NULL, 0, 0)) {
         lob_lobster_stream_free(st);
         return NULL;
     }
@@ -640,10 +626,10 @@ void lob_lobster_stream_free(lob_lobster_stream *st) {
     free(st->prev_copy);
     free(st->spill);
     free(st->lv);
-    free(st->lv_slots);
+    free(st->lv_map.slots);
     free(st->syn);
     free(st->ord);
-    free(st->id_slots);
+    free(st->id_map.slots);
     free(st->scratch);
     free(st);
 }
@@ -651,9 +637,9 @@ void lob_lobster_stream_free(lob_lobster_stream *st) {
 size_t lob_lobster_stream_memory(const lob_lobster_stream *st) {
     if (!st) return 0;
     return sizeof *st + 4 * st->N * sizeof(int64_t) + st->spill_cap * sizeof *st->spill +
-           st->lv_cap * sizeof *st->lv + (st->lv_mask + 1) * sizeof *st->lv_slots +
+           st->lv_cap * sizeof *st->lv + (st->lv_map.mask + 1) * sizeof(int64_t) +
            st->syn_cap * sizeof *st->syn + st->ord_cap * sizeof *st->ord +
-           (st->id_mask + 1) * sizeof *st->id_slots + st->scratch_cap * sizeof *st->scratch;
+           (st->id_map.mask + 1) * sizeof(int64_t) + st->scratch_cap * sizeof *st->scratch;
 }
 
 int lob_lobster_stream_take(lob_lobster_stream *st, lob_event *dst, size_t n) {
@@ -814,12 +800,11 @@ static int seed(state *st, const int64_t *m0) {
 /* A new known order (message row m, an add); LOB_ERR_DUPLICATE_ORDER if its id is known. */
 static int on_add(state *st, const int64_t *m, int64_t li) {
     uint64_t id = (uint64_t)m[LOB_LOBSTER_ID];
-    size_t h = (size_t)(lob_fib_mix(id) >> (64 - st->id_bits));
-    for (int64_t s; (s = st->id_slots[h]); h = (h + 1) & st->id_mask)
-        if (st->ord[s - 1].id == id) return LOB_ERR_DUPLICATE_ORDER;
+    size_t h = map_slot(&st->id_map, st->ord, sizeof *st->ord, id);
+    if (st->id_map.slots[h]) return LOB_ERR_DUPLICATE_ORDER;
     if (LOB_GROW(st->ord, st->ord_cap, st->nord + 1) != LOB_OK) return LOB_ERR_NOMEM;
     int64_t a = (int64_t)st->nord++;
-    st->id_slots[h] = a + 1;
+    st->id_map.slots[h] = a + 1;
     order *o = &st->ord[a];
     o->id = id;
     o->key = st->lv[li].key;
@@ -829,7 +814,9 @@ static int on_add(state *st, const int64_t *m, int64_t li) {
     if (l->add_tail != NIL) st->ord[l->add_tail].next = a;
     else l->add_head = a;
     l->add_tail = a;
-    if (st->nord * 2 > st->id_mask + 1 && !id_rehash(st, st->id_bits + 1)) return LOB_ERR_NOMEM;
+    if (st->nord * 2 > st->id_map.mask + 1 &&
+        !map_build(&st->id_map, st->id_map.bits + 1, st->ord, sizeof *st->ord, st->nord))
+        return LOB_ERR_NOMEM;
     return LOB_OK;
 }
 

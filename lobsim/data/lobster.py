@@ -48,6 +48,7 @@ and memory is bounded by the block and chunk sizes plus that state (about 40
 bytes per distinct order id of the day). read_lobster is
 collect(iter_lobster(...)) with one chunk.
 """
+import contextlib
 import datetime as _dt
 import queue
 import re
@@ -107,45 +108,47 @@ def _parse_name(name):
     return m.groupdict() if m else None
 
 
-class _ZipMember:
-    """A zip member: open() -> a stream that unpacks as it is read (each call its own handle)."""
+class _Source:
+    """One input file: a zip member (unpacked as it is read) or a plain / gzip file.
 
-    def __init__(self, path, member):
+    `opened()` -> a context-managed binary stream (each call its own handle,
+    so the two files can be read concurrently), `read(f, n)` reads from it
+    naming the file in a DataError if the bytes cannot be read (bad zip CRC,
+    corrupt gzip), `position(f)` -> bytes of the file on disk consumed so far
+    (compressed bytes for a zip member or gzip file).
+    """
+
+    def __init__(self, path, member=None):
         self.path, self.member = path, member
-        self.label = f"{path}!{member}"
+        self.label = str(path) if member is None else f"{path}!{member}"
+        self._what = "unreadable file" if member is None else "unreadable zip member"
 
-    def open(self):
-        zf = zipfile.ZipFile(self.path)
-        try:
-            f = zf.open(self.member)
-        except BaseException:
-            zf.close()
-            raise
-        f._lobsim_zip = zf  # closed with the member stream (see _Blocks)
-        return f
+    @contextlib.contextmanager
+    def opened(self):
+        with contextlib.ExitStack() as stack:
+            try:
+                if self.member is None:
+                    f = stack.enter_context(open_input(self.path))
+                else:
+                    zf = stack.enter_context(zipfile.ZipFile(self.path))
+                    f = stack.enter_context(zf.open(self.member))
+            except _ZIP_ERRORS as e:
+                raise DataError(self._what, file=self.label, detail=str(e)) from None
+            yield f
 
-    @staticmethod
-    def position(f):
-        """Compressed bytes of the member consumed so far."""
+    def read(self, f, n):
         try:
+            return f.read(n)
+        except _ZIP_ERRORS as e:
+            raise DataError(self._what, file=self.label, detail=str(e)) from None
+
+    def position(self, f):
+        if self.member is None:
+            return disk_position(f)
+        try:  # a ZipExtFile: compressed bytes of the member left to read
             return int(f._orig_compress_size - f._compress_left)
         except (AttributeError, TypeError):
             return 0
-
-
-class _PlainFile:
-    """A plain (or gzip) file with the same interface as _ZipMember."""
-
-    def __init__(self, path):
-        self.path = path
-        self.label = str(path)
-
-    def open(self):
-        return open_input(self.path)
-
-    @staticmethod
-    def position(f):
-        return disk_position(f)
 
 
 def _load_inputs(message_csv, orderbook_csv):
@@ -169,7 +172,7 @@ def _load_inputs(message_csv, orderbook_csv):
         if len(msgs) > 1 or len(obs) > 1:
             raise DataError("zip holds several LOBSTER files; extract them and pass one message/orderbook pair",
                             file=message_csv, detail=f"message files {msgs}, orderbook files {obs}")
-        return _ZipMember(message_csv, msgs[0]), _ZipMember(message_csv, obs[0]), Path(msgs[0]).name
+        return _Source(message_csv, msgs[0]), _Source(message_csv, obs[0]), Path(msgs[0]).name
     with open(message_csv, "rb") as fh:
         head = fh.read(4)
     if head[:2] == b"PK" or message_csv.suffix.lower() == ".zip":  # zip magic, but no readable end of zip
@@ -182,7 +185,7 @@ def _load_inputs(message_csv, orderbook_csv):
         orderbook_csv = guess
     orderbook_csv = Path(orderbook_csv)
     require_file(orderbook_csv)
-    return _PlainFile(message_csv), _PlainFile(orderbook_csv), message_csv.name
+    return _Source(message_csv), _Source(orderbook_csv), message_csv.name
 
 
 # ---------------------------------------------------------------------------
@@ -212,55 +215,45 @@ class _Blocks:
     """The rows of one LOBSTER CSV, parsed block by block.
 
     Iterate -> (int64 rows (n, ncols), times truncated, first bad orderbook
-    row of the block or -1).
+    row of the block or -1, input bytes consumed up to the block's end).
 
     Reads BLOCK_BYTES at a time (never the whole file); `rows` counts the rows
-    yielded so far and `position()` the input bytes consumed (compressed
+    read so far and `position()` the input bytes consumed (compressed
     bytes for a zip member or gzip file).
     """
 
     def __init__(self, src, ncols, time_first, raw_tick=None):
         self.src, self.file, self.ncols, self.time_first = src, src.label, ncols, time_first
         self.raw_tick = raw_tick  # orderbook: check each block's rows (lob_lobster_check_rows) as it is parsed
-        self.rows, self._stream = 0, None
+        self.rows, self._stream, self._final = 0, None, None
 
     def position(self):
         s = self._stream
+        if self._final is not None:
+            return self._final
         return 0 if s is None else self.src.position(s)
 
-    def _read(self, f):
-        try:
-            return f.read(BLOCK_BYTES)
-        except _ZIP_ERRORS as e:
-            what = "unreadable zip member" if isinstance(self.src, _ZipMember) else "unreadable file"
-            raise DataError(what, file=self.file, detail=str(e)) from None
-
     def __iter__(self):
-        try:
-            f = self.src.open()
-        except _ZIP_ERRORS as e:
-            raise DataError("unreadable zip member", file=self.file, detail=str(e)) from None
-        self._stream = f
-        try:
-            carry, first = b"", True
-            while True:
-                data = self._read(f)
-                final = not data
-                buf = carry + data if carry else data
-                if first and (len(data) < BLOCK_BYTES) and not buf.strip():
-                    raise DataError("empty file", file=self.file, line=1)
-                first = False
-                rows, truncated, used = self._parse(buf, final)
-                carry = buf[used:]
-                if rows is not None:
-                    yield rows, truncated, self._bad_row(rows)
-                if final:
-                    return
-        finally:
-            f.close()
-            zf = getattr(f, "_lobsim_zip", None)
-            if zf is not None:
-                zf.close()
+        src = self.src
+        with src.opened() as f:
+            self._stream = f
+            try:
+                carry, first = b"", True
+                while True:
+                    data = src.read(f, BLOCK_BYTES)
+                    final = not data
+                    buf = carry + data if carry else data
+                    if first and len(data) < BLOCK_BYTES and not buf.strip():
+                        raise DataError("empty file", file=self.file, line=1)
+                    first = False
+                    rows, truncated, used = self._parse(buf, final)
+                    carry = buf[used:]
+                    if rows is not None:
+                        yield rows, truncated, self._bad_row(rows), self.position()
+                    if final:
+                        return
+            finally:
+                self._final = src.position(f)
 
     def _parse(self, buf, final):
         """Parse the whole lines of buf -> (rows or None, bytes used); DataError at a malformed line."""
@@ -337,18 +330,8 @@ def _prefetch(blocks, depth=2):
 
 def _levels_of(src, meta):
     """Levels of the orderbook file from its first line (checked against the file name's)."""
-    try:
-        f = src.open()
-        try:
-            head = f.read(1 << 16)
-        finally:
-            f.close()
-            zf = getattr(f, "_lobsim_zip", None)
-            if zf is not None:
-                zf.close()
-    except _ZIP_ERRORS as e:
-        raise DataError("unreadable zip member" if isinstance(src, _ZipMember) else "unreadable file",
-                        file=src.label, detail=str(e)) from None
+    with src.opened() as f:
+        head = src.read(f, 1 << 16)
     if not head.strip():
         raise DataError("empty file", file=src.label, line=1)
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
@@ -501,13 +484,24 @@ def iter_lobster(
     obs = _Blocks(ob_src, 4 * levels, False, raw_tick=price_div)
     messages, book = _prefetch(msgs), _prefetch(obs)  # each file read and parsed on its own thread
     ob, off, bad = None, 0, -1  # the current orderbook block, the next row in it, its first bad row
+    at = [0, 0]  # input bytes consumed up to the message block and the orderbook block being replayed
+
+    def add(events):
+        for chunk in out.add(events):
+            if progress is not None:
+                progress(at[0] + at[1])
+            yield chunk
+
     try:
-        for m, truncated, _ in messages:
+        for m, truncated, _, at[0] in messages:
             _to_utc(m[:, 0], date, msg_file)
+            if truncated:  # noted before the block's events are added (see ChunkedOutput)
+                info = out.report.info
+                info["timestamps_truncated_to_ns"] = info.get("timestamps_truncated_to_ns", 0) + truncated
             done, n = 0, len(m)
             while done < n:
                 if ob is None or off == len(ob):
-                    ob, _, bad = next(book, (None, 0, -1))
+                    ob, _, bad, at[1] = next(book, (None, 0, -1, at[1]))
                     off = 0
                     if ob is None:  # the orderbook ran out first: count the messages
                         for _ in messages:
@@ -519,13 +513,7 @@ def iter_lobster(
                 events = ctx.feed(m[done:done + take], ob[off:off + take], checked, out)
                 done += take
                 off += take
-                yield from out.add(events)
-            info = out.report.info
-            info["rows"] = info.get("rows", 0) + n
-            if truncated:
-                info["timestamps_truncated_to_ns"] = info.get("timestamps_truncated_to_ns", 0) + truncated
-            if progress is not None:
-                progress(msgs.position() + obs.position())
+                yield from add(events)
         if (ob is not None and off < len(ob)) or next(book, None) is not None:
             for _ in book:  # count the orderbook rows
                 pass
@@ -534,9 +522,9 @@ def iter_lobster(
     finally:
         messages.close()
         book.close()
-    yield from out.finish()
     if progress is not None:
         progress(msgs.position() + obs.position())
+    yield from out.finish()
 
 
 _STATS = ("unknown_from_synthetic", "unknown_after_forgetting_stale", "unknown_from_hidden_depth",
@@ -576,6 +564,7 @@ class _Context:
         for line, reason, count, detail in sorted(found, key=lambda x: x[0]):
             report.anomaly(reason, line=line, count=count, detail=detail)
         info = report.info
+        info["rows"] = info.get("rows", 0) + n
         for k in _STATS:
             info[k] = info.get(k, 0) + getattr(res, k)
         self.rows += n
