@@ -191,6 +191,7 @@ class _Reader:
         self.n_lines = 0
         self.n_pre = 0
         self.n_msgs = 0
+        self.keys = {}  # decimal string -> exact key (value * 10**18)
         self.first_pre = None
         self.counts = {}
         self._new_block()
@@ -280,6 +281,9 @@ class _Reader:
         ts = _ms(msg, "ts", path, ln)
         cts = _ms(msg, "cts", path, ln, required=False)
         levels = []
+        keys = self.keys
+        if len(keys) > 1_000_000:
+            keys.clear()
         for key, side in (("b", 1), ("a", -1)):
             v = data.get(key, [])
             if not isinstance(v, list):
@@ -287,10 +291,15 @@ class _Reader:
             for e in v:
                 if not (isinstance(e, list) and len(e) == 2):
                     raise DataError(f"entry {e!r:.60} of {key!r} is not [price, size]", file=path, line=ln)
-                p = _key(e[0], path, ln, "price")
+                p = keys.get(e[0])  # the same strings recur: exact keys memoized
+                if p is None:
+                    p = keys[e[0]] = _key(e[0], path, ln, "price")
                 if p == 0:
                     raise DataError(f"price {e[0]!r} must be positive", file=path, line=ln)
-                levels.append((side, p, e[0], _key(e[1], path, ln, "size"), e[1]))
+                q = keys.get(e[1])
+                if q is None:
+                    q = keys[e[1]] = _key(e[1], path, ln, "size")
+                levels.append((side, p, e[0], q, e[1]))
         self.count("messages")
         self.n_msgs += 1
         n0 = len(self.e_px)
