@@ -698,3 +698,28 @@ int bn_parse(bn_parser *p, const char *buf, size_t len, bn_msg *msgs, size_t max
     }
     return BN_END;
 }
+
+int64_t bn_gather(const bn_rec *recs, size_t n_recs, int64_t blk0, lob_event *const *bufs,
+                  const int64_t *buf_len, size_t n_bufs, lob_event *out, size_t max_out, int64_t *uid_out) {
+    size_t pos = 0;
+    for (size_t i = 0; i < n_recs; i++) {
+        const bn_rec *r = &recs[i];
+        int64_t b = r->blk - blk0;
+        if (b < 0 || (size_t)b >= n_bufs || !bufs[b] || r->n < 0 || r->ev0 < 0 || r->ev0 > buf_len[b] ||
+            r->n > buf_len[b] - r->ev0 || (size_t)r->n > max_out - pos)
+            return -1;
+        lob_event *dst = out + pos;
+        size_t n = (size_t)r->n;
+        memcpy(dst, bufs[b] + r->ev0, n * sizeof *dst);
+        if (r->set_ts)
+            for (size_t k = 0; k < n; k++) dst[k].ts_exch = r->ts;
+        if (r->tl_new >= 0)
+            for (size_t k = 0; k < n; k++) dst[k].ts_local = r->tl_new;
+        if (r->fl)
+            for (size_t k = 0; k < n; k++) dst[k].flags |= r->fl;
+        if (uid_out)
+            for (size_t k = 0; k < n; k++) uid_out[pos + k] = r->uid;
+        pos += n;
+    }
+    return (int64_t)pos;
+}

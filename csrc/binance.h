@@ -77,4 +77,26 @@ typedef struct bn_parser {
 int bn_parse(bn_parser *p, const char *buf, size_t len, bn_msg *msgs, size_t max_msgs,
              lob_event *ev, size_t max_ev);
 
+/* A message's events waiting in the reader's time merge. Mirrored by _REC_DTYPE in binance.py. */
+typedef struct bn_rec {
+    int64_t ts;      /* ts_exch of its events (written when set_ts) */
+    int64_t key;     /* merge key: ties in file order */
+    int64_t tl;      /* ts_local as parsed */
+    int64_t tl_new;  /* ts_local to write, if >= 0 */
+    int64_t g;       /* global line number */
+    int64_t uid;     /* update id (depth u, snapshot lastUpdateId, -1 trades) */
+    int64_t blk;     /* its event buffer: bufs[blk - blk0] */
+    int64_t ev0;     /* first event in that buffer */
+    int64_t n;       /* events */
+    uint16_t fl;     /* flags to set on its events */
+    uint8_t set_ts;
+    uint8_t pad[5];
+} bn_rec;
+
+/* Copy the events of recs[0..n_recs) in order into out (applying ts / tl_new / fl), and each
+ * one's uid into uid_out unless NULL. -> events written, or -1 if a record lies outside its
+ * buffer (buf_len[i] events in bufs[i]) or out is too small (nothing is then trusted). */
+int64_t bn_gather(const bn_rec *recs, size_t n_recs, int64_t blk0, lob_event *const *bufs,
+                  const int64_t *buf_len, size_t n_bufs, lob_event *out, size_t max_out, int64_t *uid_out);
+
 #endif

@@ -117,7 +117,7 @@ _MAX_MS = _INT64_MAX // _MS  # largest ms time whose ns value fits int64
 _MAX_ID = _INT64_MAX - 1  # update ids: +1 (spot chaining) must still fit int64
 
 _PIECE = 1 << 20  # bytes of decompressed text read at a time
-_INFER_BYTES = 32 << 20  # text scanned for the tick / lot before the first events
+_INFER_BYTES = 4 << 20  # text scanned for the tick / lot before the first events
 _EV_CAP = 1 << 18  # events per parse buffer
 _MSG_CAP = 1 << 16  # messages per parse buffer
 _REACH = 1 << 18  # events of diffs received before a snapshot line that it can be placed before
@@ -142,8 +142,9 @@ _PEND_DTYPE = np.dtype(
 # a record (diff, snapshot or trade) waiting in the time merge
 _REC_DTYPE = np.dtype(
     [("ts", "<i8"), ("key", "<i8"), ("tl", "<i8"), ("tl_new", "<i8"), ("g", "<i8"), ("uid", "<i8"),
-     ("blk", "<i8"), ("ev0", "<i8"), ("n", "<i8"), ("set_ts", "?"), ("fl", "<u2")]
-)
+     ("blk", "<i8"), ("ev0", "<i8"), ("n", "<i8"), ("fl", "<u2"), ("set_ts", "u1"), ("pad", "V5")]
+)  # bn_rec of csrc/binance.h
+assert _REC_DTYPE.itemsize == ffi.sizeof("bn_rec")
 
 
 @dataclass
@@ -1054,30 +1055,18 @@ class _Reader:
         total = int(n.sum())
         if not total:
             return
-        blks = np.unique(rec["blk"])
-        if len(blks) == 1:
-            src = self.blocks[int(blks[0])]
-            base = rec["ev0"]
-        else:
-            sizes = [len(self.blocks[int(b)]) for b in blks]
-            offs = np.cumsum([0] + sizes[:-1])
-            src = np.concatenate([self.blocks[int(b)] for b in blks])
-            base = rec["ev0"] + offs[np.searchsorted(blks, rec["blk"])]
-        starts = np.cumsum(n) - n
-        idx = np.repeat(base - starts, n) + np.arange(total)
-        ev = src[idx]
-        fix = rec["set_ts"]
-        if fix.any():
-            mask = np.repeat(fix, n)
-            ev["ts_exch"][mask] = np.repeat(rec["ts"][fix], n[fix])
-        fix = rec["tl_new"] >= 0
-        if fix.any():
-            mask = np.repeat(fix, n)
-            ev["ts_local"][mask] = np.repeat(rec["tl_new"][fix], n[fix])
-        fix = rec["fl"] != 0
-        if fix.any():
-            mask = np.repeat(fix, n)
-            ev["flags"][mask] |= np.repeat(rec["fl"][fix], n[fix])
+        b0 = int(rec["blk"].min())
+        arrs = [self.blocks.get(b) for b in range(b0, int(rec["blk"].max()) + 1)]
+        bufs = ffi.new("lob_event *[]", [ffi.NULL if a is None else ffi.from_buffer("lob_event[]", a) for a in arrs])
+        lens = np.array([0 if a is None else len(a) for a in arrs], np.int64)
+        ev = np.empty(total, EVENT_DTYPE)
+        uid = np.empty(total, np.int64) if self.want_uid else None
+        rec = np.ascontiguousarray(rec)
+        got = lib.bn_gather(ffi.from_buffer("bn_rec[]", rec), len(rec), b0, bufs, ffi.from_buffer("int64_t[]", lens),
+                            len(arrs), ffi.from_buffer("lob_event[]", ev), total,
+                            ffi.NULL if uid is None else ffi.from_buffer("int64_t[]", uid))
+        if got != total:
+            raise AssertionError("binance reader bug: an event record outside its buffer")
         # the crossing check continues the book across blocks
         info = self.report.info
         before = info.get("batches_checked_for_crossing", 0)
@@ -1096,7 +1085,6 @@ class _Reader:
         c = np.zeros(len(v), np.int64)
         np.add.at(c, inv, np.concatenate([self.lat_c, n[w]]))
         self.lat_v, self.lat_c = v, c
-        uid = np.repeat(rec["uid"], n) if self.want_uid else None
         yield ev, uid
 
     def _finish(self):
