@@ -48,6 +48,7 @@ from lobsim._types import EVENT_DTYPE, EventKind, Flag
 from lobsim.data._io import disk_position, open_input, require_file
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
                                 collect, monotone_ts)
+from lobsim.data.kraken import _key  # decimal string -> exact int key (value * 10**18)
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
 from lobsim.instrument import infer_instrument, parse_decimal_strings
@@ -59,10 +60,8 @@ BLOCK_LINES = 2000  # messages converted at a time (the first block also waits f
 
 _SNAP, _END, _PRE = int(Flag.SNAPSHOT), int(Flag.BATCH_END), int(Flag.PRE_SNAPSHOT)
 _SET, _CLEAR = int(EventKind.SET_LEVEL), int(EventKind.CLEAR)
-_DEC = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 _SECONDS = re.compile(rb"([0-9]{1,11})(?:\.([0-9]{1,9})[0-9]*)?: ")
 _NANOS = re.compile(rb"([0-9]{19}) ")
-_FRAC = 18  # book keys: decimal value * 10**18 (exact Python ints)
 
 
 def read_bybit(path, *, symbol=None, tick_size=None, lot_size=None, strict=False):
@@ -153,16 +152,6 @@ class _Capture:
         self.stream.close()
         if self._zip is not None:
             self._zip.close()
-
-
-def _key(s, path, ln, what):
-    """A decimal string (validated) -> exact int key (value * 10**18)."""
-    if not isinstance(s, str) or not _DEC.match(s):
-        raise DataError(f"{what} {s!r:.40} is not a decimal string", file=path, line=ln)
-    whole, _, frac = s.partition(".")
-    if len(frac) > _FRAC:
-        raise DataError(f"{what} {s!r} has more than {_FRAC} fractional digits", file=path, line=ln)
-    return int(whole + frac.ljust(_FRAC, "0"))
 
 
 def _ms(msg, name, path, ln, required=True):

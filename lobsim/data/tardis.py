@@ -701,6 +701,17 @@ class _CsvRowStream(_Stream):
     def samples(self, rows):
         return (_sample(*rows.price, self.path, rows.line), _sample(*rows.amount, self.path, rows.line))
 
+    @staticmethod
+    def rows(csv, side, zero_amount_ok, snap=None):
+        """The exact (slow) path's checks after the side column, in the order the columns are checked."""
+        ts = csv.timestamp("timestamp", _US)
+        lts = csv.timestamp("local_timestamp", _US)
+        px = csv.decimal("price")
+        qty = csv.decimal("amount")
+        _positive(csv, "price", px, "price")
+        _positive(csv, "amount", qty, "amount", allow_zero=zero_amount_ok)
+        return _Rows(csv.line, ts, lts, side.astype(np.int8), px, qty, snap)
+
     def units(self, rows, price_col, amount_col):
         return (self.px(*rows.price, self.path, price_col, rows.line),
                 self.qty(*rows.amount, self.path, amount_col, rows.line))
@@ -733,14 +744,7 @@ class _BookL2(_CsvRowStream):
 
     def slow(self, csv):
         snap = csv.choice("is_snapshot", _SNAP_CHOICES).astype(bool)
-        side = csv.choice("side", _L2_SIDES)
-        ts = csv.timestamp("timestamp", _US)
-        lts = csv.timestamp("local_timestamp", _US)
-        px = csv.decimal("price")
-        qty = csv.decimal("amount")
-        _positive(csv, "price", px, "price")
-        _positive(csv, "amount", qty, "amount", allow_zero=True)
-        return _Rows(csv.line, ts, lts, side.astype(np.int8), px, qty, snap)
+        return self.rows(csv, csv.choice("side", _L2_SIDES), True, snap)
 
     def count(self, rows, blank, src):
         info = self.out.report.info
@@ -864,14 +868,7 @@ class _Trades(_CsvRowStream):
         return _Rows(np.arange(first, first + f.n, dtype=np.int64), ts, lts, side, price, amount)
 
     def slow(self, csv):
-        side = csv.choice("side", _TRADE_SIDES)
-        ts = csv.timestamp("timestamp", _US)
-        lts = csv.timestamp("local_timestamp", _US)
-        px = csv.decimal("price")
-        qty = csv.decimal("amount")
-        _positive(csv, "price", px, "price")
-        _positive(csv, "amount", qty, "amount")
-        return _Rows(csv.line, ts, lts, side.astype(np.int8), px, qty)
+        return self.rows(csv, csv.choice("side", _TRADE_SIDES), False)
 
     def count(self, rows, blank, src):
         info = self.out.report.info
