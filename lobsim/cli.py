@@ -205,7 +205,7 @@ def _convert_jobs(args, inputs):
     for name in ("tick_size", "lot_size", "symbol"):
         if getattr(args, name) is not None:
             opts[name] = getattr(args, name)
-    for name, fmt in (("date", "lobster"), ("definition", "dbn"), ("fills", "dbn"),
+    for name, fmt in (("date", "lobster"), ("definition", "dbn"), ("fills", "dbn"), ("status", "dbn"),
                       ("keep_pre_snapshot", "binance")):
         if getattr(args, name) not in (None, False) and args.format != fmt:
             args.parser.error(f"--{name.replace('_', '-')} is for {fmt} only")
@@ -244,7 +244,8 @@ def _convert_jobs(args, inputs):
         if args.symbol and not args.tick_size:  # not silently ignored: the tick comes with the symbol
             args.parser.error("dbn: --symbol needs --tick-size (without both, the file's symbol and an "
                               "inferred tick are used)")
-        dbn_opts = {"strict": args.strict, "fills": args.fills or "execute", "chunk_rows": args.chunk_rows}
+        dbn_opts = {"strict": args.strict, "fills": args.fills or "execute", "chunk_rows": args.chunk_rows,
+                    "status": args.status}
         if args.tick_size:
             if not args.symbol:
                 args.parser.error("dbn: --tick-size needs --symbol")
@@ -423,6 +424,8 @@ def build_parser():
                    help="dbn: a DBN definition file giving the symbol and tick size (min_price_increment)")
     c.add_argument("--fills", choices=("execute", "ignore"),
                    help="dbn: what MBO fill (F) records do (default execute; see lobsim.data.dbn)")
+    c.add_argument("--status", metavar="FILE",
+                   help="dbn: a status-schema DBN file whose trading status (halts) is merged in by exchange time")
     c.add_argument("--keep-pre-snapshot", action="store_true",
                    help="binance: keep depth diffs from before the first snapshot, flagged PRE_SNAPSHOT")
     c.add_argument("--chunk-rows", type=int_between(1, MAX_BATCH_ROWS), default=1 << 20,

@@ -129,6 +129,7 @@ from lobsim.data.events import (
     SKIPPED,
     UNKNOWN_ORDER_ID,
     ChunkedOutput,
+    ValidationReport,
     collect,
     crossed_batch_ends,
 )
@@ -612,9 +613,11 @@ class _Pipeline:
     """Passes events on to the ChunkedOutput, holding back the last one: a later record (in the
     next block) may put BATCH_END on it. Runs the crossed-book check on what it passes on."""
 
-    def __init__(self, out, crossed):
+    def __init__(self, out, crossed, status=None):
         self.out, self.crossed = out, crossed
         self.tail = None
+        self.status = status  # STATUS events of a status file to merge in (read_dbn status=), or None
+        self.runmax = None  # latest ts_exch of the book events passed on so far
 
     def _commit(self, arr, recnos):
         if not len(arr):
@@ -622,7 +625,21 @@ class _Pipeline:
         if self.crossed is not None:
             self.crossed.check(arr, recnos, self.out.report)
         _add(self.out.report, "events", len(arr))
+        if self.status is not None and len(self.status):
+            arr = self._merge_status(arr)
         yield from self.out.add(arr)
+
+    def _merge_status(self, arr):
+        """Put each STATUS event after every book event up to its exchange time (ties: book first).
+        One at or after this piece's latest time waits: the next piece may hold equal times."""
+        runmax = np.maximum.accumulate(arr["ts_exch"] if self.runmax is None else
+                                       np.maximum(arr["ts_exch"], self.runmax))
+        self.runmax = int(runmax[-1])
+        n = int(np.searchsorted(self.status["ts_exch"], self.runmax, side="left"))
+        if not n:
+            return arr
+        due, self.status = self.status[:n], self.status[n:]
+        return np.insert(arr, np.searchsorted(runmax, due["ts_exch"], side="right"), due)
 
     def push(self, ev, recnos, mark_prev):
         if mark_prev and self.tail is not None:
@@ -640,6 +657,9 @@ class _Pipeline:
         if self.tail is not None:
             yield from self._commit(*self.tail)
             self.tail = None
+        if self.status is not None and len(self.status):  # after the last book event
+            yield from self.out.add(self.status)
+            self.status = None
         if self.crossed is not None:
             self.crossed.finish(self.out.report)
 
@@ -1019,7 +1039,8 @@ def _converter(kind, schema, inst, path, fills):
     return _Status(inst, path)
 
 
-def iter_dbn(path, *, instrument=None, strict=False, fills="execute", chunk_rows=DEFAULT_CHUNK_ROWS, progress=None):
+def iter_dbn(path, *, instrument=None, strict=False, fills="execute", status=None, chunk_rows=DEFAULT_CHUNK_ROWS,
+             progress=None):
     """Stream a Databento DBN file (raw or .zst) as Events chunks of exactly `chunk_rows` events
     (the last may be shorter); arguments as read_dbn. The file is read in blocks of a few MB;
     memory is bounded by a block, a chunk and the live orders. `progress(bytes)` is called
@@ -1031,10 +1052,22 @@ def iter_dbn(path, *, instrument=None, strict=False, fills="execute", chunk_rows
         raise ValueError(f"fills must be 'execute' or 'ignore', got {fills!r}")
     dbn = _require_dbn()
     out = ChunkedOutput(chunk_rows, str(Path(path)), strict)
-    return _iter_dbn(Path(path), instrument, fills, progress, dbn, out)
+    return _iter_dbn(Path(path), instrument, fills, progress, dbn, out, status)
 
 
-def _iter_dbn(path, instrument, fills, progress, dbn, out):
+def _status_events(status, inst, report):
+    """The STATUS events of the status-schema DBN file `status` for `inst` (its symbol selects
+    the instrument), ordered by exchange time; its anomalies go to `report`."""
+    st = read_dbn(status, instrument=inst, strict=report.strict)
+    if st.report.info.get("schema") != "status":
+        raise DataError(f"status= takes a status-schema DBN file, this one holds {st.report.info.get('schema')!r}",
+                        file=status)
+    report.merge(ValidationReport(counts=st.report.counts, examples=st.report.examples))
+    report.info.update(status_file=str(status), status_events=len(st.array))
+    return st.array[np.argsort(st.array["ts_exch"], kind="stable")]
+
+
+def _iter_dbn(path, instrument, fills, progress, dbn, out, status=None):
     src = DbnSource(path, dbn)
     conv = crossed = None
     try:
@@ -1083,7 +1116,7 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out):
                 conv = _converter(kind, schema, inst, path, fills)
                 if conv.level_book is not None:
                     crossed = _Crossed(conv.level_book)
-                pipe = _Pipeline(out, crossed)
+                pipe = _Pipeline(out, crossed, None if status is None else _status_events(status, inst, report))
             if conv is not None and len(rec):
                 rec, recno = sel.filter(rec, recno, report)
                 _check_timestamps(rec, recno, path)
@@ -1117,7 +1150,7 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out):
             crossed.close()
 
 
-def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
+def read_dbn(path, *, instrument=None, strict=False, fills="execute", status=None):
     """Read a Databento DBN file (raw or .zst) into normalized Events.
 
     Schemas: mbo (L3), mbp-1, mbp-10 and cmbp-1 (L2 books after every record), bbo-1s/1m and
@@ -1128,10 +1161,14 @@ def read_dbn(path, *, instrument=None, strict=False, fills="execute"):
     tick is a DataError asking for instrument=). Files with several instruments need an
     Instrument/definition whose symbol selects one. fills: "execute" or "ignore" (MBO F
     records; see the module docstring). strict: the first anomaly raises DataError naming
-    the file and record number. O(records): the MBO order tracker runs in C, the rest is
+    the file and record number. status: the path of a status-schema DBN file (Databento
+    sells trading status as its own schema): its STATUS events for this instrument are
+    merged in, each after every book event up to its exchange time (ts_event; book first on
+    ties), so halts reach the venue. O(records): the MBO order tracker runs in C, the rest is
     vectorized. Equal to ``collect(iter_dbn(...))``, one chunk.
     """
-    return collect(iter_dbn(path, instrument=instrument, strict=strict, fills=fills, chunk_rows=MAX_CHUNK_ROWS))
+    return collect(iter_dbn(path, instrument=instrument, strict=strict, fills=fills, status=status,
+                            chunk_rows=MAX_CHUNK_ROWS))
 
 
 def _records(path, cls):
