@@ -291,6 +291,7 @@ typedef struct lob_lobster_parsed {
     size_t consumed;     /* bytes of buf used: whole lines (all of buf when final and no error) */
     int64_t truncated;   /* times with more than 9 decimals */
     int64_t error_line;  /* 0-based line in buf of the first malformed line, -1 if none */
+    int64_t min0, max0;  /* smallest and largest value of column 0 in the rows written (0 if none) */
 } lob_lobster_parsed;
 
 /* LOB_OK (it stops early at cap_rows: consumed < len), LOB_ERR_INVALID_ARG

@@ -498,7 +498,7 @@ int lob_lobster_parse(const char *buf, size_t len, int final, size_t ncols, int 
     if ((!buf && len) || !ncols || (cap_rows && !out)) return LOB_ERR_INVALID_ARG;
     const char *p = buf, *end = buf + len;
     size_t rows = 0;
-    int64_t line = 0, truncated = 0;
+    int64_t line = 0, truncated = 0, lo = INT64_MAX, hi = INT64_MIN;
     while (p < end && rows < cap_rows) {
         const char *start = p;
         int64_t *o = out + rows * ncols;
@@ -527,19 +527,21 @@ int lob_lobster_parse(const char *buf, size_t len, int final, size_t ncols, int 
                 p = start;
                 break;
             }
-            res->rows = rows;
-            res->consumed = (size_t)(start - buf);
-            res->truncated = truncated;
             res->error_line = line;
-            return LOB_ERR_CORRUPT;
+            p = start;
+            break;
         }
+        lo = o[0] < lo ? o[0] : lo;
+        hi = o[0] > hi ? o[0] : hi;
         rows++;
         line++;
     }
     res->rows = rows;
     res->consumed = (size_t)(p - buf);
     res->truncated = truncated;
-    return LOB_OK;
+    res->min0 = rows ? lo : 0;
+    res->max0 = rows ? hi : 0;
+    return res->error_line < 0 ? LOB_OK : LOB_ERR_CORRUPT;
 }
 
 /* ------------------------------------------------------------ row checks */

@@ -48,6 +48,7 @@ and memory is bounded by the block and chunk sizes plus that state (about 40
 bytes per distinct order id of the day). read_lobster is
 collect(iter_lobster(...)) with one chunk.
 """
+import collections
 import contextlib
 import datetime as _dt
 import queue
@@ -214,24 +215,39 @@ def _line_error(raw, no, ncols, time_first, file):
 class _Blocks:
     """The rows of one LOBSTER CSV, parsed block by block.
 
-    Iterate -> (int64 rows (n, ncols), times truncated, first bad orderbook
-    row of the block or -1, input bytes consumed up to the block's end).
-
-    Reads BLOCK_BYTES at a time (never the whole file); `rows` counts the rows
-    read so far and `position()` the input bytes consumed (compressed
-    bytes for a zip member or gzip file).
+    Iterate -> (int64 rows (n, ncols), times truncated, (min, max) of column
+    0, first bad orderbook row of the block or -1, input bytes consumed up to
+    the block's end). Reads BLOCK_BYTES at a time (never the whole file) and
+    parses them in place (only a line cut by the block's end is copied);
+    `rows` counts the rows read so far, `position()` the input bytes consumed
+    (compressed bytes for a zip member or gzip file). A consumer done with a
+    block's rows may hand them back with `recycle(rows)`: their memory then
+    holds a later block (fresh memory costs page faults).
     """
 
     def __init__(self, src, ncols, time_first, raw_tick=None):
         self.src, self.file, self.ncols, self.time_first = src, src.label, ncols, time_first
         self.raw_tick = raw_tick  # orderbook: check each block's rows (lob_lobster_check_rows) as it is parsed
         self.rows, self._stream, self._final = 0, None, None
+        self._free = collections.deque()
+        self._res = ffi.new("lob_lobster_parsed *")
 
     def position(self):
         s = self._stream
         if self._final is not None:
             return self._final
         return 0 if s is None else self.src.position(s)
+
+    def recycle(self, rows):
+        self._free.append(rows.base if rows.base is not None else rows)
+
+    def _buffer(self, nbytes):
+        rows = nbytes // (2 * self.ncols - 1) + 2  # a row takes at least 2 bytes per column
+        while self._free:
+            buf = self._free.pop()
+            if len(buf) >= rows:
+                return buf
+        return np.empty((max(rows, BLOCK_BYTES // (2 * self.ncols - 1) + 2), self.ncols), dtype=np.int64)
 
     def __iter__(self):
         src = self.src
@@ -242,39 +258,50 @@ class _Blocks:
                 while True:
                     data = src.read(f, BLOCK_BYTES)
                     final = not data
-                    buf = carry + data if carry else data
-                    if first and len(data) < BLOCK_BYTES and not buf.strip():
+                    if first and len(data) < BLOCK_BYTES and not data.strip():
                         raise DataError("empty file", file=self.file, line=1)
                     first = False
-                    rows, truncated, used = self._parse(buf, final)
-                    carry = buf[used:]
-                    if rows is not None:
-                        yield rows, truncated, self._bad_row(rows), self.position()
+                    start = 0
+                    if carry:  # complete the line the last block cut
+                        nl = data.find(b"\n")
+                        if nl < 0 and not final:
+                            carry += data  # a line longer than a block
+                            continue
+                        start = len(data) if nl < 0 else nl + 1
+                    out = self._buffer(len(carry) + len(data))
+                    parts = [self._parse(carry + data[:start], 0, final, out, 0)] if carry else []
+                    n = parts[0][0] if parts else 0
+                    parts.append(self._parse(data, start, final, out, n))
+                    carry = data[start + parts[-1][1]:]
+                    n += parts[-1][0]
+                    if n:
+                        rows, bounds = out[:n], [(lo, hi) for k, _, lo, hi in parts if k]
+                        lo, hi = min(b[0] for b in bounds), max(b[1] for b in bounds)
+                        yield rows, self._truncated, (lo, hi), self._bad_row(rows), self.position()
                     if final:
                         return
             finally:
                 self._final = src.position(f)
 
-    def _parse(self, buf, final):
-        """Parse the whole lines of buf -> (rows or None, bytes used); DataError at a malformed line."""
-        ncols = self.ncols
-        cap = len(buf) // (2 * ncols - 1) + 1
-        out = np.empty((cap, ncols), dtype=np.int64)
-        res = ffi.new("lob_lobster_parsed *")
-        rc = lib.lob_lobster_parse(ffi.from_buffer(buf), len(buf), int(final), ncols, int(self.time_first),
-                                   ffi.cast("int64_t *", ffi.from_buffer(out)), cap, res)
+    def _parse(self, buf, start, final, out, row0):
+        """Parse the whole lines of buf[start:] into out[row0:] -> (rows, bytes used, min, max of column 0).
+
+        DataError at a malformed line. `self._truncated` gets the block's count of times truncated.
+        """
+        ncols, res = self.ncols, self._res
+        rc = lib.lob_lobster_parse(ffi.from_buffer(buf) + start, len(buf) - start, int(final), ncols,
+                                   int(self.time_first), ffi.cast("int64_t *", ffi.from_buffer(out)) + row0 * ncols,
+                                   len(out) - row0, res)
         if rc != lib.LOB_OK:
             if rc != lib.LOB_ERR_CORRUPT:
                 raise DataError(f"CSV parser failed: {ERROR_NAMES.get(rc, rc)}", file=self.file)
-            start = res.consumed
-            end = buf.find(b"\n", start)
-            _line_error(buf[start:end if end >= 0 else len(buf)], self.rows + res.error_line + 1, ncols,
+            at = start + res.consumed
+            end = buf.find(b"\n", at)
+            _line_error(buf[at:end if end >= 0 else len(buf)], self.rows + res.error_line + 1, ncols,
                         self.time_first, self.file)
-        n = res.rows
-        if not n:
-            return None, 0, res.consumed
-        self.rows += n
-        return out[:n], int(res.truncated), res.consumed
+        self.rows += res.rows
+        self._truncated = (self._truncated if row0 else 0) + int(res.truncated)
+        return res.rows, res.consumed, res.min0, res.max0
 
     def _bad_row(self, rows):
         if self.raw_tick is None:
@@ -364,14 +391,13 @@ def _factor(unit, scale, what, where):
     return factor, 1
 
 
-def _to_utc(ns, date, file=None):
-    """In place: ns after local midnight (America/New_York wall clock) on `date` -> UTC epoch ns.
+def _to_utc(ns, lo_ns, hi_ns, date, file=None):
+    """In place: ns after local midnight (America/New_York wall clock) on `date`, in [lo_ns, hi_ns] -> UTC epoch ns.
 
     DataError when the result would not fit int64 ns (years before 1677 or after 2262).
     """
     hour = 3600 * 10**9
     midnight = (date - _dt.date(1970, 1, 1)).days * 86_400 * 10**9
-    lo_ns, hi_ns = int(ns.min()), int(ns.max())
     day = 86_400 * 10**9  # the NY offset is well under a day
     if not (-(2**63) <= midnight + lo_ns - day and midnight + hi_ns + day < 2**63):
         raise DataError(f"timestamps on {date} do not fit int64 nanoseconds since 1970", file=file)
@@ -493,15 +519,17 @@ def iter_lobster(
             yield chunk
 
     try:
-        for m, truncated, _, at[0] in messages:
-            _to_utc(m[:, 0], date, msg_file)
+        for m, truncated, (lo, hi), _, at[0] in messages:
+            _to_utc(m[:, 0], lo, hi, date, msg_file)
             if truncated:  # noted before the block's events are added (see ChunkedOutput)
                 info = out.report.info
                 info["timestamps_truncated_to_ns"] = info.get("timestamps_truncated_to_ns", 0) + truncated
             done, n = 0, len(m)
             while done < n:
                 if ob is None or off == len(ob):
-                    ob, _, bad, at[1] = next(book, (None, 0, -1, at[1]))
+                    if ob is not None:
+                        obs.recycle(ob)
+                    ob, _, _, bad, at[1] = next(book, (None, 0, None, -1, at[1]))
                     off = 0
                     if ob is None:  # the orderbook ran out first: count the messages
                         for _ in messages:
@@ -514,6 +542,7 @@ def iter_lobster(
                 done += take
                 off += take
                 yield from add(events)
+            msgs.recycle(m)
         if (ob is not None and off < len(ob)) or next(book, None) is not None:
             for _ in book:  # count the orderbook rows
                 pass
