@@ -10,7 +10,7 @@ import pytest
 
 from lobsim import DataError, EventKind, Flag
 from lobsim.book import LevelBook, depth_series
-from lobsim.data.binance import _load_binance, read_binance, read_binance_book_ticker
+from lobsim.data.binance import _load_binance, iter_binance, read_binance, read_binance_book_ticker
 from lobsim.data.events import NO_SNAPSHOT, OUT_OF_ORDER_TS, SEQUENCE_GAP
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
@@ -130,6 +130,25 @@ def test_futures_snapshot_bridge_and_merge(tmp_path):
     assert book == {1: {1000: 1000, 995: 1000}, -1: {1015: 2500}}
     bt = read_binance_book_ticker(tmp_path / "f.gz", inst)
     assert bt.tolist() == [(105, local_ts(6), 1000, 1000, 1015, 2500)]
+
+
+def test_keep_pre_snapshot_flags_the_stale_diff(tmp_path):
+    path = write_capture(tmp_path / "f.gz", FUT)
+    default = read_binance(path)
+    ev = read_binance(path, keep_pre_snapshot=True)
+    PRE = int(Flag.PRE_SNAPSHOT)
+    # the diff received before the snapshot with u < lastUpdateId comes first, flagged; the rest is unchanged
+    assert rows(ev.array[:1]) == [(int(EventKind.SET_LEVEL), 1, 1000, 5000, PRE | END)]
+    assert ev.array[0]["ts_exch"] == 1000 * MS
+    assert ev.array[1:].tobytes() == default.array.tobytes()
+    assert ev.report.info["pre_snapshot_diffs_kept"] == 1 and ev.report.info["stale_diffs_dropped"] == 0
+    assert not ev.report
+
+
+def test_iter_binance_is_exported():
+    import lobsim.data
+
+    assert lobsim.data.iter_binance is iter_binance
 
 
 def test_c_book_agrees_with_tracker(tmp_path):

@@ -733,11 +733,7 @@ class _Reader:
         m = self.msgs[: p.n_msgs].copy()
         blk = self.blk
         self._new_buffer()
-        for k, key in (("blank", "blank_lines"), ("ticker", "book_ticker_lines_skipped"),
-                       ("other_symbol", "other_symbol_lines_skipped")):
-            v = getattr(p, k)
-            self._add(key, v - self.synced_counters[k])
-            self.synced_counters[k] = v
+        self._sync_counters()
         if not len(m):
             return
         kind = m["kind"]
@@ -774,6 +770,14 @@ class _Reader:
             k = int(np.searchsorted(-suffix, -_REACH, side="left"))  # first row whose suffix <= _REACH
             if k:
                 self._decide(k)
+
+    def _sync_counters(self):
+        """The parser's line counters (blank, bookTicker, other symbol) into the report."""
+        for k, key in (("blank", "blank_lines"), ("ticker", "book_ticker_lines_skipped"),
+                       ("other_symbol", "other_symbol_lines_skipped")):
+            v = getattr(self.p, k)
+            self._add(key, v - self.synced_counters[k])
+            self.synced_counters[k] = v
 
     def _check_venue(self, d):
         if not len(d):
@@ -1090,6 +1094,7 @@ class _Reader:
     def _finish(self):
         if self.p.n_msgs:
             self._take_messages()
+        self._sync_counters()
         if len(self.pend):
             self._decide(len(self.pend))
         if self.pending:
