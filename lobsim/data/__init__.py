@@ -22,6 +22,7 @@ _SOURCES = {
     "read_tardis": "lobsim.data.tardis",
     "iter_tardis": "lobsim.data.tardis",
     "read_kraken": "lobsim.data.kraken",
+    "iter_kraken": "lobsim.data.kraken",
     "read_bybit": "lobsim.data.bybit",
     "iter_bybit": "lobsim.data.bybit",
     "EventWriter": "lobsim.data.store",

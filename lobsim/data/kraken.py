@@ -29,8 +29,17 @@ entry timestamp of the message (non-republished entries; all entries if every on
 republished), shared by all events of the message; a time that goes backwards is raised to the
 previous one and reported as out_of_order_timestamp.
 
-Instrument: given tick/lot sizes, else the finest decimal resolution the pair's strings use
-(trailing zeros ignored). Prices and sizes stay exact decimal strings until converted in bulk.
+Instrument: given tick/lot sizes, else the finest decimal resolution of the pair's prices and
+volumes (trailing zeros ignored) in the first block of lines read (BLOCK_LINES, and at least up to
+the pair's first snapshot): a later value off that grid raises a DataError naming file and line and
+telling to pass tick_size= / lot_size=. Prices and sizes stay exact decimal strings until converted in
+bulk, never floats.
+
+Streaming: iter_kraken reads the capture line by line and converts blocks of BLOCK_LINES lines; the
+book (for the depth and the checksums), the sync state, the running max of the exchange times and the
+book of the crossed-book check carry over, so memory is bounded by the block and chunk sizes plus the
+book. ``report.info["feed_latency_ms"]`` (ts_local - ts_exch percentiles) is measured on the first
+block's messages. read_kraken is collect(iter_kraken(...)) with one chunk.
 """
 import bisect
 import json
@@ -41,14 +50,15 @@ from pathlib import Path
 import numpy as np
 
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data._io import open_input
-from lobsim.data.events import NO_SNAPSHOT, Events, ValidationReport, monotone_ts, report_crossed
+from lobsim.data._io import disk_position, open_input
+from lobsim.data.events import DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, ChunkedOutput, collect, monotone_ts
 from lobsim.errors import DataError
 from lobsim.instrument import infer_instrument, parse_decimal_strings
 
-__all__ = ["read_kraken", "kraken_checksum"]
+__all__ = ["read_kraken", "iter_kraken", "kraken_checksum"]
 
 CHECKSUM_MISMATCH = "checksum_mismatch"
+BLOCK_LINES = 4096  # capture lines converted at a time (the first block also waits for the pair's snapshot)
 
 _DEC = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 _TIME = re.compile(rb"([0-9]{1,11})(?:\.([0-9]+))?: ")
@@ -153,193 +163,278 @@ def read_kraken(path, pair, *, tick_size=None, lot_size=None, strict=False):
     """Read a Kraken websocket v1 ``book`` capture -> `Events` (L2) of one `pair` (e.g. ``"XBT/CHF"``).
 
     See the module docstring. Every update's checksum is verified on the rebuilt book:
-    ``report.info["checksums_checked"]`` / ``report.counts["checksum_mismatch"]``.
+    ``report.info["checksums_checked"]`` / ``report.counts["checksum_mismatch"]``. One code path
+    with `iter_kraken`.
     """
+    return collect(iter_kraken(path, pair, tick_size=tick_size, lot_size=lot_size, strict=strict,
+                               chunk_rows=MAX_CHUNK_ROWS))
+
+
+def iter_kraken(path, pair, *, tick_size=None, lot_size=None, strict=False, chunk_rows=DEFAULT_CHUNK_ROWS,
+                progress=None):
+    """`read_kraken` as a stream of `Events` chunks of exactly `chunk_rows` events (the last may be shorter).
+
+    The capture is read line by line and converted in blocks of BLOCK_LINES
+    lines; the book, the checksum state and the running max of the times carry
+    over (see the module docstring). `progress(bytes)`, if given, gets the
+    bytes of the file on disk consumed so far (compressed bytes for gzip).
+    """
+    from lobsim.data.tardis import _Feed  # crossed-book check across blocks, progress, end-of-input notes
+
     path = Path(path)
     if not isinstance(pair, str) or not pair:
         raise ValueError(f"pair must be a Kraken pair name such as 'XBT/USD', got {pair!r}")
-    report = ValidationReport(source=str(path), strict=strict)
-    tail = b'"' + json.dumps(pair).encode()[1:-1] + b'"]'
-
-    asks, bids = _Side(1), _Side(-1)
-    # event columns: price string, qty string, side, kind, flags, line, message index
-    e_px, e_qty, e_side, e_kind, e_flags, e_line, e_msg = [], [], [], [], [], [], []
-    m_tl, m_tx, m_line = [], [], []  # per message: ts_local, ts_exch (None: none seen), line
-    n_lines = n_meta = n_other = n_events_msgs = n_checked = n_republished = n_absent = n_trunc = 0
-    n_blank = n_no_snap = 0
-    first_no_snap = None
-    pairs_seen = set()
-    synced = False
-    depth_seen = None
-
+    out = ChunkedOutput(chunk_rows, str(path), strict)
+    reader = _Reader(out, path, pair, tick_size, lot_size)
     with open_input(path) as stream:
-        ln = 0
+        feed = _Feed(out, reader.where, progress, lambda: disk_position(stream))
         try:
-            for ln, raw in enumerate(stream, 1):
-                n_lines += 1
-                line = raw.rstrip(b"\r\n")
-                if not line.strip():
-                    n_blank += 1
-                    continue
-                if line.startswith(b"wss://") or line.startswith(b"ws://"):
-                    n_meta += 1
-                    continue
-                m = _TIME.match(line)
-                if m is None:
-                    raise DataError("malformed line: expected '<unix seconds>: <json>'", file=path, line=ln)
-                body = line[m.end():]
-                if body[:1] == b"[" and body.endswith(b'"]') and not body.endswith(tail):
-                    n_other += 1  # another pair's (or another channel's) message
-                    continue
-                try:
-                    msg = json.loads(body)
-                except (ValueError, RecursionError) as e:
-                    raise DataError("bad JSON", file=path, line=ln, detail=str(e)[:200]) from None
-                if isinstance(msg, dict):
-                    n_events_msgs += 1
-                    if msg.get("event") == "subscriptionStatus" and msg.get("pair") == pair:
-                        sub = msg.get("subscription")
-                        if isinstance(sub, dict) and sub.get("name") == "book" and msg.get("status") == "subscribed":
-                            report.info["subscribed_depth"] = sub.get("depth")
-                    continue
-                if not (isinstance(msg, list) and 4 <= len(msg) <= 5 and isinstance(msg[-1], str)
-                        and isinstance(msg[-2], str) and all(isinstance(d, dict) for d in msg[1:-2])):
-                    raise DataError("book message is not [channelID, {...}, ({...},) channelName, pair]",
-                                    file=path, line=ln)
-                if msg[-1] != pair:  # e.g. an escaped name the cheap test let through
-                    pairs_seen.add(msg[-1])
-                    n_other += 1
-                    continue
-                if not msg[-2].startswith("book"):
-                    n_other += 1
-                    report.skip("other_channel", file=path, line=ln, detail=msg[-2])
-                    continue
-                depth = _depth(msg[-2], path, ln)
-                depth_seen = depth
-                dicts = msg[1:-2]
-                ts_local = _ns(m.group(1), m.group(2).decode() if m.group(2) else "")
-                mi = len(m_tl)
-                n0 = len(e_px)
-                snapshot = any("as" in d or "bs" in d for d in dicts)
-                checksum = None
-                stamps, r_stamps = [], []
-                if snapshot:
-                    if any(k in d for d in dicts for k in ("a", "b")):
-                        raise DataError("message mixes a snapshot (as/bs) with updates (a/b)", file=path, line=ln)
-                    synced = True
-                    asks.clear()
-                    bids.clear()
-                    e_px.append("0"); e_qty.append("0"); e_side.append(0)
-                    e_kind.append(EventKind.CLEAR); e_flags.append(_SNAP); e_line.append(ln); e_msg.append(mi)
-                elif not synced:
-                    n_no_snap += 1
-                    if first_no_snap is None:
-                        first_no_snap = ln
-                for d in dicts:
-                    for k, v in d.items():
-                        if k == "c":
-                            if not isinstance(v, str) or not v.isdigit():
-                                raise DataError(f"checksum {v!r:.40} is not an unsigned decimal string",
-                                                file=path, line=ln)
-                            checksum = int(v)
-                            continue
-                        if k in ("a", "as"):
-                            book, side = asks, -1
-                        elif k in ("b", "bs"):
-                            book, side = bids, 1
-                        else:
-                            raise DataError(f"unknown field {k!r} in book message", file=path, line=ln)
-                        for e in _entries(v, path, ln, k):
-                            p, q, t = e[0], e[1], e[2]
-                            key = _key(p, path, ln, "price")
-                            if key == 0:
-                                raise DataError(f"price {p!r} must be positive", file=path, line=ln)
-                            zero = _key(q, path, ln, "volume") == 0
-                            tm = _DEC.match(t)
-                            if tm is None or len(t.partition(".")[0]) > 11:
-                                raise DataError(f"timestamp {t!r:.40} is not unix seconds", file=path, line=ln)
-                            if len(e) == 4:
-                                n_republished += 1
-                                r_stamps.append(t)
-                            else:
-                                stamps.append(t)
-                            if not book.set(key, p, q, zero):
-                                n_absent += 1
-                            e_px.append(p); e_qty.append(q); e_side.append(side)
-                            e_kind.append(EventKind.SET_LEVEL); e_flags.append(_SNAP if snapshot else 0)
-                            e_line.append(ln); e_msg.append(mi)
-                for book, side in ((asks, -1), (bids, 1)):
-                    for p in book.truncate(depth):
-                        n_trunc += 1
-                        e_px.append(p); e_qty.append("0"); e_side.append(side)
-                        e_kind.append(EventKind.SET_LEVEL); e_flags.append(_SNAP if snapshot else 0)
-                        e_line.append(ln); e_msg.append(mi)
-                if checksum is not None and synced:
-                    n_checked += 1
-                    ours = zlib.crc32((asks.top() + bids.top()).encode())
-                    if ours != checksum:
-                        report.anomaly(CHECKSUM_MISMATCH, file=path, line=ln,
-                                       detail=f"our book's checksum {ours} != Kraken's {checksum}")
-                if len(e_px) == n0:
-                    continue  # nothing in the message (no entries)
-                e_flags[-1] |= _END
-                stamps = stamps or r_stamps
-                best = max(stamps, key=lambda s: _key(s, path, ln, "timestamp")) if stamps else None
-                m_tl.append(ts_local)
-                m_tx.append(_ns(*best.partition(".")[::2]) if best is not None else ts_local)
-                m_line.append(ln)
-        except (EOFError, OSError, zlib.error) as e:
-            raise DataError("truncated or corrupt gzip", file=path, line=ln + 1, detail=str(e)) from None
+            ln = 0
+            try:
+                for ln, raw in enumerate(stream, 1):
+                    reader.line(ln, raw)
+                    if reader.block_full():
+                        yield from feed.add(*reader.events())
+            except (EOFError, OSError, zlib.error) as e:
+                raise DataError("truncated or corrupt gzip", file=path, line=ln + 1, detail=str(e)) from None
+            yield from feed.add(*reader.finish())
+            yield from feed.finish()
+        finally:
+            feed.close()
 
-    info = report.info
-    info.update({"pair": pair, "lines": n_lines, "book_messages": len(m_tl), "other_lines_skipped": n_other,
-                 "event_messages": n_events_msgs, "checksums_checked": n_checked, "depth": depth_seen})
-    if n_meta:
-        info["capture_metadata_lines"] = n_meta
-    if n_blank:
-        info["blank_lines"] = n_blank
-    if n_republished:
-        info["republished_entries"] = n_republished
-    if n_trunc:
-        info["levels_truncated"] = n_trunc
-    if n_absent:
-        info["deletes_of_absent_levels"] = n_absent
-    if not m_tl and not n_no_snap:
-        raise DataError(f"no book message for pair {pair!r} in the capture", file=path)
-    if n_no_snap:
-        report.anomaly(NO_SNAPSHOT, file=path, line=first_no_snap, count=n_no_snap,
-                       detail="updates before any snapshot of the pair: the book holds only what they touched")
 
-    # ---- exact decimals -> ticks / lots, in bulk -------------------------------------
-    e_line = np.asarray(e_line, np.int64)
-    e_kind = np.asarray(e_kind, np.uint8)
-    lv = np.flatnonzero(e_kind == EventKind.SET_LEVEL)
-    px_s = np.asarray(e_px, dtype=str)[lv]
-    qty_s = np.asarray(e_qty, dtype=str)[lv]
-    px = _parse(px_s, e_line[lv], path, "price")
-    qty = _parse(qty_s, e_line[lv], path, "volume")
-    inst = infer_instrument(pair, tick_size, lot_size, [px], [qty], info)
-    ticks = _units(inst, px, "price", e_line[lv], path)
-    lots = _units(inst, qty, "qty", e_line[lv], path)
+_COUNTS = ("lines", "book_messages", "other_lines_skipped", "event_messages", "checksums_checked")
+_COUNTS_IF_ANY = ("capture_metadata_lines", "blank_lines", "republished_entries", "levels_truncated",
+                  "deletes_of_absent_levels")
 
-    ev = np.zeros(len(e_kind), EVENT_DTYPE)
-    e_msg = np.asarray(e_msg, np.int64)
-    m_line = np.asarray(m_line, np.int64)
-    ev["ts_local"] = np.asarray(m_tl, np.int64)[e_msg]
-    tx = monotone_ts(np.asarray(m_tx, np.int64), report, m_line, lambda g: (str(path), int(g)), "book message")
-    ev["ts_exch"] = tx[e_msg]
-    ev["kind"] = e_kind
-    ev["side"] = np.asarray(e_side, np.int8)
-    ev["flags"] = np.asarray(e_flags, np.uint16)
-    ev["price"][lv] = ticks
-    ev["qty"][lv] = lots
-    report_crossed(ev, e_line, report, lambda g: (str(path), int(g)))
-    info["events"] = len(ev)
-    if len(m_tl):
-        lat = (np.asarray(m_tl, np.int64) - tx) / 1e6
-        info["feed_latency_ms"] = {k: round(float(v), 3) for k, v in
-                                   zip(("p1", "median", "p99"), np.percentile(lat, [1, 50, 99]))}
-    return Events(ev, inst, report)
+
+class _Reader:
+    """The capture's lines -> blocks of events of one pair; the book and counters carry over."""
+
+    def __init__(self, out, path, pair, tick_size, lot_size):
+        self.out, self.path, self.pair = out, path, pair
+        self.tick_size, self.lot_size = tick_size, lot_size
+        self.tail = b'"' + json.dumps(pair).encode()[1:-1] + b'"]'
+        self.asks, self.bids = _Side(1), _Side(-1)
+        self.synced = False
+        self.depth = None
+        self.ts_max = None
+        self.n_book = self.n_no_snap = 0
+        self.first_no_snap = None
+        self.counts = dict.fromkeys(_COUNTS + _COUNTS_IF_ANY, 0)
+        self.keys = {}  # decimal string -> exact key (the same strings recur)
+        self._new_block()
+
+    def _new_block(self):
+        # event columns: price string, qty string, side, kind, flags, line, message index
+        self.e_px, self.e_qty, self.e_side, self.e_kind, self.e_flags, self.e_line, self.e_msg = ([] for _ in range(7))
+        self.m_tl, self.m_tx, self.m_line = [], [], []  # per message: ts_local, ts_exch, line
+        self.block_lines = 0
+        self.block_levels = 0
+
+    def where(self, g):
+        return str(self.path), int(g)
+
+    def block_full(self):
+        if self.block_lines < BLOCK_LINES:
+            return False
+        # the instrument is inferred from the first block: it must hold the snapshot's levels
+        return self.out.instrument is not None or (self.synced and self.block_levels > 0)
+
+    def event(self, ln, side, px, qty, kind, flags):
+        self.e_px.append(px)
+        self.e_qty.append(qty)
+        self.e_side.append(side)
+        self.e_kind.append(kind)
+        self.e_flags.append(flags)
+        self.e_line.append(ln)
+        self.e_msg.append(len(self.m_line))
+
+    def line(self, ln, raw):
+        path, c = self.path, self.counts
+        c["lines"] += 1
+        self.block_lines += 1
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            c["blank_lines"] += 1
+            return
+        if line.startswith(b"wss://") or line.startswith(b"ws://"):
+            c["capture_metadata_lines"] += 1
+            return
+        m = _TIME.match(line)
+        if m is None:
+            raise DataError("malformed line: expected '<unix seconds>: <json>'", file=path, line=ln)
+        body = line[m.end():]
+        if body[:1] == b"[" and body.endswith(b'"]') and not body.endswith(self.tail):
+            c["other_lines_skipped"] += 1  # another pair's (or another channel's) message
+            return
+        try:
+            msg = json.loads(body)
+        except (ValueError, RecursionError) as e:
+            raise DataError("bad JSON", file=path, line=ln, detail=str(e)[:200]) from None
+        if isinstance(msg, dict):
+            c["event_messages"] += 1
+            if msg.get("event") == "subscriptionStatus" and msg.get("pair") == self.pair:
+                sub = msg.get("subscription")
+                info = self.out.report.info
+                if (isinstance(sub, dict) and sub.get("name") == "book" and msg.get("status") == "subscribed"
+                        and "subscribed_depth" not in info):
+                    info["subscribed_depth"] = sub.get("depth")
+            return
+        if not (isinstance(msg, list) and 4 <= len(msg) <= 5 and isinstance(msg[-1], str)
+                and isinstance(msg[-2], str) and all(isinstance(d, dict) for d in msg[1:-2])):
+            raise DataError("book message is not [channelID, {...}, ({...},) channelName, pair]",
+                            file=path, line=ln)
+        if msg[-1] != self.pair:  # e.g. an escaped name the cheap test let through
+            c["other_lines_skipped"] += 1
+            return
+        if not msg[-2].startswith("book"):
+            c["other_lines_skipped"] += 1
+            self.out.report.skip("other_channel", file=path, line=ln, detail=msg[-2])
+            return
+        depth = _depth(msg[-2], path, ln)
+        if self.depth is None:
+            self.out.report.info["depth"] = depth
+        self.depth = depth
+        self.book_message(ln, m, msg[1:-2], depth)
+
+    def key(self, s, ln, what):
+        k = self.keys.get(s) if isinstance(s, str) else None
+        if k is None:
+            k = _key(s, self.path, ln, what)
+            if len(self.keys) > 1_000_000:
+                self.keys.clear()
+            self.keys[s] = k
+        return k
+
+    def book_message(self, ln, m, dicts, depth):
+        path, c, asks, bids, key_of = self.path, self.counts, self.asks, self.bids, self.key
+        ts_local = _ns(m.group(1), m.group(2).decode() if m.group(2) else "")
+        n0 = len(self.e_px)
+        snapshot = any("as" in d or "bs" in d for d in dicts)
+        flags = _SNAP if snapshot else 0
+        checksum = None
+        stamps, r_stamps = [], []
+        if snapshot:
+            if any(k in d for d in dicts for k in ("a", "b")):
+                raise DataError("message mixes a snapshot (as/bs) with updates (a/b)", file=path, line=ln)
+            self.synced = True
+            asks.clear()
+            bids.clear()
+            self.event(ln, 0, "0", "0", EventKind.CLEAR, _SNAP)
+        elif not self.synced:
+            self.n_no_snap += 1
+            if self.first_no_snap is None:
+                self.first_no_snap = ln
+        for d in dicts:
+            for k, v in d.items():
+                if k == "c":
+                    if not isinstance(v, str) or not v.isdigit():
+                        raise DataError(f"checksum {v!r:.40} is not an unsigned decimal string", file=path, line=ln)
+                    checksum = int(v)
+                    continue
+                if k in ("a", "as"):
+                    book, side = asks, -1
+                elif k in ("b", "bs"):
+                    book, side = bids, 1
+                else:
+                    raise DataError(f"unknown field {k!r} in book message", file=path, line=ln)
+                for e in _entries(v, path, ln, k):
+                    p, q, t = e[0], e[1], e[2]
+                    key = key_of(p, ln, "price")
+                    if key == 0:
+                        raise DataError(f"price {p!r} must be positive", file=path, line=ln)
+                    zero = key_of(q, ln, "volume") == 0
+                    tm = _DEC.match(t)
+                    if tm is None or len(t.partition(".")[0]) > 11:
+                        raise DataError(f"timestamp {t!r:.40} is not unix seconds", file=path, line=ln)
+                    if len(e) == 4:
+                        c["republished_entries"] += 1
+                        r_stamps.append(t)
+                    else:
+                        stamps.append(t)
+                    if not book.set(key, p, q, zero):
+                        c["deletes_of_absent_levels"] += 1
+                    self.event(ln, side, p, q, EventKind.SET_LEVEL, flags)
+                    self.block_levels += 1
+        for book, side in ((asks, -1), (bids, 1)):
+            for p in book.truncate(depth):
+                c["levels_truncated"] += 1
+                self.event(ln, side, p, "0", EventKind.SET_LEVEL, flags)
+        if checksum is not None and self.synced:
+            c["checksums_checked"] += 1
+            ours = zlib.crc32((asks.top() + bids.top()).encode())
+            if ours != checksum:
+                self.out.report.anomaly(CHECKSUM_MISMATCH, file=path, line=ln,
+                                        detail=f"our book's checksum {ours} != Kraken's {checksum}")
+        if len(self.e_px) == n0:
+            return  # nothing in the message (no entries)
+        self.e_flags[-1] |= _END
+        stamps = stamps or r_stamps
+        best = max(stamps, key=lambda s: _key(s, path, ln, "timestamp")) if stamps else None
+        self.m_tl.append(ts_local)
+        self.m_tx.append(_ns(*best.partition(".")[::2]) if best is not None else ts_local)
+        self.m_line.append(ln)
+        self.n_book += 1
+        c["book_messages"] += 1
+
+    def _note_counts(self):
+        """The block's counters into the report (integers: merged chunk reports add them up)."""
+        info = self.out.report.info
+        for k, v in self.counts.items():
+            if v or k in _COUNTS:
+                info[k] = info.get(k, 0) + v
+        self.counts = dict.fromkeys(self.counts, 0)
+
+    def finish(self):
+        """Notes of the end of the capture; -> the last block's (events, lines)."""
+        if not self.n_book and not self.n_no_snap:
+            raise DataError(f"no book message for pair {self.pair!r} in the capture", file=self.path)
+        if self.n_no_snap:
+            self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=self.first_no_snap, count=self.n_no_snap,
+                                    detail="updates before any snapshot of the pair: the book holds only what "
+                                           "they touched")
+        return self.events()
+
+    def events(self):
+        """The block's events (with their lines) in ticks and lots; starts a new block."""
+        path, out = self.path, self.out
+        info = out.report.info
+        if "pair" not in info and out.instrument is None:
+            info["pair"] = self.pair
+        self._note_counts()
+        kind = np.asarray(self.e_kind, np.uint8)
+        line = np.asarray(self.e_line, np.int64)
+        lv = np.flatnonzero(kind == EventKind.SET_LEVEL)
+        px = _parse(np.asarray(self.e_px, dtype=str)[lv], line[lv], path, "price")
+        qty = _parse(np.asarray(self.e_qty, dtype=str)[lv], line[lv], path, "volume")
+        if out.instrument is None:
+            out.instrument = infer_instrument(self.pair, self.tick_size, self.lot_size, [px], [qty], info)
+        inst = out.instrument
+        ev = np.zeros(len(kind), EVENT_DTYPE)
+        ev["kind"] = kind
+        ev["side"] = np.asarray(self.e_side, np.int8)
+        ev["flags"] = np.asarray(self.e_flags, np.uint16)
+        ev["price"][lv] = _units(inst.prices_from_scaled, px, line[lv], path, "price", self.tick_size is None)
+        ev["qty"][lv] = _units(inst.qtys_from_scaled, qty, line[lv], path, "volume", self.lot_size is None)
+        msg = np.asarray(self.e_msg, np.int64)
+        m_line = np.asarray(self.m_line, np.int64)
+        tx = np.asarray(self.m_tx, np.int64)
+        if self.ts_max is None:
+            tx = monotone_ts(tx, out.report, m_line, self.where, "book message")
+        else:
+            tx = monotone_ts(np.r_[self.ts_max, tx], out.report, np.r_[0, m_line], self.where, "book message")[1:]
+        tl = np.asarray(self.m_tl, np.int64)
+        if len(tx):
+            if self.ts_max is None:  # the first block's messages measure the feed's latency
+                lat = (tl - tx) / 1e6
+                info["feed_latency_ms"] = {k: round(float(v), 3) for k, v in
+                                           zip(("p1", "median", "p99"), np.percentile(lat, [1, 50, 99]))}
+            self.ts_max = int(tx[-1])
+        ev["ts_exch"] = tx[msg]
+        ev["ts_local"] = tl[msg]
+        self._new_block()
+        return ev, line
 
 
 def _parse(strings, lines, path, what):
@@ -350,12 +445,15 @@ def _parse(strings, lines, path, what):
         raise DataError(f"{what}: {e.reason}", file=path, line=ln) from None
 
 
-def _units(inst, parsed, kind, lines, path):
+def _units(fn, parsed, lines, path, what, inferred):
+    """fn (Instrument.prices_from_scaled / qtys_from_scaled) of parsed decimals; errors name the line,
+    and a unit inferred from the start of the capture tells to pass it."""
     vals, scale = parsed
     try:
-        if kind == "price":
-            return inst.prices_from_scaled(vals, scale, line_offset=0)
-        return inst.qtys_from_scaled(vals, scale, line_offset=0)
+        return fn(vals, scale, line_offset=0)
     except DataError as e:
         ln = int(lines[e.line]) if e.line is not None and len(lines) else None
-        raise DataError(e.reason, file=path, line=ln, detail=e.detail) from None
+        name = "tick_size" if what == "price" else "lot_size"
+        detail = (f"the {name} was inferred from the start of the capture; pass {name}= to read it"
+                  if inferred else e.detail)
+        raise DataError(e.reason, file=path, line=ln, detail=detail) from None
