@@ -98,6 +98,7 @@ _OB_MEMBER_RE = re.compile(r"_orderbook_(\d+)\.csv$")
 _INT_RE = re.compile(r"-?[0-9]+")
 _TIME_RE = re.compile(r"[0-9]{1,6}(\.[0-9]+)?")
 _PRICE_LIMIT = 1 << 61
+_POOL, _POOL_SIZE = {}, 6  # parsed-row buffers kept for reuse, per column count (see _Blocks.recycle)
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, RuntimeError)
 
 
@@ -222,14 +223,15 @@ class _Blocks:
     `rows` counts the rows read so far, `position()` the input bytes consumed
     (compressed bytes for a zip member or gzip file). A consumer done with a
     block's rows may hand them back with `recycle(rows)`: their memory then
-    holds a later block (fresh memory costs page faults).
+    holds a later block, of this file or the next (fresh memory costs page
+    faults; at most _POOL_SIZE buffers per column count are kept).
     """
 
     def __init__(self, src, ncols, time_first, raw_tick=None):
         self.src, self.file, self.ncols, self.time_first = src, src.label, ncols, time_first
         self.raw_tick = raw_tick  # orderbook: check each block's rows (lob_lobster_check_rows) as it is parsed
         self.rows, self._stream, self._final = 0, None, None
-        self._free = collections.deque()
+        self._free = _POOL.setdefault(ncols, collections.deque())
         self._res = ffi.new("lob_lobster_parsed *")
 
     def position(self):
@@ -239,15 +241,18 @@ class _Blocks:
         return 0 if s is None else self.src.position(s)
 
     def recycle(self, rows):
-        self._free.append(rows.base if rows.base is not None else rows)
+        if len(self._free) < _POOL_SIZE:
+            self._free.append(rows.base if rows.base is not None else rows)
 
-    def _buffer(self, nbytes):
-        rows = nbytes // (2 * self.ncols - 1) + 2  # a row takes at least 2 bytes per column
-        while self._free:
-            buf = self._free.pop()
-            if len(buf) >= rows:
-                return buf
-        return np.empty((max(rows, BLOCK_BYTES // (2 * self.ncols - 1) + 2), self.ncols), dtype=np.int64)
+    def _buffer(self, rows):
+        """An (at least rows, ncols) int64 array: a recycled one if one is large enough."""
+        try:
+            while True:
+                buf = self._free.pop()
+                if len(buf) >= rows:
+                    return buf
+        except IndexError:  # none left (another thread may pop too: no test-then-pop)
+            return np.empty((rows + rows // 8, self.ncols), dtype=np.int64)
 
     def __iter__(self):
         src = self.src
@@ -268,7 +273,7 @@ class _Blocks:
                             carry += data  # a line longer than a block
                             continue
                         start = len(data) if nl < 0 else nl + 1
-                    out = self._buffer(len(carry) + len(data))
+                    out = self._buffer(data.count(b"\n", start) + 2)  # its lines, the completed one, a last one
                     parts = [self._parse(carry + data[:start], 0, final, out, 0)] if carry else []
                     n = parts[0][0] if parts else 0
                     parts.append(self._parse(data, start, final, out, n))
