@@ -313,3 +313,24 @@ def test_no_events_still_one_chunk(tmp_path):
     chunks = list(iter_binance(path))
     assert len(chunks) == 1 and len(chunks[0]) == 0
     assert chunks[0].report.info["book_ticker_lines_skipped"] == 1
+
+
+def test_gzip_members_padding_and_corruption(tmp_path):
+    """Concatenated gzip members (cut anywhere, even mid-line) and zero padding read like one stream;
+    garbage after a member or a corrupt member is a DataError naming the file."""
+    text = _synthetic(120)
+    ref = read_binance(write(tmp_path / "plain.txt", [text], gz=False), symbol="BTCUSDT")
+    for cut in (1000, len(text) // 2, text.index(b"\n", 5000) + 1):
+        path = tmp_path / f"m{cut}.gz"
+        path.write_bytes(gzip.compress(text[:cut]) + gzip.compress(text[cut:]) + b"\0" * 7)
+        got = read_binance(path, symbol="BTCUSDT")
+        assert got.array.tobytes() == ref.array.tobytes()
+        assert got.report.counts == ref.report.counts
+    whole = gzip.compress(text)
+    for name, raw in (("garbage", whole + b"garbage"),
+                      ("crc", whole[:-8] + bytes([whole[-8] ^ 1]) + whole[-7:])):
+        path = tmp_path / f"{name}.gz"
+        path.write_bytes(raw)
+        with pytest.raises(DataError, match="truncated or corrupt gzip") as ei:
+            read_binance(path, symbol="BTCUSDT")
+        assert ei.value.file == str(path)

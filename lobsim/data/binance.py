@@ -74,6 +74,8 @@ is not a whole number of the inferred tick / lot is a DataError naming its
 line and asking for tick_size= / lot_size=.
 """
 import json
+import queue
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +84,7 @@ import numpy as np
 
 from lobsim._core import ffi, lib
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data._io import Locator, disk_position, open_input
+from lobsim.data._io import GZIP_MAGIC, Locator, open_input, require_file
 from lobsim.data.events import (
     DEFAULT_CHUNK_ROWS,
     MAX_CHUNK_ROWS,
@@ -414,7 +416,7 @@ class _Reader:
             raise e
 
     def _disk(self):
-        return self.disk_done + (disk_position(self.stream) if self.stream is not None else 0)
+        return self.disk_done + (self.stream.tell() if self.stream is not None else 0)
 
     def _set_symbol(self, s):
         b = s.encode("ascii", "replace")[:63]
@@ -431,23 +433,18 @@ class _Reader:
 
     # -- input
     def _pieces(self):
-        """('file', path) / ('text', bytes of whole lines) / ('eof', None) / ('error', exc)."""
+        """('file', path) / ('stream', _Inflater) / ('text', (bytes, length of its whole lines)) /
+        ('eof', path) / ('error', detail)."""
         for path in self.paths:
             yield "file", path
-            stream = open_input(path)
-            yield "stream", stream
-            with stream:
+            feed = _Inflater(path)
+            try:
+                yield "stream", feed
                 carry = b""
-                while True:
-                    try:
-                        piece = stream.read(_PIECE)
-                    except (EOFError, OSError, zlib.error) as e:
-                        yield "error", str(e)
+                for what, piece in feed:
+                    if what == "error":
+                        yield "error", piece
                         return
-                    if not piece:
-                        if carry:
-                            yield "text", (carry, len(carry))
-                        break
                     data = carry + piece if carry else piece
                     cut = data.rfind(b"\n") + 1
                     if cut == 0:
@@ -455,6 +452,10 @@ class _Reader:
                         continue
                     carry = data[cut:]
                     yield "text", (data, cut)
+                if carry:
+                    yield "text", (carry, len(carry))
+            finally:
+                feed.close()
             yield "eof", path
 
     def run(self):
@@ -1118,6 +1119,92 @@ class _Reader:
                 out[name] = round(float(a + (b - a) * (pos - lo)) / 1000, 3)
             info["feed_latency_ms"] = out
         self._raise_deferred(final=True)
+
+
+class _Inflater:
+    """A capture file's text (gzip, any number of members, or plain), decompressed ahead in a thread.
+
+    Iterating gives ('data', bytes) pieces of at most _PIECE bytes, then ('error', detail) if the
+    gzip stream is truncated or corrupt; `tell()` is the bytes of the file read so far. zlib
+    releases the GIL, so decompression overlaps the parsing.
+    """
+
+    def __init__(self, path):
+        require_file(path)
+        try:
+            self.fh = open(path, "rb")
+        except OSError as e:
+            raise DataError(f"cannot open: {e.strerror or e}", file=path) from None
+        self.pos = 0
+        self.queue = queue.Queue(maxsize=8)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def tell(self):
+        return self.pos
+
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def _run(self):
+        try:
+            for piece in self._inflate():
+                if not self._put(("data", piece)):
+                    return
+            self._put(("end", None))
+        except (EOFError, OSError, zlib.error) as e:
+            self._put(("error", str(e)))
+        except BaseException as e:  # noqa: BLE001 - handed to the reading thread
+            self._put(("raise", e))
+
+    def _inflate(self):
+        fh = self.fh
+        gz = fh.read(2) == GZIP_MAGIC
+        fh.seek(0)
+        if not gz:
+            while piece := fh.read(_PIECE):
+                self.pos = fh.tell()
+                yield piece
+            return
+        d = None
+        while raw := fh.read(1 << 18):
+            self.pos = fh.tell()
+            while raw:
+                if d is None:  # a gzip member starts (zero padding between members is skipped)
+                    raw = raw.lstrip(b"\0")
+                    if not raw:
+                        break
+                    d = zlib.decompressobj(31)
+                out = d.decompress(raw, _PIECE)
+                raw = d.unconsumed_tail
+                while out:
+                    yield out
+                    out = d.decompress(b"", _PIECE) if len(out) == _PIECE and not raw and not d.eof else b""
+                if d.eof:
+                    raw, d = d.unused_data, None
+        if d is not None:
+            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    def __iter__(self):
+        while True:
+            what, val = self.queue.get()
+            if what == "end":
+                return
+            if what == "raise":
+                raise val
+            yield what, val
+
+    def close(self):
+        self.stop.set()
+        self.thread.join()
+        self.fh.close()
 
 
 class _EventLines:
