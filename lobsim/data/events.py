@@ -237,7 +237,8 @@ class ChunkedOutput:
     events; each chunk carries the report of what was noted since the previous
     chunk, so `ValidationReport.merged` of all chunk reports is the report of
     the whole input. At least one chunk is produced (an empty one when the
-    input held no events), so a consumer always gets the instrument.
+    input held no events), so a consumer always gets the instrument; the last
+    chunk may be empty when it only carries the end of the report.
     """
 
     def __init__(self, chunk_rows, source, strict=False, instrument=None):
@@ -258,8 +259,10 @@ class ChunkedOutput:
             yield self._emit(self.chunk_rows)
 
     def finish(self):
-        """Yield what is left (or one empty chunk if nothing was ever yielded)."""
-        if self._held or not self._emitted:
+        """Yield what is left; an empty chunk if nothing was ever yielded, or to carry what was noted
+        after the last full chunk (so no part of the report is lost)."""
+        r = self.report
+        if self._held or not self._emitted or r.counts or r.examples or r.info:
             yield self._emit(self._held)
 
     def _emit(self, n):
