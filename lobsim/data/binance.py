@@ -73,6 +73,7 @@ venue's true tick if the data never uses the finer digits. A later value that
 is not a whole number of the inferred tick / lot is a DataError naming its
 line and asking for tick_size= / lot_size=.
 """
+import itertools
 import json
 import queue
 import threading
@@ -1227,9 +1228,12 @@ def _line_at(data, pos, n):
     return nl + 1, data[pos:nl].rstrip(b"\r\n")
 
 
-def _chain(a, b):
-    yield from a
-    yield from b
+def _chain(ahead, rest):
+    """The items read ahead (released as they are used), then the rest."""
+    ahead.reverse()
+    while ahead:
+        yield ahead.pop()
+    yield from rest
 
 
 # -- decimals of whole columns (bookTicker) --------------------------------------------
@@ -1311,7 +1315,7 @@ def _load_binance(paths, *, symbol=None, tick_size=None, lot_size=None, strict=F
         evs.append(ev)
         uids.append(uid)
     array = np.concatenate(evs) if evs else np.zeros(0, EVENT_DTYPE)
-    events = collect(_chain(out.add(array), out.finish()))
+    events = collect(itertools.chain(out.add(array), out.finish()))
     return _Capture(events, np.concatenate(uids) if uids else np.zeros(0, np.int64))
 
 
