@@ -536,8 +536,11 @@ class _Reader:
                 continue  # only the message buffer filled up (scan writes no events)
             end, line = _line_at(data, s.pos, n)
             self.path = path
-            d = self._decode(line, s.line + 1 - base, dry=True)
-            if d is not None:
+            ln = s.line + 1 - base
+            d = self._decode(line, ln, dry=True)
+            if d is not None:  # a bad value here would be the same error later: raise it now, not a bad tick
+                self._scaled(d[4], f"{d[7]} price", ln, True)
+                self._scaled(d[5], f"{d[7]} size", ln, d[0] == _TRADE)
                 w, g = _wire_digits(d[4])
                 px[0], px[1] = max(px[0], w), max(px[1], g)
                 w, g = _wire_digits(d[5])
@@ -667,7 +670,8 @@ class _Reader:
             self._anomaly(self.gbase + ln, "unknown_stream", detail=kind, skip=True)
         return None
 
-    def _units(self, strings, unit, what, ln, positive):
+    def _scaled(self, strings, what, ln, positive):
+        """Decimal strings of line ln -> (scaled ints, scale); DataError naming the line if one is bad."""
         path = self.path
         try:
             vals, scale = parse_decimal_strings(strings, line_offset=0)
@@ -677,6 +681,11 @@ class _Reader:
             raise DataError(f"{what} must be positive", file=path, line=ln)
         if not positive and np.any(vals < 0):
             raise DataError(f"{what} is negative", file=path, line=ln)
+        return vals, scale
+
+    def _units(self, strings, unit, what, ln, positive):
+        path = self.path
+        vals, scale = self._scaled(strings, what, ln, positive)
         try:
             if unit == "price":
                 return self.inst.prices_from_scaled(vals, scale, line_offset=0)
