@@ -480,7 +480,7 @@ def iter_lobster(
     liquidity, the vendor's previous row, the latest time seen) carries over,
     so memory is bounded by the block and chunk sizes plus that state.
     `progress(bytes)`, if given, gets the input bytes consumed so far (both
-    files, compressed bytes for a zip or gzip) after each block and at the end.
+    files, compressed bytes for a zip or gzip) before each chunk and at the end.
     Errors are raised when the reader reaches them: chunks before were valid.
     """
     msg_src, ob_src, base_name = _load_inputs(message_csv, orderbook_csv)
