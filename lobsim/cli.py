@@ -213,19 +213,6 @@ def _convert_jobs(args, inputs):
     def job(paths, fn, *a, **kw):
         return list(paths), lambda progress: fn(*a, progress=progress, **kw)
 
-    import lobsim.data as pkg
-
-    class _Readers:  # TEMPORARY until every reader has its iter_* form: one chunk from read_*
-        def __getattr__(self, name):
-            try:
-                return getattr(pkg, name)
-            except AttributeError:
-                read = getattr(pkg, name.replace("iter_", "read_"))
-
-                def one(*a, progress=None, chunk_rows=None, **kw):
-                    yield read(*a, **kw)
-                return one
-    data = _Readers()
 
     fmt = args.format
     if fmt == "lobster":

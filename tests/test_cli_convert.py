@@ -9,7 +9,7 @@ import pytest
 
 from lobsim import EventKind
 from lobsim.cli import ConvertProgress, main
-from lobsim.data import read_binance, read_lobster, read_parquet
+from lobsim.data import read_binance, read_bybit, read_kraken, read_lobster, read_parquet
 
 from test_cli_errors import data_error
 
@@ -105,3 +105,19 @@ def test_progress_line_only_on_a_terminal(monkeypatch):
     quiet(5, 5)
     quiet.close()
     assert pipe.getvalue() == ""
+
+
+@needs_data
+@pytest.mark.parametrize("argv, read", [
+    (["kraken", str(DATA / "kraken" / "book1000_10pairs_head.ws"), "--symbol", "XMR/USD"],
+     lambda: read_kraken(DATA / "kraken" / "book1000_10pairs_head.ws", "XMR/USD")),
+    (["bybit", str(DATA / "tardis" / "xrpusdt-ob500.data.zip")],
+     lambda: read_bybit(DATA / "tardis" / "xrpusdt-ob500.data.zip")),
+])
+def test_convert_kraken_and_bybit_equal_their_readers(tmp_path, capsys, argv, read):
+    out = tmp_path / "o.parquet"
+    assert main(["convert", *argv, "-o", str(out), "--chunk-rows", "97"]) == 0
+    direct = read()
+    got = read_parquet(out)
+    assert got.array.tobytes() == direct.array.tobytes() and got.instrument == direct.instrument
+    assert got.report.counts == direct.report.counts
