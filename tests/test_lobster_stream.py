@@ -186,3 +186,48 @@ def test_abandoned_stream_stops_its_threads():
     next(it)
     it.close()
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("lib", ["zlib", "default"])
+def test_zip_member_reader_with_either_inflate(monkeypatch, lib):
+    """The zip members are unpacked by _Member with ISA-L (when installed) or zlib: the same bytes."""
+    import zlib
+
+    path, whole = sample("AMZN_1")
+    if lib == "zlib":
+        monkeypatch.setattr(lobster_mod, "_inflate", zlib)
+    monkeypatch.setattr(lobster_mod, "BLOCK_BYTES", 300_007)
+    assert_chunked_equals_one_shot(iter_lobster(path, chunk_rows=50_000), whole, 50_000)
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if not name.endswith(".csv"):
+                continue
+            src = lobster_mod._Source(path, name)
+            got = []
+            with src.opened() as f:
+                assert isinstance(f, lobster_mod._Member)
+                while chunk := src.read(f, 65_537):
+                    got.append(chunk)
+                assert src.position(f) == zf.getinfo(name).compress_size
+            assert b"".join(got) == zf.read(name)
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_corrupt_deflated_member_is_a_data_error(tmp_path, where):
+    msgs = [f"34200.{k:06d},1,{k + 1},10,1000000,1" for k in range(3000)]
+    books = [f"1010000,5,1000000,{10 * (k + 1)}" for k in range(3000)]
+    path = write_pair(tmp_path, msgs, books)
+    z = tmp_path / "pair.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(path, path.name)
+        ob = path.with_name(path.name.replace("_message_", "_orderbook_"))
+        zf.write(ob, ob.name)
+        info = zf.getinfo(path.name)
+    data = bytearray(z.read_bytes())
+    start = info.header_offset + 30 + len(path.name)
+    at = start + (info.compress_size // 2 if where == "middle" else info.compress_size - 3)
+    data[at] ^= 0x55
+    z.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="unreadable zip member") as e:
+        list(iter_lobster(z, chunk_rows=1000))
+    assert path.name in str(e.value)
