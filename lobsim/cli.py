@@ -14,6 +14,7 @@ from decimal import Decimal
 import numpy as np
 
 from lobsim._types import EventKind
+from lobsim.data.events import DEFAULT_CHUNK_ROWS
 from lobsim.errors import DataError, LobError
 from lobsim.instrument import Instrument, plain
 
@@ -415,7 +416,7 @@ def build_parser():
                    help="dbn: a status-schema DBN file whose trading status (halts) is merged in by exchange time")
     c.add_argument("--keep-pre-snapshot", action="store_true",
                    help="binance: keep depth diffs from before the first snapshot, flagged PRE_SNAPSHOT")
-    c.add_argument("--chunk-rows", type=int_between(1, MAX_BATCH_ROWS), default=1 << 20,
+    c.add_argument("--chunk-rows", type=int_between(1, MAX_BATCH_ROWS), default=DEFAULT_CHUNK_ROWS,
                    help="events read and written per chunk: memory is bounded by it, not by the input "
                         "(default %(default)s)")
     c.set_defaults(func=cmd_convert, parser=c)  # cmd_convert reports wrong input counts as usage errors
