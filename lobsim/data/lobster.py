@@ -350,7 +350,8 @@ class _Blocks:
                             carry += data  # a line longer than a block
                             continue
                         start = len(data) if nl < 0 else nl + 1
-                    out = self._buffer(data.count(b"\n", start) + 2)  # its lines, the completed one, a last one
+                    # rows: at most one per 2 * ncols - 1 bytes, plus the completed line (untouched memory is free)
+                    out = self._buffer((len(data) - start) // (2 * self.ncols - 1) + 2)
                     parts = [self._parse(carry + data[:start], 0, final, out, 0)] if carry else []
                     n = parts[0][0] if parts else 0
                     parts.append(self._parse(data, start, final, out, n))
