@@ -105,7 +105,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     _inflate = zlib
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, _inflate.error, OSError, EOFError, ValueError,
                RuntimeError)
-_POOL, _POOL_SIZE = {}, 6  # parsed-row buffers kept for reuse, per column count (see _Blocks.recycle)
+_POOL, _POOL_SIZE = {}, 4  # parsed-row buffers kept for reuse (next blocks, next files), per column count
 
 
 # ---------------------------------------------------------------------------
