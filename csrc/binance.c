@@ -12,224 +12,12 @@
 
 #include <string.h>
 
+#include "jsonlines.h"
+
 #define MS 1000000LL
-#define INT64_MAXV 9223372036854775807LL
+#define INT64_MAXV JL_INT64_MAX
 #define MAX_MS (INT64_MAXV / MS)
 #define MAX_ID (INT64_MAXV - 1)
-#define MAX_DEPTH 64 /* nesting of skipped values; deeper goes to Python */
-
-typedef unsigned __int128 u128;
-
-static const uint64_t POW10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
-    10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-    10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-    100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
-
-/* ---- cursor over one line ------------------------------------------------ */
-
-typedef struct cur {
-    const char *p, *e;
-    int bad; /* set on anything the fast path does not take */
-} cur;
-
-static void ws(cur *c) {
-    while (c->p < c->e && (*c->p == ' ' || *c->p == '\t' || *c->p == '\r')) c->p++;
-}
-
-static int eat(cur *c, char ch) {
-    ws(c);
-    if (c->p < c->e && *c->p == ch) {
-        c->p++;
-        return 1;
-    }
-    return 0;
-}
-
-static int peek(cur *c) {
-    ws(c);
-    return c->p < c->e ? (unsigned char)*c->p : -1;
-}
-
-/* A string without escapes, control or non-ASCII bytes: [*s, *e) between the quotes. */
-static int str(cur *c, const char **s, const char **e) {
-    if (!eat(c, '"')) return c->bad = 1, 0;
-    const char *q = c->p;
-    while (q < c->e) {
-        unsigned char ch = (unsigned char)*q;
-        if (ch == '"') break;
-        if (ch == '\\' || ch < 0x20 || ch >= 0x80) return c->bad = 1, 0;
-        q++;
-    }
-    if (q >= c->e) return c->bad = 1, 0;
-    *s = c->p;
-    *e = q;
-    c->p = q + 1;
-    return 1;
-}
-
-static int lit(cur *c, const char *w, size_t n) {
-    if ((size_t)(c->e - c->p) >= n && memcmp(c->p, w, n) == 0) {
-        c->p += n;
-        return 1;
-    }
-    return c->bad = 1, 0;
-}
-
-/* A JSON number (RFC 8259 grammar). *is_int: no fraction / exponent and it fits int64. */
-static int number(cur *c, int64_t *val, int *is_int) {
-    ws(c);
-    const char *q = c->p;
-    int neg = 0;
-    if (q < c->e && *q == '-') neg = 1, q++;
-    if (q >= c->e || *q < '0' || *q > '9') return c->bad = 1, 0;
-    const char *d0 = q;
-    if (*q == '0') {
-        q++;
-    } else {
-        while (q < c->e && *q >= '0' && *q <= '9') q++;
-    }
-    size_t nd = (size_t)(q - d0);
-    int frac = 0;
-    if (q < c->e && *q == '.') {
-        q++;
-        if (q >= c->e || *q < '0' || *q > '9') return c->bad = 1, 0;
-        while (q < c->e && *q >= '0' && *q <= '9') q++;
-        frac = 1;
-    }
-    if (q < c->e && (*q == 'e' || *q == 'E')) {
-        q++;
-        if (q < c->e && (*q == '+' || *q == '-')) q++;
-        if (q >= c->e || *q < '0' || *q > '9') return c->bad = 1, 0;
-        while (q < c->e && *q >= '0' && *q <= '9') q++;
-        frac = 1;
-    }
-    *is_int = 0;
-    if (!frac && nd <= 18) {
-        int64_t v = 0;
-        for (size_t i = 0; i < nd; i++) v = v * 10 + (d0[i] - '0');
-        *val = neg ? -v : v;
-        *is_int = 1;
-    }
-    c->p = q;
-    return 1;
-}
-
-/* Skip any JSON value (bounded nesting, iterative). */
-static int skip_value(cur *c) {
-    char stack[MAX_DEPTH];
-    int depth = 0;
-    for (;;) {
-        int ch = peek(c);
-        const char *s, *e;
-        int64_t v;
-        int isint;
-        if (ch == '{' || ch == '[') {
-            if (depth == MAX_DEPTH) return c->bad = 1, 0;
-            c->p++;
-            stack[depth++] = (char)ch;
-            int close = ch == '{' ? '}' : ']';
-            if (peek(c) == close) {
-                c->p++;
-                depth--;
-                goto after_value;
-            }
-            if (ch == '{') {
-                if (!str(c, &s, &e) || !eat(c, ':')) return c->bad = 1, 0;
-            }
-            continue;
-        } else if (ch == '"') {
-            if (!str(c, &s, &e)) return 0;
-        } else if (ch == 't') {
-            if (!lit(c, "true", 4)) return 0;
-        } else if (ch == 'f') {
-            if (!lit(c, "false", 5)) return 0;
-        } else if (ch == 'n') {
-            if (!lit(c, "null", 4)) return 0;
-        } else {
-            if (!number(c, &v, &isint)) return 0;
-        }
-    after_value:
-        while (depth > 0) {
-            char top = stack[depth - 1];
-            if (eat(c, ',')) {
-                if (top == '{' && (!str(c, &s, &e) || !eat(c, ':'))) return c->bad = 1, 0;
-                break;
-            }
-            if (eat(c, top == '{' ? '}' : ']')) {
-                depth--;
-                continue;
-            }
-            return c->bad = 1, 0;
-        }
-        if (depth == 0) return 1;
-    }
-}
-
-/* ---- decimals ------------------------------------------------------------ */
-
-typedef struct dec {
-    uint64_t digits; /* all significant digits as an integer */
-    int frac;        /* fractional digits as written */
-    int sig;         /* fractional digits without trailing zeros */
-} dec;
-
-/* "digits[.digits]" inside a JSON string, at most 18 significant digits. */
-static int decimal(cur *c, dec *d) {
-    const char *s, *e;
-    if (!str(c, &s, &e)) return 0;
-    const char *q = s;
-    uint64_t v = 0;
-    int nsig = 0, frac = 0, sig = 0;
-    if (q >= e || *q < '0' || *q > '9') return c->bad = 1, 0;
-    while (q < e && *q >= '0' && *q <= '9') {
-        if (v || *q != '0') {
-            v = v * 10 + (uint64_t)(*q - '0');
-            if (++nsig > 18) return c->bad = 1, 0;
-        }
-        q++;
-    }
-    if (q < e && *q == '.') {
-        q++;
-        if (q >= e) return c->bad = 1, 0;
-        while (q < e && *q >= '0' && *q <= '9') {
-            v = v * 10 + (uint64_t)(*q - '0');
-            frac++;
-            if (*q != '0') sig = frac;
-            if (v && ++nsig > 18) return c->bad = 1, 0;
-            q++;
-        }
-    }
-    if (q != e || frac > 18) return c->bad = 1, 0;
-    d->digits = v;
-    d->frac = frac;
-    d->sig = sig;
-    return 1;
-}
-
-/* digits * 10^-frac in units of mant * 10^exp, exactly; 0 if not a whole number in int64. */
-static int to_units(const dec *d, int64_t mant, int32_t exp, int64_t *out) {
-    if (d->digits == 0) {
-        *out = 0;
-        return 1;
-    }
-    int64_t s = -(int64_t)d->frac - (int64_t)exp; /* value = digits * 10^s units of 10^exp */
-    u128 v;
-    if (s >= 0) {
-        if (s > 19) return 0;
-        v = (u128)d->digits * POW10[s];
-    } else {
-        if (-s > 19) return 0;
-        uint64_t p = POW10[-s];
-        if (d->digits % p) return 0;
-        v = d->digits / p;
-    }
-    u128 m = (u128)(uint64_t)mant;
-    if (v % m) return 0;
-    v /= m;
-    if (v > (u128)INT64_MAXV) return 0;
-    *out = (int64_t)v;
-    return 1;
-}
 
 /* ---- one message --------------------------------------------------------- */
 
@@ -249,7 +37,7 @@ typedef struct msgf {
     int e_str;
     const char *s_s, *s_e, *sym_s, *sym_e;
     int m_val; /* -1 not a bool */
-    dec p, q;
+    jl_dec p, q;
     int p_ok, q_ok;
     /* level arrays: events [start, start + n) written in order of appearance */
     int64_t b_start, b_n, a_start, a_n, b_order, a_order; /* order: 1 first, 2 second */
@@ -267,29 +55,29 @@ typedef struct ctx {
     int snapshot_keys; /* levels of bids/asks drop zero sizes */
 } ctx;
 
-static void stat(int *wire, int *sig, const dec *d) {
+static void stat(int *wire, int *sig, const jl_dec *d) {
     if (d->frac > *wire) *wire = d->frac;
     if (d->sig > *sig) *sig = d->sig;
 }
 
 /* [[price, size], ...] -> events (side), converted; zero sizes dropped when drop_zero. */
-static int levels(cur *c, ctx *x, msgf *m, int8_t side, int drop_zero, int64_t *n_out) {
+static int levels(jl_cur *c, ctx *x, msgf *m, int8_t side, int drop_zero, int64_t *n_out) {
     int64_t n = 0;
     bn_parser *p = x->p;
-    if (!eat(c, '[')) return c->bad = 1, 0;
-    if (eat(c, ']')) {
+    if (!jl_eat(c, '[')) return c->bad = 1, 0;
+    if (jl_eat(c, ']')) {
         *n_out = 0;
         return 1;
     }
     for (;;) {
-        dec px, qty;
-        if (!eat(c, '[') || !decimal(c, &px) || !eat(c, ',') || !decimal(c, &qty) || !eat(c, ']'))
+        jl_dec px, qty;
+        if (!jl_eat(c, '[') || !jl_decimal(c, &px) || !jl_eat(c, ',') || !jl_decimal(c, &qty) || !jl_eat(c, ']'))
             return c->bad = 1, 0;
         if (px.digits == 0) return c->bad = 1, 0; /* price must be positive: Python says so */
         stat(&m->px_wire, &m->px_sig, &px);
         stat(&m->qty_wire, &m->qty_sig, &qty);
         int64_t a = 0, b = 0;
-        if (!p->scan && (!to_units(&px, p->px_mant, p->px_exp, &a) || !to_units(&qty, p->qty_mant, p->qty_exp, &b)))
+        if (!p->scan && (!jl_to_units(&px, p->px_mant, p->px_exp, &a) || !jl_to_units(&qty, p->qty_mant, p->qty_exp, &b)))
             return c->bad = 1, 0; /* not a whole number of ticks / lots: Python names it */
         if (!p->scan && !(drop_zero && qty.digits == 0)) {
             if ((size_t)x->n_ev >= x->max_ev) {
@@ -304,67 +92,62 @@ static int levels(cur *c, ctx *x, msgf *m, int8_t side, int drop_zero, int64_t *
         } else if (drop_zero && qty.digits == 0) {
             m->n_zero++;
         }
-        if (eat(c, ',')) continue;
-        if (eat(c, ']')) break;
+        if (jl_eat(c, ',')) continue;
+        if (jl_eat(c, ']')) break;
         return c->bad = 1, 0;
     }
     *n_out = n;
     return 1;
 }
 
-static int key_is(const char *s, const char *e, const char *k) {
-    size_t n = strlen(k);
-    return (size_t)(e - s) == n && memcmp(s, k, n) == 0;
-}
-
-static void int_field(cur *c, ifield *f) {
+static void int_field(jl_cur *c, ifield *f) {
     if (f->state != F_ABSENT) { /* duplicate key: Python keeps the last one */
         c->bad = 1;
         return;
     }
-    int ch = peek(c);
+    int ch = jl_peek(c);
     if (ch == '-' || (ch >= '0' && ch <= '9')) {
         int64_t v;
         int isint;
-        if (!number(c, &v, &isint)) return;
+        if (!jl_number(c, &v, &isint)) return;
         f->state = isint ? F_INT : F_OTHER;
         f->v = v;
     } else {
-        if (!skip_value(c)) return;
+        if (!jl_skip_value(c)) return;
         f->state = ch == 'n' ? F_OTHER + 1 : F_OTHER; /* F_OTHER + 1: null */
     }
 }
 
 /* Optional string-or-null field (s, symbol, e). */
-static void str_field(cur *c, int *has, int *is_null, int *is_str, const char **s, const char **e) {
+static void str_field(jl_cur *c, int *has, int *is_null, int *is_str, const char **s, const char **e) {
     if (*has) {
         c->bad = 1;
         return;
     }
     *has = 1;
-    int ch = peek(c);
+    int ch = jl_peek(c);
     if (ch == '"') {
-        *is_str = str(c, s, e);
+        *is_str = jl_str(c, s, e);
     } else {
         if (ch == 'n') *is_null = 1;
-        skip_value(c);
+        jl_skip_value(c);
     }
 }
 
 /* A decimal-string field (trade p / q); *ok only for a string the fast path converts. */
-static void dec_field(cur *c, int *has, int *ok, dec *d) {
+static void dec_field(jl_cur *c, int *has, int *ok, jl_dec *d) {
     if (*has) { /* duplicate key: Python keeps the last one */
         c->bad = 1;
         return;
     }
     *has = 1;
-    if (peek(c) == '"')
-        *ok = decimal(c, d); /* a string that is no decimal: Python's case */
+    if (jl_peek(c) == '"')
+        *ok = jl_decimal(c, d); /* a string that is no decimal: Python's case */
     else
-        skip_value(c);
+        jl_skip_value(c);
 }
 
-static int level_field(cur *c, ctx *x, msgf *m, int *has, int8_t side, int64_t *start, int64_t *n,
+static int level_field(jl_cur *c, ctx *x, msgf *m, int *has, int8_t side, int64_t *start, int64_t *n,
                        int64_t *order) {
     if (*has) return c->bad = 1, 0;
     *has = 1;
@@ -374,14 +157,14 @@ static int level_field(cur *c, ctx *x, msgf *m, int *has, int8_t side, int64_t *
 }
 
 /* The members of one object into m. Known keys only at this level. */
-static int fields(cur *c, ctx *x, msgf *m, int top) {
-    if (!eat(c, '{')) return c->bad = 1, 0;
-    if (eat(c, '}')) return 1;
+static int fields(jl_cur *c, ctx *x, msgf *m, int top) {
+    if (!jl_eat(c, '{')) return c->bad = 1, 0;
+    if (jl_eat(c, '}')) return 1;
     for (;;) {
         const char *ks, *ke;
-        if (!str(c, &ks, &ke) || !eat(c, ':')) return c->bad = 1, 0;
+        if (!jl_str(c, &ks, &ke) || !jl_eat(c, ':')) return c->bad = 1, 0;
         size_t kn = (size_t)(ke - ks);
-        if (top && key_is(ks, ke, "stream")) {
+        if (top && jl_key_is(ks, ke, "stream")) {
             return c->bad = 1, 0; /* a wrapper not in the usual order: Python */
         } else if (kn == 1) {
             switch (*ks) {
@@ -395,14 +178,14 @@ static int fields(cur *c, ctx *x, msgf *m, int top) {
                 if (m->has_m) return c->bad = 1, 0;
                 m->has_m = 1;
                 m->m_val = -1;
-                if (peek(c) == 't' && (size_t)(c->e - c->p) >= 4 && memcmp(c->p, "true", 4) == 0) {
+                if (jl_peek(c) == 't' && (size_t)(c->e - c->p) >= 4 && memcmp(c->p, "true", 4) == 0) {
                     c->p += 4;
                     m->m_val = 1;
-                } else if (peek(c) == 'f' && (size_t)(c->e - c->p) >= 5 && memcmp(c->p, "false", 5) == 0) {
+                } else if (jl_peek(c) == 'f' && (size_t)(c->e - c->p) >= 5 && memcmp(c->p, "false", 5) == 0) {
                     c->p += 5;
                     m->m_val = 0;
                 } else {
-                    skip_value(c);
+                    jl_skip_value(c);
                 }
                 break;
             case 'p': dec_field(c, &m->has_p, &m->p_ok, &m->p); break;
@@ -416,34 +199,34 @@ static int fields(cur *c, ctx *x, msgf *m, int top) {
             case 'B':
                 if (m->has_B) return c->bad = 1, 0;
                 m->has_B = 1;
-                skip_value(c);
+                jl_skip_value(c);
                 break;
             case 'A':
                 if (m->has_A) return c->bad = 1, 0;
                 m->has_A = 1;
-                skip_value(c);
+                jl_skip_value(c);
                 break;
             default:
-                skip_value(c);
+                jl_skip_value(c);
             }
         } else if (kn == 2 && ks[0] == 'p' && ks[1] == 'u') {
             int_field(c, &m->pu);
-        } else if (key_is(ks, ke, "lastUpdateId")) {
+        } else if (jl_key_is(ks, ke, "lastUpdateId")) {
             int_field(c, &m->last_id);
-        } else if (key_is(ks, ke, "bids")) {
+        } else if (jl_key_is(ks, ke, "bids")) {
             x->snapshot_keys = 1;
             if (!level_field(c, x, m, &m->has_bids, LOB_SIDE_BID, &m->b_start, &m->b_n, &m->b_order)) return 0;
-        } else if (key_is(ks, ke, "asks")) {
+        } else if (jl_key_is(ks, ke, "asks")) {
             x->snapshot_keys = 1;
             if (!level_field(c, x, m, &m->has_asks, LOB_SIDE_ASK, &m->a_start, &m->a_n, &m->a_order)) return 0;
-        } else if (key_is(ks, ke, "symbol")) {
+        } else if (jl_key_is(ks, ke, "symbol")) {
             str_field(c, &m->has_symbol, &m->symbol_null, &m->symbol_str, &m->sym_s, &m->sym_e);
         } else {
-            skip_value(c);
+            jl_skip_value(c);
         }
         if (c->bad) return 0;
-        if (eat(c, ',')) continue;
-        if (eat(c, '}')) return 1;
+        if (jl_eat(c, ',')) continue;
+        if (jl_eat(c, '}')) return 1;
         return c->bad = 1, 0;
     }
 }
@@ -468,11 +251,6 @@ static int id_ok(const ifield *f, int64_t lo, int64_t hi) {
     return f->state == F_INT && f->v >= lo && f->v <= hi;
 }
 
-static int startswith(const char *s, const char *e, const char *w) {
-    size_t n = strlen(w);
-    return (size_t)(e - s) >= n && memcmp(s, w, n) == 0;
-}
-
 /* Result of one line. */
 enum { L_SKIP = 0, L_MSG = 1, L_SLOW = 2, L_FULL = 3 };
 
@@ -485,13 +263,9 @@ static void rotate(lob_event *ev, int64_t n, int64_t k) {
     for (i = 0, j = n - 1; i < j; i++, j--) t = ev[i], ev[i] = ev[j], ev[j] = t;
 }
 
-static int is_space(unsigned char ch) {
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\v' || ch == '\f';
-}
-
 static int line(bn_parser *p, const char *s, const char *e, bn_msg *out, ctx *x) {
     const char *q;
-    for (q = s; q < e && is_space((unsigned char)*q); q++) {}
+    for (q = s; q < e && jl_is_space((unsigned char)*q); q++) {}
     if (q == e) {
         p->blank++;
         return L_SKIP;
@@ -516,34 +290,34 @@ static int line(bn_parser *p, const char *s, const char *e, bn_msg *out, ctx *x)
     }
     if (spi == 19 && (memcmp(s, "9223372036854775807", 19) > 0)) return L_SLOW;
 
-    cur c = {sp + 1, e, 0};
+    jl_cur c = {sp + 1, e, 0};
     msgf m;
     memset(&m, 0, sizeof m);
     x->snapshot_keys = 0;
     int64_t ev0 = x->n_ev;
     int combined = 0;
     const char *name_s = NULL, *name_e = NULL;
-    if (!eat(&c, '{')) return L_SLOW;
+    if (!jl_eat(&c, '{')) return L_SLOW;
     const char *save = c.p;
     const char *ks, *ke;
-    if (str(&c, &ks, &ke) && key_is(ks, ke, "stream") && eat(&c, ':') && str(&c, &name_s, &name_e)) {
+    if (jl_str(&c, &ks, &ke) && jl_key_is(ks, ke, "stream") && jl_eat(&c, ':') && jl_str(&c, &name_s, &name_e)) {
         combined = 1;
         int data_seen = 0;
-        if (eat(&c, '}')) return L_SLOW; /* no data */
-        if (!eat(&c, ',')) return L_SLOW;
+        if (jl_eat(&c, '}')) return L_SLOW; /* no data */
+        if (!jl_eat(&c, ',')) return L_SLOW;
         for (;;) {
-            if (!str(&c, &ks, &ke) || !eat(&c, ':')) return x->full ? L_FULL : L_SLOW;
-            if (key_is(ks, ke, "data")) {
-                if (data_seen || peek(&c) != '{') return L_SLOW;
+            if (!jl_str(&c, &ks, &ke) || !jl_eat(&c, ':')) return x->full ? L_FULL : L_SLOW;
+            if (jl_key_is(ks, ke, "data")) {
+                if (data_seen || jl_peek(&c) != '{') return L_SLOW;
                 data_seen = 1;
                 if (!fields(&c, x, &m, 0)) return x->full ? L_FULL : L_SLOW;
-            } else if (key_is(ks, ke, "stream")) {
+            } else if (jl_key_is(ks, ke, "stream")) {
                 return L_SLOW;
-            } else if (!skip_value(&c)) {
+            } else if (!jl_skip_value(&c)) {
                 return L_SLOW;
             }
-            if (eat(&c, ',')) continue;
-            if (eat(&c, '}')) break;
+            if (jl_eat(&c, ',')) continue;
+            if (jl_eat(&c, '}')) break;
             return L_SLOW;
         }
         if (!data_seen) return L_SLOW;
@@ -552,24 +326,24 @@ static int line(bn_parser *p, const char *s, const char *e, bn_msg *out, ctx *x)
         c.bad = 0;
         if (!fields(&c, x, &m, 1)) return x->full ? L_FULL : L_SLOW;
     }
-    ws(&c);
+    jl_ws(&c);
     if (c.p != c.e || c.bad) return L_SLOW;
 
     int kind;
     if (combined) {
         const char *at = memchr(name_s, '@', (size_t)(name_e - name_s));
         const char *n_s = at ? at + 1 : name_e;
-        if (startswith(n_s, name_e, "depth")) kind = BN_DEPTH;
-        else if (key_is(n_s, name_e, "trade") || key_is(n_s, name_e, "aggTrade")) kind = BN_TRADE;
-        else if (key_is(n_s, name_e, "bookTicker")) kind = 0;
+        if (jl_startswith(n_s, name_e, "depth")) kind = BN_DEPTH;
+        else if (jl_key_is(n_s, name_e, "trade") || jl_key_is(n_s, name_e, "aggTrade")) kind = BN_TRADE;
+        else if (jl_key_is(n_s, name_e, "bookTicker")) kind = 0;
         else return L_SLOW; /* unknown stream: Python reports it */
     } else if (m.last_id.state != F_ABSENT) {
         kind = BN_SNAPSHOT;
     } else {
         if (m.has_e && !m.e_str) return L_SLOW;
-        if (m.has_e && key_is(m.e_s, m.e_e, "depthUpdate")) kind = BN_DEPTH;
-        else if (m.has_e && (key_is(m.e_s, m.e_e, "trade") || key_is(m.e_s, m.e_e, "aggTrade"))) kind = BN_TRADE;
-        else if ((m.has_e && key_is(m.e_s, m.e_e, "bookTicker")) || (m.has_u_key && m.has_B && m.has_A)) kind = 0;
+        if (m.has_e && jl_key_is(m.e_s, m.e_e, "depthUpdate")) kind = BN_DEPTH;
+        else if (m.has_e && (jl_key_is(m.e_s, m.e_e, "trade") || jl_key_is(m.e_s, m.e_e, "aggTrade"))) kind = BN_TRADE;
+        else if ((m.has_e && jl_key_is(m.e_s, m.e_e, "bookTicker")) || (m.has_u_key && m.has_B && m.has_A)) kind = 0;
         else return L_SLOW;
     }
     if (kind == 0) {
@@ -612,7 +386,7 @@ static int line(bn_parser *p, const char *s, const char *e, bn_msg *out, ctx *x)
         out->ts = t->v * MS;
         if (!p->scan) {
             int64_t a, b;
-            if (!to_units(&m.p, p->px_mant, p->px_exp, &a) || !to_units(&m.q, p->qty_mant, p->qty_exp, &b))
+            if (!jl_to_units(&m.p, p->px_mant, p->px_exp, &a) || !jl_to_units(&m.q, p->qty_mant, p->qty_exp, &b))
                 return L_SLOW;
             if ((size_t)x->n_ev >= x->max_ev) return L_FULL;
             lob_event *ev = &x->ev[x->n_ev++];

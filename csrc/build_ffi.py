@@ -9,9 +9,10 @@ import os
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCES = ["book.c", "lobster.c", "synthetic.c", "venue.c"]
+SOURCES = ["book.c", "lobster.c", "synthetic.c", "venue.c", "jsonlines.c"]  # jsonlines.c: internal (no cdef)
 # C readers: each a pair (source, header) declared through its own header.
-READERS = [("binance.c", "binance.h"), ("dbn.c", "dbn.h"), ("tardis.c", "tardis.h")]
+READERS = [("binance.c", "binance.h"), ("bybit.c", "bybit.h"), ("dbn.c", "dbn.h"), ("kraken.c", "kraken.h"),
+           ("tardis.c", "tardis.h")]
 READERS = [(c, h) for c, h in READERS if os.path.exists(os.path.join(HERE, c))]
 SOURCES += [c for c, _ in READERS]
 HEADERS = ["lobsim.h"] + [h for _, h in READERS]
