@@ -4,8 +4,9 @@ best round, plus peak RSS.
     pytest benches/bench_readers_crypto.py --benchmark-only -s
 
 Tardis rows are CSV data rows; Bybit rows are capture lines (websocket messages). The inputs are the
-shared fixtures scaled up (generated rows after the real snapshot). Target (issue 10): read_tardis
->= 2M rows/s best round on the 2-core machine. Skips when shared/data is absent. The read_binance bench
+shared fixtures scaled up (generated rows after the real snapshot). Targets (issue 10): read_tardis
+>= 2M rows/s and read_bybit >= 2M events/s (lines parsed and applied to the book in C, csrc/bybit.c) best
+round on the 2-core machine. Skips when shared/data is absent. The read_binance bench
 lives in bench_readers_binance.py.
 """
 import json

@@ -211,6 +211,22 @@ int64_t jl_side_find(const jl_side *s, int64_t px) {
     return i < s->n && s->v[s->lo + i].px == px ? i : -1;
 }
 
+int jl_side_reserve(jl_side *s, int64_t extra) {
+    if (s->cap - s->lo - s->n >= extra) return 0;
+    if (s->lo) { /* slide down first */
+        memmove(s->v, s->v + s->lo, (size_t)s->n * sizeof *s->v);
+        s->lo = 0;
+    }
+    if (s->cap - s->n >= extra) return 0;
+    int64_t cap = s->cap ? 2 * s->cap : 64;
+    while (cap - s->n < extra) cap *= 2;
+    jl_level *v = realloc(s->v, (size_t)cap * sizeof *v);
+    if (!v) return -1;
+    s->v = v;
+    s->cap = cap;
+    return 0;
+}
+
 int jl_side_set(jl_side *s, const jl_level *l) {
     int64_t i = lower(s, l->px);
     if (i < s->n && s->v[s->lo + i].px == l->px) {

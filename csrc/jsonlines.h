@@ -128,6 +128,8 @@ void jl_side_free(jl_side *s);
 void jl_side_clear(jl_side *s);
 /* index of price px in v[lo, lo + n) (relative to lo), or -1 */
 int64_t jl_side_find(const jl_side *s, int64_t px);
+/* room for `extra` more levels without allocating -> 0, or -1 when out of memory */
+int jl_side_reserve(jl_side *s, int64_t extra);
 /* set a level (qty > 0) -> 0, or -1 when out of memory */
 int jl_side_set(jl_side *s, const jl_level *l);
 /* delete price px -> 1 if it was there, 0 if absent */

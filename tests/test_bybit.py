@@ -393,3 +393,19 @@ def test_generated_chunked_random_sizes(tmp_path_factory, monkeypatch, chunk_row
     monkeypatch.setattr(bybit, "BLOCK_LINES", block)
     assert_stream_equal(one, list(iter_bybit(path, tick_size="0.1", lot_size="1", chunk_rows=chunk_rows)),
                         chunk_rows)
+
+
+def test_lines_left_to_python_give_the_c_path_events(tmp_path):
+    """Lines the C parser does not take (asks before bids, escapes, spaces, 19-digit ids) are decoded in
+    Python and applied to the same C book: the same events and report as their plain form."""
+    plain = [json.loads(m) for m in BASE]
+    ref = read_bybit(capture(tmp_path, [json.dumps(m, separators=(",", ":")) for m in plain], name="a.data"))
+    odd = []
+    for i, m in enumerate(plain):
+        d = m["data"]
+        m["data"] = {"a": d["a"], "u": d["u"], "b": d["b"], "s": d["s"]}  # asks first: the Python path
+        odd.append(json.dumps(m, ensure_ascii=True, indent=None if i % 2 else 1).replace("\n", " "))
+    odd[1] = odd[1].replace('"delta"', '"\\u0064elta"')
+    ev = read_bybit(capture(tmp_path, odd, name="b.data"))
+    assert ev.array.tobytes() == ref.array.tobytes()
+    assert ev.report.info == ref.report.info and ev.report.counts == ref.report.counts

@@ -32,9 +32,15 @@ carry as ``T``), or ``ts`` (the time Bybit's gateway generated the message) when
 and reported (out_of_order_timestamp).
 
 Instrument: given tick/lot sizes, else the finest decimal resolution of the prices and sizes in the
-first block of messages read (the first snapshot at least): a later value off that grid raises a
-DataError naming file and line and telling to pass tick_size= / lot_size=. Prices and sizes stay exact
-decimal strings until converted in bulk, never floats.
+first block of messages read (BLOCK_LINES messages with events, the first snapshot at least): a later
+value off that grid raises a DataError naming file and line and telling to pass tick_size= / lot_size=.
+Prices and sizes are converted exactly from their decimal strings to ticks / lots, never through floats.
+
+Speed: the lines are parsed and applied to the book in C (csrc/bybit.c, the JSON and decimal primitives
+shared with the Binance reader in csrc/jsonlines.c): a first pass over the first block only gathers the
+decimals seen (the tick / lot), then every line is converted and applied. A line the C parser does not
+take exactly (odd JSON, escapes, a bad or off-grid value, a new topic) is decoded by the Python code
+below, which raises the error naming its line or hands the message to the same C book (bb_apply).
 """
 import json
 import re
@@ -44,24 +50,33 @@ from pathlib import Path
 
 import numpy as np
 
-from lobsim._types import EVENT_DTYPE, EventKind, Flag
+from lobsim._core import ffi, lib
+from lobsim._types import EVENT_DTYPE
 from lobsim.data._io import disk_position, open_input, require_file
+from lobsim.data.binance import _wire_digits
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
                                 collect, monotone_ts)
 from lobsim.data.kraken import _key  # decimal string -> exact int key (value * 10**18)
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
-from lobsim.instrument import infer_instrument, parse_decimal_strings
+from lobsim.instrument import _unit_parts, infer_instrument, parse_decimal_strings
 
 __all__ = ["read_bybit", "iter_bybit"]
 
 SNAPSHOT_MISMATCH = "snapshot_mismatch"
-BLOCK_LINES = 2000  # messages converted at a time (the first block also waits for the first snapshot)
+BLOCK_LINES = 2000  # the tick / lot are inferred from the first block of this many messages (and its snapshot)
+PIECE = 4 << 20  # bytes of text parsed at a time
+_FLUSH = 1 << 16  # events held before they are handed on at the end of a piece
 
-_SNAP, _END, _PRE = int(Flag.SNAPSHOT), int(Flag.BATCH_END), int(Flag.PRE_SNAPSHOT)
-_SET, _CLEAR = int(EventKind.SET_LEVEL), int(EventKind.CLEAR)
 _SECONDS = re.compile(rb"([0-9]{1,11})(?:\.([0-9]{1,9})[0-9]*)?: ")
 _NANOS = re.compile(rb"([0-9]{19}) ")
+_MSG_DTYPE = np.dtype([("line", "<i8"), ("tx", "<i8"), ("tl", "<i8"), ("n_ev", "<i8")])
+_NOTE_DTYPE = np.dtype([("line", "<i8"), ("kind", "<i8"), ("a", "<i8"), ("b", "<i8"), ("c", "<i8")])
+_LEVEL_DTYPE = np.dtype([("px", "<i8"), ("qty", "<i8"), ("side", "<i8")])
+assert _MSG_DTYPE.itemsize == ffi.sizeof("bb_msg") and _NOTE_DTYPE.itemsize == ffi.sizeof("bb_note")
+assert _LEVEL_DTYPE.itemsize == ffi.sizeof("bb_level")
+_COUNTERS = ("blank_lines", "messages", "snapshots", "snapshots_checked", "snapshots_not_comparable", "restarts",
+             "deletes_of_absent_levels", "levels_truncated")
 
 
 def read_bybit(path, *, symbol=None, tick_size=None, lot_size=None, strict=False):
@@ -78,34 +93,27 @@ def iter_bybit(path, *, symbol=None, tick_size=None, lot_size=None, strict=False
                progress=None):
     """`read_bybit` as a stream of `Events` chunks of exactly `chunk_rows` events (the last may be shorter).
 
-    The capture is read line by line and converted in blocks of BLOCK_LINES
-    messages; the book (for the depth, the snapshot checks and the
-    crossed-book check), the last update id and the running max of the
-    timestamps are carried across blocks and chunks. `progress(bytes)`, if
-    given, gets the bytes of the file on disk consumed so far.
+    The capture is read in pieces of PIECE bytes whose lines are parsed and
+    applied to the book in C (csrc/bybit.c; lines it does not take exactly go
+    through the Python decoder, which raises the error naming the line or
+    hands the message to the same C book). The book (for the depth, the
+    snapshot checks), the crossed-book check, the last update id and the
+    running max of the timestamps carry across pieces and chunks.
+    `progress(bytes)`, if given, gets the bytes of the file on disk consumed so far.
     """
     if symbol is not None and (not isinstance(symbol, str) or not symbol):
         raise ValueError(f"symbol must be a Bybit symbol such as 'BTCUSDT', got {symbol!r}")
     path = Path(path)
     out = ChunkedOutput(chunk_rows, str(path), strict)
-    reader = _Reader(out, path, symbol, tick_size, lot_size)
     with _Capture(path) as cap:
+        reader = _Reader(out, path, symbol, tick_size, lot_size)
         feed = _Feed(out, reader.where, progress, cap.position)
         try:
-            ln = 0
-            try:
-                for ln, raw in enumerate(cap.stream, 1):
-                    reader.line(ln, raw)
-                    if reader.block_full():
-                        yield from feed.add(*reader.events())
-            except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as e:
-                raise DataError("truncated or corrupt capture (zip/gzip)", file=path, line=ln + 1,
-                                detail=str(e)) from None
-            cap.eof = True
-            yield from feed.add(*reader.finish())
+            yield from reader.run(cap, feed)
             yield from feed.finish()
         finally:
             feed.close()
+            reader.close()
 
 
 class _Capture:
@@ -145,6 +153,27 @@ class _Capture:
                 return 0
         return disk_position(self.stream)
 
+    def pieces(self, done):
+        """Whole lines in pieces of about PIECE bytes; done() = lines consumed (for a read error's line)."""
+        rest = b""
+        while True:
+            try:
+                data = self.stream.read(PIECE)
+            except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as e:
+                raise DataError("truncated or corrupt capture (zip/gzip)", file=self.path, line=done() + 1,
+                                detail=str(e)) from None
+            if not data:
+                self.eof = True
+                if rest:
+                    yield rest
+                return
+            cut = data.rfind(b"\n") + 1
+            if not cut:
+                rest += data
+                continue
+            yield rest + data[:cut] if rest else data[:cut]
+            rest = data[cut:]
+
     def __enter__(self):
         return self
 
@@ -163,49 +192,196 @@ def _ms(msg, name, path, ln, required=True):
     return v * 1_000_000
 
 
+class _State:
+    """What the decoder learns from the lines: the symbol, the depth, whether lines carry a local time."""
+
+    def __init__(self, symbol):
+        self.symbol, self.depth, self.local = symbol, None, None
+
+
+def _new_parser(scan):
+    p = ffi.new("bb_parser *")
+    if lib.bb_init(p):
+        raise MemoryError("bybit book")
+    p.scan, p.local = scan, -1
+    return p
+
+
 class _Reader:
-    """The state of one capture: the book, the last update id, the events of the current block."""
+    """The state of one capture: the C parser and book, the Python decoder's state, the output buffers."""
 
     def __init__(self, out, path, symbol, tick_size, lot_size):
         self.out, self.path, self.want = out, path, symbol
         self.tick_size, self.lot_size = tick_size, lot_size
-        self.symbol = symbol
-        self.depth = None
-        self.bids, self.asks = {}, {}  # price key -> (size key, price string)
-        self.synced = False
-        self.last_u = None
+        self.st, self.scan_st = _State(symbol), _State(symbol)
+        self.p, self.s = _new_parser(0), _new_parser(1)
         self.ts_max = None
-        self.local = None  # True: lines carry a local receive time
-        self.px = self.qty = None
-        self.n_lines = 0
-        self.n_pre = 0
-        self.n_msgs = 0
-        self.keys = {}  # decimal string -> exact key (value * 10**18)
-        self.first_pre = None
         self.counts = {}
-        self._new_block()
+        self._buffers(1 << 17, 1 << 14, 1 << 10)
 
-    def _new_block(self):
-        # per event: price string, size string, side, kind, flags, line, message index in the block
-        self.e_px, self.e_qty, self.e_side, self.e_kind, self.e_flags, self.e_line, self.e_msg = (
-            [], [], [], [], [], [], [])
-        self.m_tx, self.m_tl, self.m_line = [], [], []  # per message with events
+    def close(self):
+        for p in (self.p, self.s):
+            lib.bb_free(p)
+
+    def _buffers(self, n_ev, n_msgs, n_notes):
+        self.ev = np.zeros(n_ev, EVENT_DTYPE)
+        self.msgs = np.zeros(n_msgs, _MSG_DTYPE)
+        self.notes = np.zeros(n_notes, _NOTE_DTYPE)
+        self.args = (ffi.cast("bb_msg *", ffi.from_buffer(self.msgs)), len(self.msgs),
+                     ffi.cast("lob_event *", ffi.from_buffer(self.ev)), len(self.ev),
+                     ffi.cast("bb_note *", ffi.from_buffer(self.notes)), len(self.notes))
+
+    def _grow(self):
+        """Twice the room, keeping what the buffers hold."""
+        ev, msgs, notes = self.ev, self.msgs, self.notes
+        self._buffers(2 * len(ev), 2 * len(msgs), 2 * len(notes))
+        self.ev[:len(ev)], self.msgs[:len(msgs)], self.notes[:len(notes)] = ev, msgs, notes
 
     def count(self, name, n=1):
         info = self.out.report.info
         info[name] = info.get(name, 0) + n
 
-    def block_full(self):
-        return len(self.m_line) >= BLOCK_LINES and (self.out.instrument is not None or self.synced)
+    def where(self, g):
+        return str(self.path), int(g)
 
-    # -- one line ------------------------------------------------------------------
-    def line(self, ln, raw):
-        path = self.path
-        self.n_lines += 1
+    # -- the pieces of text -------------------------------------------------------------
+    def run(self, cap, feed):
+        pieces = cap.pieces(lambda: self.p.line)
+        ahead = []
+        for data in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its levels
+            ahead.append(data)
+            if self._scan(data):
+                break
+        self._infer()
+        lib.bb_free(self.s)
+        while ahead:
+            yield from self._parse(ahead.pop(0), feed)
+        for data in pieces:
+            yield from self._parse(data, feed)
+        self._finish()
+        yield from feed.add(*self.events())
+
+    def _scan(self, data):
+        """Decimal statistics of the first block's lines; -> True at its end."""
+        s = self.s
+        s.pos, s.block_msgs = 0, BLOCK_LINES
+        buf = ffi.from_buffer(data)
+        while True:
+            rc = lib.bb_parse(s, buf, len(data), ffi.NULL, 0, ffi.NULL, 0, ffi.NULL, 0)
+            if rc == lib.BB_BLOCK:
+                return True
+            if rc == lib.BB_END:
+                return False
+            end = _line_end(data, s.pos)
+            d = self.decode(data[s.pos:end], s.line + 1, self.scan_st, s)
+            if d is not None:
+                snap, levels = d[0], d[5]
+                for i, strings in ((0, [x[1] for x in levels]), (2, [x[2] for x in levels])):
+                    w, g = _wire_digits(strings)
+                    if i == 0:
+                        s.px_wire, s.px_sig = max(s.px_wire, w), max(s.px_sig, g)
+                    else:
+                        s.qty_wire, s.qty_sig = max(s.qty_wire, w), max(s.qty_sig, g)
+                s.synced = s.synced or snap
+                s.ev_msgs += bool(snap or levels)
+            s.line += 1
+            s.pos = end
+            if s.ev_msgs >= BLOCK_LINES and s.synced:
+                return True
+
+    def _infer(self):
+        s, info = self.s, self.out.report.info
+
+        def parts(wire, sig):
+            return [(np.array([10 ** (wire - sig)], np.int64), 10**wire)]
+
+        sym = self.want or self.scan_st.symbol
+        inst = infer_instrument(sym, self.tick_size, self.lot_size, parts(s.px_wire, s.px_sig),
+                                parts(s.qty_wire, s.qty_sig), info)
+        info["ts_exch"] = "cts (matching engine time; ts where absent)"
+        self.out.instrument = inst
+        m, e = _unit_parts(inst.tick_size)
+        mq, eq = _unit_parts(inst.lot_size)
+        if max(m, mq) >= 2**63 or max(abs(e), abs(eq)) >= 2**31:
+            raise DataError(f"tick/lot size {inst.tick_size}/{inst.lot_size} out of the reader's range", file=self.path)
+        self.p.px_mant, self.p.px_exp, self.p.qty_mant, self.p.qty_exp = m, e, mq, eq
+
+    def _parse(self, data, feed):
+        p = self.p
+        p.pos = 0
+        buf = ffi.from_buffer(data)
+        while True:
+            rc = lib.bb_parse(p, buf, len(data), *self.args)
+            self._notes()
+            if rc == lib.BB_END:
+                break
+            if rc == lib.BB_FULL:
+                if p.n_ev:
+                    yield from feed.add(*self.events())
+                else:
+                    self._grow()
+            elif rc == lib.BB_SLOW:
+                end = _line_end(data, p.pos)
+                ln = p.line + 1
+                d = self.decode(data[p.pos:end], ln, self.st, p)
+                if d is not None:
+                    if p.n_ev + 2 * len(d[5]) + 1 > len(self.ev) and p.n_ev:
+                        yield from feed.add(*self.events())
+                    self._apply(ln, d)
+                p.line += 1
+                p.pos = end
+            else:
+                raise MemoryError("bybit book")
+        if p.n_ev >= _FLUSH:
+            yield from feed.add(*self.events())
+
+    def _apply(self, ln, d):
+        """A message decoded in Python -> the C book (the same code as the fast path)."""
+        snap, u, ts, cts, local, levels = d
+        p, path, inst = self.p, self.path, self.out.instrument
+        lv = np.zeros(len(levels), _LEVEL_DTYPE)
+        if levels:
+            lines = np.full(len(levels), ln, np.int64)
+            px = _parse(np.asarray([x[1] for x in levels], dtype=str), lines, path, "price")
+            qty = _parse(np.asarray([x[2] for x in levels], dtype=str), lines, path, "size")
+            lv["px"] = _units(inst.prices_from_scaled, px, lines, path, "price", self.tick_size is None)
+            lv["qty"] = _units(inst.qtys_from_scaled, qty, lines, path, "size", self.lot_size is None)
+            lv["side"] = [x[0] for x in levels]
+        while True:
+            rc = lib.bb_apply(p, snap, u, cts if cts is not None else ts, -1 if local is None else local, ln,
+                              ffi.cast("bb_level *", ffi.from_buffer(lv)), len(lv), *self.args)
+            self._notes()
+            if rc == lib.BB_END:
+                return
+            if rc != lib.BB_FULL:
+                raise MemoryError("bybit book")
+            self._grow()
+
+    def _notes(self):
+        p = self.p
+        for no in self.notes[:p.n_notes].tolist():
+            ln, kind, a, b, c = no
+            if kind == lib.BB_NOTE_GAP:
+                self.out.report.anomaly(SEQUENCE_GAP, file=self.path, line=ln,
+                                        detail=f"update id u={a} after u={b} (Bybit: resubscribe)")
+            else:
+                name = "bid" if a == 1 else "ask"
+                self.out.report.anomaly(
+                    SNAPSHOT_MISMATCH, file=self.path, line=ln,
+                    detail=f"the {name} book rebuilt from the deltas differs from the snapshot at u={b} on {c} levels")
+        p.n_notes = 0
+
+    # -- one line the C parser left to Python -----------------------------------------------
+    def decode(self, raw, ln, st, p):
+        """Check one line -> None (nothing to apply: counted) or (snapshot, u, ts, cts, local, levels) with
+        levels [(side, price string, size string)], bids first. `st` / `p`: the scan's or the real pass's
+        state; only the real pass (p.scan == 0) notes what it sees in the report."""
+        path, real = self.path, not p.scan
         line = raw.strip()
         if not line:
-            self.count("blank_lines")
-            return
+            if real:
+                p.blank_lines += 1
+            return None
         local = None
         if line[:1] != b"{":
             m = _NANOS.match(line) or _SECONDS.match(line)
@@ -217,11 +393,13 @@ class _Reader:
             else:
                 local = int(m.group(1)) * 1_000_000_000 + int((m.group(2) or b"0").ljust(9, b"0"))
             line = line[m.end():]
-        if self.local is None:
-            self.local = local is not None
-            self.out.report.info["ts_local"] = ("the capture's local receive time" if self.local else
-                                                "ts_exch (the capture has no local receive time)")
-        elif self.local != (local is not None):
+        if st.local is None:
+            st.local = local is not None
+            p.local = int(st.local)
+            if real:
+                self.out.report.info["ts_local"] = ("the capture's local receive time" if st.local else
+                                                    "ts_exch (the capture has no local receive time)")
+        elif st.local != (local is not None):
             raise DataError("some lines carry a local receive time and others not", file=path, line=ln)
         try:
             msg = json.loads(line)
@@ -231,11 +409,13 @@ class _Reader:
             raise DataError("message is not a JSON object", file=path, line=ln)
         topic = msg.get("topic")
         if topic is None:
-            self.count("control_messages")  # e.g. {"success": true, "op": "subscribe", ...}
-            return
+            if real:
+                self.count("control_messages")  # e.g. {"success": true, "op": "subscribe", ...}
+            return None
         if not isinstance(topic, str) or not topic.startswith("orderbook."):
-            self.out.report.skip("other_topic", file=path, line=ln, detail=str(topic)[:60])
-            return
+            if real:
+                self.out.report.skip("other_topic", file=path, line=ln, detail=str(topic)[:60])
+            return None
         parts = topic.split(".")
         if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) <= 0:
             raise DataError(f"topic {topic!r:.60} is not 'orderbook.<depth>.<symbol>'", file=path, line=ln)
@@ -248,19 +428,23 @@ class _Reader:
             raise DataError(f"data.s {s!r:.40} differs from the topic's symbol {sym!r}", file=path, line=ln)
         if self.want is not None:
             if sym.upper() != self.want.upper():
-                self.count("other_symbol_messages")
-                return
-        elif self.symbol is None:
-            self.symbol = sym
-            self.out.report.info["symbol"] = sym
-        elif sym != self.symbol:
-            raise DataError(f"capture holds several symbols ({self.symbol}, {sym}); pass symbol= to pick one",
+                if real:
+                    self.count("other_symbol_messages")
+                return None
+        elif st.symbol is None:
+            st.symbol = sym
+            if real:
+                self.out.report.info["symbol"] = sym
+        elif sym != st.symbol:
+            raise DataError(f"capture holds several symbols ({st.symbol}, {sym}); pass symbol= to pick one",
                             file=path, line=ln)
-        if self.depth is None:
-            self.depth = depth
-            self.out.report.info["depth"] = depth
-        elif depth != self.depth:
-            raise DataError(f"topic depth {depth} differs from the earlier {self.depth}", file=path, line=ln)
+        if st.depth is None:
+            st.depth = depth
+            p.depth = depth
+            if real:
+                self.out.report.info["depth"] = depth
+        elif depth != st.depth:
+            raise DataError(f"topic depth {depth} differs from the earlier {st.depth}", file=path, line=ln)
         kind = msg.get("type")
         if kind not in ("snapshot", "delta"):
             raise DataError(f"field 'type' is {kind!r:.40}, not 'snapshot' or 'delta'", file=path, line=ln)
@@ -270,9 +454,6 @@ class _Reader:
         ts = _ms(msg, "ts", path, ln)
         cts = _ms(msg, "cts", path, ln, required=False)
         levels = []
-        keys = self.keys
-        if len(keys) > 1_000_000:
-            keys.clear()
         for key, side in (("b", 1), ("a", -1)):
             v = data.get(key, [])
             if not isinstance(v, list):
@@ -280,164 +461,68 @@ class _Reader:
             for e in v:
                 if not (isinstance(e, list) and len(e) == 2):
                     raise DataError(f"entry {e!r:.60} of {key!r} is not [price, size]", file=path, line=ln)
-                p = keys.get(e[0])  # the same strings recur: exact keys memoized
-                if p is None:
-                    p = keys[e[0]] = _key(e[0], path, ln, "price")
-                if p == 0:
+                if _key(e[0], path, ln, "price") == 0:
                     raise DataError(f"price {e[0]!r} must be positive", file=path, line=ln)
-                q = keys.get(e[1])
-                if q is None:
-                    q = keys[e[1]] = _key(e[1], path, ln, "size")
-                levels.append((side, p, e[0], q, e[1]))
-        self.count("messages")
-        self.n_msgs += 1
-        n0 = len(self.e_px)
-        if kind == "snapshot":
-            self.snapshot(ln, u, levels)
-        else:
-            self.delta(ln, u, levels)
-        if len(self.e_px) > n0:
-            self.e_flags[-1] |= _END
-            self.m_tx.append(cts if cts is not None else ts)
-            self.m_tl.append(local)
-            self.m_line.append(ln)
-
-    def event(self, ln, side, px, qty, kind, flags):
-        self.e_px.append(px)
-        self.e_qty.append(qty)
-        self.e_side.append(side)
-        self.e_kind.append(kind)
-        self.e_flags.append(flags)
-        self.e_line.append(ln)
-        self.e_msg.append(len(self.m_line))
-
-    def snapshot(self, ln, u, levels):
-        self.count("snapshots")
-        if self.synced:
-            if u == self.last_u:
-                self.count("snapshots_checked")
-                self.check(ln, u, levels)
-            else:
-                self.count("snapshots_not_comparable")
-                if u == 1:
-                    self.count("restarts")
-        self.synced = True
-        self.last_u = u
-        self.bids.clear()
-        self.asks.clear()
-        self.event(ln, 0, "0", "0", _CLEAR, _SNAP)
-        for side, p, ps, q, qs in levels:
-            book = self.bids if side == 1 else self.asks
-            if q:
-                book[p] = (q, ps)
-            else:
-                book.pop(p, None)
-            self.event(ln, side, ps, qs, _SET, _SNAP)
-        self.truncate(ln, _SNAP)
-
-    def delta(self, ln, u, levels):
-        flags = 0
-        if not self.synced:
-            self.n_pre += 1
-            if self.first_pre is None:
-                self.first_pre = ln
-            flags = _PRE
-        elif u != self.last_u + 1:
-            self.out.report.anomaly(SEQUENCE_GAP, file=self.path, line=ln,
-                                    detail=f"update id u={u} after u={self.last_u} (Bybit: resubscribe)")
-        self.last_u = u
-        for side, p, ps, q, qs in levels:
-            book = self.bids if side == 1 else self.asks
-            if q:
-                book[p] = (q, ps)
-            elif book.pop(p, None) is None:
-                self.count("deletes_of_absent_levels")
-            self.event(ln, side, ps, qs, _SET, flags)
-        self.truncate(ln, flags)
-
-    def truncate(self, ln, flags):
-        for book, side, worst_first in ((self.bids, 1, False), (self.asks, -1, True)):
-            extra = len(book) - self.depth
-            if extra <= 0:
-                continue
-            gone = sorted(book, reverse=worst_first)[:extra]  # bids: lowest first; asks: highest first
-            for p in gone:
-                self.event(ln, side, book.pop(p)[1], "0", _SET, flags)
-            self.count("levels_truncated", extra)
-
-    def check(self, ln, u, levels):
-        """Our book (rebuilt from the deltas) against a snapshot at the same update id."""
-        snap = {1: {}, -1: {}}
-        for side, p, _, q, _ in levels:
-            if q:
-                snap[side][p] = q
-        for side, book, name in ((1, self.bids, "bid"), (-1, self.asks, "ask")):
-            ours = {p: q for p, (q, _) in book.items()}
-            if ours != snap[side]:
-                diff = sorted(set(ours.items()) ^ set(snap[side].items()))
-                self.out.report.anomaly(
-                    SNAPSHOT_MISMATCH, file=self.path, line=ln,
-                    detail=f"the {name} book rebuilt from the deltas differs from the snapshot at u={u} "
-                           f"on {len({p for p, _ in diff})} levels")
-                return
+                _key(e[1], path, ln, "size")
+                levels.append((side, e[0], e[1]))
+        raw_topic = topic.encode()
+        if len(raw_topic) < ffi.sizeof(p.topic) and topic.isascii():  # the C parser takes this topic's lines
+            p.topic = raw_topic
+            p.topic_len, p.sym_off = len(raw_topic), len(raw_topic) - len(sym.encode())
+        return kind == "snapshot", u, ts, cts, local, levels
 
     # -- blocks -> events ---------------------------------------------------------------
-    def finish(self):
-        """Notes of the end of the capture; -> the last block's (events, lines)."""
-        if not self.n_msgs:
+    def _finish(self):
+        """Notes of the end of the capture (before the last events are handed on)."""
+        p = self.p
+        if not p.messages and not self.counts.get("messages"):
             raise DataError("no order book message in the capture"
                             + (f" for symbol {self.want!r}" if self.want else ""), file=self.path)
         for k in ("messages", "snapshots"):
             self.count(k, 0)
-        self.count("lines", self.n_lines)
-        if self.n_pre:
-            self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=self.first_pre, count=self.n_pre,
+        self.count("lines", p.line)
+        self._counters()
+        if p.n_pre:
+            self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=p.first_pre, count=p.n_pre,
                                     detail="deltas before the first snapshot (kept, flagged PRE_SNAPSHOT)")
-        got = self.events()
-        if self.out.instrument is None:  # order book messages, but not one level in them
-            empty = (np.zeros(0, np.int64), 1)
-            self.out.instrument = infer_instrument(self.want or self.symbol, self.tick_size, self.lot_size,
-                                                   [empty], [empty], self.out.report.info)
-        return got
+
+    def _counters(self):
+        """The C counters into the report (integers: merged chunk reports add them up)."""
+        p = self.p
+        for k in _COUNTERS:
+            v = getattr(p, k)
+            if v:
+                self.count(k, v)
+                self.counts[k] = self.counts.get(k, 0) + v
+                setattr(p, k, 0)
 
     def events(self):
-        """The block's events (with their lines) in ticks and lots; starts a new block."""
-        path = self.path
-        if not self.e_px:
+        """The events in the C buffers (with their lines), timestamps set; empties the buffers."""
+        p = self.p
+        self._counters()
+        n, m = p.n_ev, p.n_msgs
+        if not n:
             return np.zeros(0, EVENT_DTYPE), np.zeros(0, np.int64)
-        kind = np.asarray(self.e_kind, np.uint8)
-        line = np.asarray(self.e_line, np.int64)
-        lv = np.flatnonzero(kind == _SET)
-        px = _parse(np.asarray(self.e_px, dtype=str)[lv], line[lv], path, "price")
-        qty = _parse(np.asarray(self.e_qty, dtype=str)[lv], line[lv], path, "size")
-        if self.out.instrument is None:
-            self.out.instrument = infer_instrument(self.want or self.symbol, self.tick_size, self.lot_size,
-                                                   [px], [qty], self.out.report.info)
-            self.out.report.info["ts_exch"] = "cts (matching engine time; ts where absent)"
-        inst = self.out.instrument
-        ev = np.zeros(len(kind), EVENT_DTYPE)
-        ev["kind"] = kind
-        ev["side"] = np.asarray(self.e_side, np.int8)
-        ev["flags"] = np.asarray(self.e_flags, np.uint16)
-        ev["price"][lv] = _units(inst.prices_from_scaled, px, line[lv], path, "price", self.tick_size is None)
-        ev["qty"][lv] = _units(inst.qtys_from_scaled, qty, line[lv], path, "size", self.lot_size is None)
-        msg = np.asarray(self.e_msg, np.int64)
-        m_line = np.asarray(self.m_line, np.int64)
-        tx = np.asarray(self.m_tx, np.int64)
-        where = self.where
+        ev = self.ev[:n].copy()
+        msgs = self.msgs[:m]
+        m_line, n_ev = msgs["line"], msgs["n_ev"]
+        tx = msgs["tx"]
         if self.ts_max is None:
-            tx = monotone_ts(tx, self.out.report, m_line, where, "book message")
+            tx = monotone_ts(tx, self.out.report, m_line, self.where, "book message")
         else:
-            tx = monotone_ts(np.r_[self.ts_max, tx], self.out.report, np.r_[0, m_line], where, "book message")[1:]
+            tx = monotone_ts(np.r_[self.ts_max, tx], self.out.report, np.r_[0, m_line], self.where,
+                             "book message")[1:]
         if len(tx):
             self.ts_max = int(tx[-1])
-        ev["ts_exch"] = tx[msg]
-        ev["ts_local"] = np.asarray(self.m_tl, np.int64)[msg] if self.local else tx[msg]
-        self._new_block()
+        ev["ts_exch"] = np.repeat(tx, n_ev)
+        ev["ts_local"] = np.repeat(msgs["tl"], n_ev) if self.st.local else ev["ts_exch"]
+        line = np.repeat(m_line, n_ev)
+        p.n_ev = p.n_msgs = 0
         return ev, line
 
-    def where(self, g):
-        return str(self.path), int(g)
+def _line_end(data, pos):
+    end = data.find(b"\n", pos)
+    return len(data) if end < 0 else end + 1
 
 
 def _parse(strings, lines, path, what):
