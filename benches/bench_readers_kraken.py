@@ -7,7 +7,8 @@ Input: the shared capture (450 lines, 10 pairs, depth 1000) tiled 200 times into
 starts with every pair's snapshot, so every one of the 422 checksums per copy is verified again: 0
 mismatches; the times go backwards at each copy and are reported, not an error). read_kraken of one
 pair reads every line of the file and decodes that pair's; the bench reads the busiest pair (ADA/XBT)
-one-shot and streamed in 4096-event chunks. Skips when shared/data is absent.
+one-shot and streamed in 4096-event chunks. Target (issue 10): >= 2M events/s best round (lines parsed,
+applied to the book and checksummed in C, csrc/kraken.c). Skips when shared/data is absent.
 """
 from pathlib import Path
 

@@ -100,22 +100,10 @@ static int64_t side_diff(book *b, jl_side *s, const bb_level *lv, size_t n, int 
 
 /* ---- one message applied to the book ------------------------------------- */
 
-static void put(lob_event *e, int8_t side, uint8_t kind, int64_t px, int64_t qty, uint16_t fl) {
-    e->ts_exch = 0;
-    e->ts_local = 0;
-    e->order_id = 0;
-    e->price = px;
-    e->qty = qty;
-    e->side = side;
-    e->kind = kind;
-    e->flags = fl;
-    e->reserved = 0;
-}
-
 static void truncate(bb_parser *p, jl_side *s, lob_event *ev, int64_t *k, uint16_t fl) {
     int64_t extra = s->n - p->depth;
     if (extra <= 0) return;
-    for (int64_t i = 0; i < extra; i++) put(&ev[(*k)++], (int8_t)s->sign, LOB_EV_SET_LEVEL, s->v[s->lo + i].px, 0, fl);
+    for (int64_t i = 0; i < extra; i++) jl_put(&ev[(*k)++], (int8_t)s->sign, LOB_EV_SET_LEVEL, s->v[s->lo + i].px, 0, fl);
     jl_side_truncate(s, p->depth);
     p->levels_truncated += extra;
 }
@@ -156,7 +144,7 @@ static int apply(bb_parser *p, int snap, int64_t u, int64_t tx, int64_t tl, int6
         jl_side_clear(&b->bid);
         jl_side_clear(&b->ask);
         fl = LOB_FLAG_SNAPSHOT;
-        put(&out[k++], 0, LOB_EV_CLEAR, 0, 0, fl);
+        jl_put(&out[k++], 0, LOB_EV_CLEAR, 0, 0, fl);
     } else {
         if (!p->synced) {
             p->n_pre++;
@@ -176,7 +164,7 @@ static int apply(bb_parser *p, int snap, int64_t u, int64_t tx, int64_t tl, int6
         } else if (!jl_side_del(s, lv[i].px) && !snap) {
             p->deletes_of_absent_levels++;
         }
-        put(&out[k++], (int8_t)lv[i].side, LOB_EV_SET_LEVEL, lv[i].px, lv[i].qty, fl);
+        jl_put(&out[k++], (int8_t)lv[i].side, LOB_EV_SET_LEVEL, lv[i].px, lv[i].qty, fl);
     }
     truncate(p, &b->bid, out, &k, fl);
     truncate(p, &b->ask, out, &k, fl);
@@ -201,11 +189,6 @@ int bb_apply(bb_parser *p, int snapshot, int64_t u, int64_t tx, int64_t tl, int6
 
 enum { L_SKIP = 0, L_MSG = 1, L_SLOW = 2, L_FULL = 3, L_NOMEM = 4 };
 
-static void stat(int32_t *wire, int32_t *sig, const jl_dec *d) {
-    if (d->frac > *wire) *wire = d->frac;
-    if (d->sig > *sig) *sig = d->sig;
-}
-
 /* [[price, size], ...] appended to b->tmp with side; statistics into st[4]. */
 static int levels(jl_cur *c, bb_parser *p, book *b, size_t *n, int64_t side, int32_t *st) {
     if (!jl_eat(c, '[')) return c->bad = 1, 0;
@@ -215,8 +198,8 @@ static int levels(jl_cur *c, bb_parser *p, book *b, size_t *n, int64_t side, int
         if (!jl_eat(c, '[') || !jl_decimal(c, &px) || !jl_eat(c, ',') || !jl_decimal(c, &qty) || !jl_eat(c, ']'))
             return c->bad = 1, 0;
         if (px.digits == 0) return c->bad = 1, 0; /* Python: must be positive */
-        stat(&st[0], &st[1], &px);
-        stat(&st[2], &st[3], &qty);
+        jl_stat(&st[0], &st[1], &px);
+        jl_stat(&st[2], &st[3], &qty);
         if (!grow(&b->tmp, &b->tmp_cap, *n + 1)) return c->bad = 1, 0;
         bb_level *l = &b->tmp[(*n)++];
         l->side = side;

@@ -182,7 +182,8 @@ void jl_side_free(jl_side *s) {
 }
 
 void jl_side_clear(jl_side *s) {
-    s->lo = s->n = 0;
+    s->lo = s->cap / 2; /* room at both ends */
+    s->n = 0;
     s->top_dirty = 1;
 }
 
@@ -212,18 +213,20 @@ int64_t jl_side_find(const jl_side *s, int64_t px) {
 }
 
 int jl_side_reserve(jl_side *s, int64_t extra) {
-    if (s->cap - s->lo - s->n >= extra) return 0;
-    if (s->lo) { /* slide down first */
-        memmove(s->v, s->v + s->lo, (size_t)s->n * sizeof *s->v);
-        s->lo = 0;
+    if (s->lo >= extra && s->cap - s->lo - s->n >= extra) return 0;
+    /* room for extra levels at both ends (inserts go to the nearer end) */
+    int64_t need = s->n + 2 * extra;
+    if (s->cap < need) {
+        int64_t cap = s->cap ? 2 * s->cap : 64;
+        while (cap < need) cap *= 2;
+        jl_level *v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v) return -1;
+        s->v = v;
+        s->cap = cap;
     }
-    if (s->cap - s->n >= extra) return 0;
-    int64_t cap = s->cap ? 2 * s->cap : 64;
-    while (cap - s->n < extra) cap *= 2;
-    jl_level *v = realloc(s->v, (size_t)cap * sizeof *v);
-    if (!v) return -1;
-    s->v = v;
-    s->cap = cap;
+    int64_t lo = (s->cap - s->n) / 2;
+    memmove(s->v + lo, s->v + s->lo, (size_t)s->n * sizeof *s->v);
+    s->lo = lo;
     return 0;
 }
 
@@ -234,21 +237,16 @@ int jl_side_set(jl_side *s, const jl_level *l) {
         if (s->n - 1 - i < 10) s->top_dirty = 1;
         return 0;
     }
-    if (s->lo + s->n == s->cap) {
-        if (s->lo > s->n) { /* room at the front: slide down */
-            memmove(s->v, s->v + s->lo, (size_t)s->n * sizeof *s->v);
-            s->lo = 0;
-        } else {
-            int64_t cap = s->cap ? 2 * s->cap : 64;
-            jl_level *v = realloc(s->v, (size_t)cap * sizeof *v);
-            if (!v) return -1;
-            s->v = v;
-            s->cap = cap;
-        }
-    }
+    if (s->lo + s->n == s->cap && !(s->lo > 0 && i < s->n - i) && jl_side_reserve(s, 1)) return -1;
     jl_level *v = s->v + s->lo;
-    memmove(v + i + 1, v + i, (size_t)(s->n - i) * sizeof *v);
-    v[i] = *l;
+    if (s->lo > 0 && (i < s->n - i || s->lo + s->n == s->cap)) { /* the front part moves down */
+        memmove(v - 1, v, (size_t)i * sizeof *v);
+        s->lo--;
+        s->v[s->lo + i] = *l;
+    } else {
+        memmove(v + i + 1, v + i, (size_t)(s->n - i) * sizeof *v);
+        v[i] = *l;
+    }
     s->n++;
     if (s->n - 1 - i < 10) s->top_dirty = 1;
     return 0;

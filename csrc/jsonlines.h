@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lobsim.h"
+
 #define JL_INT64_MAX 9223372036854775807LL
 #define JL_MAX_DEPTH 64 /* nesting of skipped values; deeper goes to Python */
 
@@ -105,6 +107,25 @@ int jl_decimal_bytes(const char *s, const char *e, jl_dec *d);
 
 /* digits * 10^-frac in units of mant * 10^exp, exactly; 0 if not a whole number in int64. */
 int jl_to_units(const jl_dec *d, int64_t mant, int32_t exp, int64_t *out);
+
+/* most fractional digits as written / without trailing zeros (the scan's statistics) */
+static inline void jl_stat(int32_t *wire, int32_t *sig, const jl_dec *d) {
+    if (d->frac > *wire) *wire = d->frac;
+    if (d->sig > *sig) *sig = d->sig;
+}
+
+/* an L2 event without its times (the reader sets them per message) */
+static inline void jl_put(lob_event *e, int8_t side, uint8_t kind, int64_t px, int64_t qty, uint16_t fl) {
+    e->ts_exch = 0;
+    e->ts_local = 0;
+    e->order_id = 0;
+    e->price = px;
+    e->qty = qty;
+    e->side = side;
+    e->kind = kind;
+    e->flags = fl;
+    e->reserved = 0;
+}
 
 /* ---- one side of an L2 book ---------------------------------------------- */
 

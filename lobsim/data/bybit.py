@@ -53,19 +53,17 @@ import numpy as np
 from lobsim._core import ffi, lib
 from lobsim._types import EVENT_DTYPE
 from lobsim.data._io import disk_position, open_input, require_file
-from lobsim.data.binance import _wire_digits
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
                                 collect, monotone_ts)
-from lobsim.data.kraken import _key  # decimal string -> exact int key (value * 10**18)
+from lobsim.data.kraken import _key, _line_end, _pieces, _PieceReader  # exact decimal key, text pieces
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
-from lobsim.instrument import _unit_parts, infer_instrument, parse_decimal_strings
+from lobsim.instrument import parse_decimal_strings
 
 __all__ = ["read_bybit", "iter_bybit"]
 
 SNAPSHOT_MISMATCH = "snapshot_mismatch"
 BLOCK_LINES = 2000  # the tick / lot are inferred from the first block of this many messages (and its snapshot)
-PIECE = 4 << 20  # bytes of text parsed at a time
 _FLUSH = 1 << 16  # events held before they are handed on at the end of a piece
 
 _SECONDS = re.compile(rb"([0-9]{1,11})(?:\.([0-9]{1,9})[0-9]*)?: ")
@@ -154,25 +152,10 @@ class _Capture:
         return disk_position(self.stream)
 
     def pieces(self, done):
-        """Whole lines in pieces of about PIECE bytes; done() = lines consumed (for a read error's line)."""
-        rest = b""
-        while True:
-            try:
-                data = self.stream.read(PIECE)
-            except (EOFError, OSError, zlib.error, zipfile.BadZipFile) as e:
-                raise DataError("truncated or corrupt capture (zip/gzip)", file=self.path, line=done() + 1,
-                                detail=str(e)) from None
-            if not data:
-                self.eof = True
-                if rest:
-                    yield rest
-                return
-            cut = data.rfind(b"\n") + 1
-            if not cut:
-                rest += data
-                continue
-            yield rest + data[:cut] if rest else data[:cut]
-            rest = data[cut:]
+        """Whole lines in pieces of about PIECE bytes: (data, n), the lines in data[:n] (see kraken._pieces)."""
+        yield from _pieces(self.stream, self.path, done, (EOFError, OSError, zlib.error, zipfile.BadZipFile),
+                           "truncated or corrupt capture (zip/gzip)")
+        self.eof = True
 
     def __enter__(self):
         return self
@@ -207,8 +190,11 @@ def _new_parser(scan):
     return p
 
 
-class _Reader:
+class _Reader(_PieceReader):
     """The state of one capture: the C parser and book, the Python decoder's state, the output buffers."""
+
+    MSG_DTYPE, NOTE_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, ("bb_msg *", "bb_note *")
+    ffi = ffi
 
     def __init__(self, out, path, symbol, tick_size, lot_size):
         self.out, self.path, self.want = out, path, symbol
@@ -223,20 +209,6 @@ class _Reader:
         for p in (self.p, self.s):
             lib.bb_free(p)
 
-    def _buffers(self, n_ev, n_msgs, n_notes):
-        self.ev = np.zeros(n_ev, EVENT_DTYPE)
-        self.msgs = np.zeros(n_msgs, _MSG_DTYPE)
-        self.notes = np.zeros(n_notes, _NOTE_DTYPE)
-        self.args = (ffi.cast("bb_msg *", ffi.from_buffer(self.msgs)), len(self.msgs),
-                     ffi.cast("lob_event *", ffi.from_buffer(self.ev)), len(self.ev),
-                     ffi.cast("bb_note *", ffi.from_buffer(self.notes)), len(self.notes))
-
-    def _grow(self):
-        """Twice the room, keeping what the buffers hold."""
-        ev, msgs, notes = self.ev, self.msgs, self.notes
-        self._buffers(2 * len(ev), 2 * len(msgs), 2 * len(notes))
-        self.ev[:len(ev)], self.msgs[:len(msgs)], self.notes[:len(notes)] = ev, msgs, notes
-
     def count(self, name, n=1):
         info = self.out.report.info
         info[name] = info.get(name, 0) + n
@@ -248,40 +220,36 @@ class _Reader:
     def run(self, cap, feed):
         pieces = cap.pieces(lambda: self.p.line)
         ahead = []
-        for data in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its levels
-            ahead.append(data)
-            if self._scan(data):
+        for piece in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its levels
+            ahead.append(piece)
+            if self._scan(*piece):
                 break
-        self._infer()
+        self._infer(self.want or self.scan_st.symbol)
+        self.out.report.info["ts_exch"] = "cts (matching engine time; ts where absent)"
         lib.bb_free(self.s)
         while ahead:
-            yield from self._parse(ahead.pop(0), feed)
-        for data in pieces:
-            yield from self._parse(data, feed)
+            yield from self._parse(*ahead.pop(0), feed)
+        for data, n in pieces:
+            yield from self._parse(data, n, feed)
         self._finish()
         yield from feed.add(*self.events())
 
-    def _scan(self, data):
-        """Decimal statistics of the first block's lines; -> True at its end."""
+    def _scan(self, data, n):
+        """Decimal statistics of the first block's lines (data[:n]); -> True at its end."""
         s = self.s
         s.pos, s.block_msgs = 0, BLOCK_LINES
         buf = ffi.from_buffer(data)
         while True:
-            rc = lib.bb_parse(s, buf, len(data), ffi.NULL, 0, ffi.NULL, 0, ffi.NULL, 0)
+            rc = lib.bb_parse(s, buf, n, ffi.NULL, 0, ffi.NULL, 0, ffi.NULL, 0)
             if rc == lib.BB_BLOCK:
                 return True
             if rc == lib.BB_END:
                 return False
-            end = _line_end(data, s.pos)
+            end = _line_end(data, s.pos, n)
             d = self.decode(data[s.pos:end], s.line + 1, self.scan_st, s)
             if d is not None:
                 snap, levels = d[0], d[5]
-                for i, strings in ((0, [x[1] for x in levels]), (2, [x[2] for x in levels])):
-                    w, g = _wire_digits(strings)
-                    if i == 0:
-                        s.px_wire, s.px_sig = max(s.px_wire, w), max(s.px_sig, g)
-                    else:
-                        s.qty_wire, s.qty_sig = max(s.qty_wire, w), max(s.qty_sig, g)
+                self._scan_stats(s, levels)
                 s.synced = s.synced or snap
                 s.ev_msgs += bool(snap or levels)
             s.line += 1
@@ -289,29 +257,12 @@ class _Reader:
             if s.ev_msgs >= BLOCK_LINES and s.synced:
                 return True
 
-    def _infer(self):
-        s, info = self.s, self.out.report.info
-
-        def parts(wire, sig):
-            return [(np.array([10 ** (wire - sig)], np.int64), 10**wire)]
-
-        sym = self.want or self.scan_st.symbol
-        inst = infer_instrument(sym, self.tick_size, self.lot_size, parts(s.px_wire, s.px_sig),
-                                parts(s.qty_wire, s.qty_sig), info)
-        info["ts_exch"] = "cts (matching engine time; ts where absent)"
-        self.out.instrument = inst
-        m, e = _unit_parts(inst.tick_size)
-        mq, eq = _unit_parts(inst.lot_size)
-        if max(m, mq) >= 2**63 or max(abs(e), abs(eq)) >= 2**31:
-            raise DataError(f"tick/lot size {inst.tick_size}/{inst.lot_size} out of the reader's range", file=self.path)
-        self.p.px_mant, self.p.px_exp, self.p.qty_mant, self.p.qty_exp = m, e, mq, eq
-
-    def _parse(self, data, feed):
+    def _parse(self, data, n, feed):
         p = self.p
         p.pos = 0
         buf = ffi.from_buffer(data)
         while True:
-            rc = lib.bb_parse(p, buf, len(data), *self.args)
+            rc = lib.bb_parse(p, buf, n, *self.args)
             self._notes()
             if rc == lib.BB_END:
                 break
@@ -321,7 +272,7 @@ class _Reader:
                 else:
                     self._grow()
             elif rc == lib.BB_SLOW:
-                end = _line_end(data, p.pos)
+                end = _line_end(data, p.pos, n)
                 ln = p.line + 1
                 d = self.decode(data[p.pos:end], ln, self.st, p)
                 if d is not None:
@@ -519,11 +470,6 @@ class _Reader:
         line = np.repeat(m_line, n_ev)
         p.n_ev = p.n_msgs = 0
         return ev, line
-
-def _line_end(data, pos):
-    end = data.find(b"\n", pos)
-    return len(data) if end < 0 else end + 1
-
 
 def _parse(strings, lines, path, what):
     try:

@@ -35,13 +35,18 @@ the pair's first snapshot): a later value off that grid raises a DataError namin
 telling to pass tick_size= / lot_size=. Prices and sizes stay exact decimal strings until converted in
 bulk, never floats.
 
-Streaming: iter_kraken reads the capture line by line and converts blocks of BLOCK_LINES lines; the
-book (for the depth and the checksums), the sync state, the running max of the exchange times and the
-book of the crossed-book check carry over, so memory is bounded by the block and chunk sizes plus the
-book. ``report.info["feed_latency_ms"]`` (ts_local - ts_exch percentiles) is measured on the first
-block's messages. read_kraken is collect(iter_kraken(...)) with one chunk.
+Streaming and speed: iter_kraken reads the capture in pieces of PIECE bytes; their lines are parsed,
+applied to the book and checksummed in C (csrc/kraken.c, on the JSON / decimal / book-side primitives
+of csrc/jsonlines.c shared with the Binance and Bybit readers; the checksum fragments are the digits of
+the wire strings kept with each level). A first pass over the first block (BLOCK_LINES lines, and at
+least up to the pair's first snapshot) only gathers the decimals seen (the tick / lot). A line the C
+parser does not take exactly (event messages other than heartbeats, odd JSON, escapes, a bad or
+off-grid value) is decoded by the Python code below, which raises the error naming its line or hands
+the message to the same C book (kr_apply). The book, the sync state, the running max of the exchange
+times and the book of the crossed-book check carry over, so memory is bounded by the piece and chunk
+sizes plus the book. ``report.info["feed_latency_ms"]`` (ts_local - ts_exch percentiles) is measured on
+the first block's messages. read_kraken is collect(iter_kraken(...)) with one chunk.
 """
-import bisect
 import json
 import re
 import zlib
@@ -49,11 +54,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lobsim._types import EVENT_DTYPE, EventKind, Flag
+from lobsim._types import EVENT_DTYPE, Flag
 from lobsim.data._io import disk_position, open_input
 from lobsim.data.events import DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, ChunkedOutput, collect, monotone_ts
 from lobsim.errors import DataError
-from lobsim.instrument import infer_instrument, parse_decimal_strings
+from lobsim.instrument import _unit_parts, infer_instrument, parse_decimal_strings
 
 __all__ = ["read_kraken", "iter_kraken", "kraken_checksum"]
 
@@ -83,50 +88,6 @@ def kraken_checksum(asks, bids):
     parts = [_fragment(p) + _fragment(q) for p, q in list(asks)[:10]]
     parts += [_fragment(p) + _fragment(q) for p, q in list(bids)[:10]]
     return zlib.crc32("".join(parts).encode())
-
-
-class _Side:
-    """One side of the book: exact keys sorted best first, with each level's wire strings."""
-
-    def __init__(self, sign):
-        self.sign = sign  # +1 asks (ascending), -1 bids (descending); keys stored as sign * value
-        self.keys = []
-        self.frag = {}  # key -> checksum fragment
-        self.px = {}  # key -> price string (for the truncation events)
-
-    def clear(self):
-        self.keys.clear()
-        self.frag.clear()
-        self.px.clear()
-
-    def set(self, key, p, q, zero):
-        """Set a level; -> False when a delete hits an absent level."""
-        k = self.sign * key
-        if zero:
-            if k not in self.frag:
-                return False
-            del self.frag[k], self.px[k]
-            del self.keys[bisect.bisect_left(self.keys, k)]
-            return True
-        if k not in self.frag:
-            bisect.insort(self.keys, k)
-        self.frag[k] = _fragment(p) + _fragment(q)
-        self.px[k] = p
-        return True
-
-    def truncate(self, depth):
-        """Drop the levels beyond `depth`; -> their price strings."""
-        if len(self.keys) <= depth:
-            return []
-        gone = self.keys[depth:]
-        del self.keys[depth:]
-        out = [self.px.pop(k) for k in gone]
-        for k in gone:
-            del self.frag[k]
-        return out
-
-    def top(self, n=10):
-        return "".join(self.frag[k] for k in self.keys[:n])
 
 
 def _key(s, path, ln, what):
@@ -174,10 +135,13 @@ def iter_kraken(path, pair, *, tick_size=None, lot_size=None, strict=False, chun
                 progress=None):
     """`read_kraken` as a stream of `Events` chunks of exactly `chunk_rows` events (the last may be shorter).
 
-    The capture is read line by line and converted in blocks of BLOCK_LINES
-    lines; the book, the checksum state and the running max of the times carry
-    over (see the module docstring). `progress(bytes)`, if given, gets the
-    bytes of the file on disk consumed so far (compressed bytes for gzip).
+    The capture is read in pieces of PIECE bytes whose lines are parsed, applied
+    to the book and checksummed in C (csrc/kraken.c; a line it does not take
+    exactly goes through the Python decoder, which raises the error naming the
+    line or hands the message to the same C book). The book, the checksum
+    state and the running max of the times carry over (see the module
+    docstring). `progress(bytes)`, if given, gets the bytes of the file on disk
+    consumed so far (compressed bytes for gzip).
     """
     from lobsim.data.tardis import _Feed  # crossed-book check across blocks, progress, end-of-input notes
 
@@ -185,147 +149,317 @@ def iter_kraken(path, pair, *, tick_size=None, lot_size=None, strict=False, chun
     if not isinstance(pair, str) or not pair:
         raise ValueError(f"pair must be a Kraken pair name such as 'XBT/USD', got {pair!r}")
     out = ChunkedOutput(chunk_rows, str(path), strict)
-    reader = _Reader(out, path, pair, tick_size, lot_size)
     with open_input(path) as stream:
+        reader = _Reader(out, path, pair, tick_size, lot_size)
         feed = _Feed(out, reader.where, progress, lambda: disk_position(stream))
         try:
-            ln = 0
-            try:
-                for ln, raw in enumerate(stream, 1):
-                    reader.line(ln, raw)
-                    if reader.block_full():
-                        yield from feed.add(*reader.events())
-            except (EOFError, OSError, zlib.error) as e:
-                raise DataError("truncated or corrupt gzip", file=path, line=ln + 1, detail=str(e)) from None
-            yield from feed.add(*reader.finish())
+            yield from reader.run(stream, feed)
             yield from feed.finish()
         finally:
             feed.close()
+            reader.close()
 
 
 _COUNTS = ("lines", "book_messages", "other_lines_skipped", "event_messages", "checksums_checked")
 _COUNTS_IF_ANY = ("capture_metadata_lines", "blank_lines", "republished_entries", "levels_truncated",
                   "deletes_of_absent_levels")
+PIECE = 4 << 20  # bytes of text parsed at a time
+_FLUSH = 1 << 16  # events held before they are handed on at the end of a piece
+_MSG_DTYPE = np.dtype([("line", "<i8"), ("tx", "<i8"), ("tl", "<i8"), ("n_ev", "<i8")])
+_NOTE_DTYPE = np.dtype([("line", "<i8"), ("ours", "<i8"), ("theirs", "<i8")])
+_LEVEL_DTYPE = np.dtype([("px", "<i8"), ("qty", "<i8"), ("side", "<i8"), ("pd_lo", "<u8"), ("pd_hi", "<u8"),
+                         ("qd_lo", "<u8"), ("qd_hi", "<u8")])
 
 
-class _Reader:
-    """The capture's lines -> blocks of events of one pair; the book and counters carry over."""
+def _new_parser(scan, tail):
+    from lobsim._core import ffi, lib
+
+    p = ffi.new("kr_parser *")
+    if lib.kr_init(p):
+        raise MemoryError("kraken book")
+    p.scan = scan
+    if len(tail) < ffi.sizeof(p.tail):
+        p.tail, p.tail_len = tail, len(tail)
+    return p
+
+
+def _pieces(stream, path, done, errors=(EOFError, OSError, zlib.error), what="truncated or corrupt gzip"):
+    """Whole lines in pieces of about PIECE bytes: (data, n), the lines in data[:n]; done() = lines consumed
+    (the line of a read error); `errors` raised by the stream -> DataError(what)."""
+    rest = b""
+    while True:
+        try:
+            data = stream.read(PIECE)
+        except errors as e:
+            raise DataError(what, file=path, line=done() + 1, detail=str(e)) from None
+        if not data:
+            if rest:
+                yield rest, len(rest)
+            return
+        if rest:
+            data = rest + data
+        cut = data.rfind(b"\n") + 1
+        rest = data[cut:]
+        if cut:
+            yield data, cut
+
+
+def _line_end(data, pos, n):
+    end = data.find(b"\n", pos, n)
+    return n if end < 0 else end + 1
+
+
+def _digits(s):
+    """A decimal string's digits without the point as (lo, hi): value = hi * 10**19 + lo (checksum fragment)."""
+    hi, lo = divmod(int(s.replace(".", "")), 10**19)
+    return lo, min(hi, 2**64 - 1)
+
+
+class _PieceReader:
+    """What the C-backed readers of JSON lines (this one and bybit.py) share: the output buffers the C parser
+    fills, the statistics of the lines the Python decoder takes during the first block's scan, and the
+    instrument inferred from that scan, set on the real parser."""
+
+    C_TYPES = ()  # the C record types of the message and note buffers
+
+    def _buffers(self, n_ev, n_msgs, n_notes):
+        ffi = self.ffi
+        self.ev = np.zeros(n_ev, EVENT_DTYPE)
+        self.msgs = np.zeros(n_msgs, self.MSG_DTYPE)
+        self.notes = np.zeros(n_notes, self.NOTE_DTYPE)
+        msg_t, note_t = self.C_TYPES
+        self.args = (ffi.cast(msg_t, ffi.from_buffer(self.msgs)), len(self.msgs),
+                     ffi.cast("lob_event *", ffi.from_buffer(self.ev)), len(self.ev),
+                     ffi.cast(note_t, ffi.from_buffer(self.notes)), len(self.notes))
+
+    def _grow(self):
+        """Twice the room, keeping what the buffers hold."""
+        ev, msgs, notes = self.ev, self.msgs, self.notes
+        self._buffers(2 * len(ev), 2 * len(msgs), 2 * len(notes))
+        self.ev[:len(ev)], self.msgs[:len(msgs)], self.notes[:len(notes)] = ev, msgs, notes
+
+    @staticmethod
+    def _scan_stats(s, levels):
+        """Decimals of a decoded line's [(side, price, size), ...] into the scan parser's statistics."""
+        from lobsim.data.binance import _wire_digits
+
+        w, g = _wire_digits([x[1] for x in levels])
+        s.px_wire, s.px_sig = max(s.px_wire, w), max(s.px_sig, g)
+        w, g = _wire_digits([x[2] for x in levels])
+        s.qty_wire, s.qty_sig = max(s.qty_wire, w), max(s.qty_sig, g)
+
+    def _infer(self, symbol):
+        """The instrument from the scan's statistics (tick/lot given or the finest decimals seen) -> out and
+        the real parser's units."""
+        s, info = self.s, self.out.report.info
+
+        def parts(wire, sig):
+            return [(np.array([10 ** (wire - sig)], np.int64), 10**wire)]
+
+        inst = infer_instrument(symbol, self.tick_size, self.lot_size, parts(s.px_wire, s.px_sig),
+                                parts(s.qty_wire, s.qty_sig), info)
+        self.out.instrument = inst
+        m, e = _unit_parts(inst.tick_size)
+        mq, eq = _unit_parts(inst.lot_size)
+        if max(m, mq) >= 2**63 or max(abs(e), abs(eq)) >= 2**31:
+            raise DataError(f"tick/lot size {inst.tick_size}/{inst.lot_size} out of the reader's range", file=self.path)
+        self.p.px_mant, self.p.px_exp, self.p.qty_mant, self.p.qty_exp = m, e, mq, eq
+
+
+class _Reader(_PieceReader):
+    """The capture's lines -> blocks of events of one pair: the C parser and book, the output buffers."""
+
+    MSG_DTYPE, NOTE_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, ("kr_msg *", "kr_note *")
 
     def __init__(self, out, path, pair, tick_size, lot_size):
+        from lobsim._core import ffi, lib
+
+        self.ffi, self.lib = ffi, lib
         self.out, self.path, self.pair = out, path, pair
         self.tick_size, self.lot_size = tick_size, lot_size
         self.tail = b'"' + json.dumps(pair).encode()[1:-1] + b'"]'
-        self.asks, self.bids = _Side(1), _Side(-1)
-        self.synced = False
-        self.depth = None
+        self.p, self.s = _new_parser(0, self.tail), _new_parser(1, self.tail)
         self.ts_max = None
-        self.n_book = self.n_no_snap = 0
-        self.first_no_snap = None
-        self.counts = dict.fromkeys(_COUNTS + _COUNTS_IF_ANY, 0)
-        self.keys = {}  # decimal string -> exact key (the same strings recur)
-        self._new_block()
+        self.n_book = 0
+        self.first = True  # the next events() is the first block's
+        self.depth_noted = False
+        self.lines_done = 0
+        self._buffers(1 << 16, 1 << 14, 1 << 10)
 
-    def _new_block(self):
-        # event columns: price string, qty string, side, kind, flags, line, message index
-        self.e_px, self.e_qty, self.e_side, self.e_kind, self.e_flags, self.e_line, self.e_msg = ([] for _ in range(7))
-        self.m_tl, self.m_tx, self.m_line = [], [], []  # per message: ts_local, ts_exch, line
-        self.block_lines = 0
-        self.block_levels = 0
+    def close(self):
+        for p in (self.p, self.s):
+            self.lib.kr_free(p)
 
     def where(self, g):
         return str(self.path), int(g)
 
-    def block_full(self):
-        if self.block_lines < BLOCK_LINES:
-            return False
-        # the instrument is inferred from the first block: it must hold the snapshot's levels
-        return self.out.instrument is not None or (self.synced and self.block_levels > 0)
+    # -- the pieces of text -------------------------------------------------------------
+    def run(self, stream, feed):
+        pieces = _pieces(stream, self.path, lambda: self.p.line)
+        ahead = []
+        for piece in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its entries
+            ahead.append(piece)
+            if self._scan(*piece):
+                break
+        self.out.report.info["pair"] = self.pair
+        self._infer(self.pair)
+        self.lib.kr_free(self.s)
+        self.p.block_lines = BLOCK_LINES
+        while ahead:
+            yield from self._parse(*ahead.pop(0), feed)
+        for data, n in pieces:
+            yield from self._parse(data, n, feed)
+        self._finish()
+        yield from feed.add(*self.events())
 
-    def event(self, ln, side, px, qty, kind, flags):
-        self.e_px.append(px)
-        self.e_qty.append(qty)
-        self.e_side.append(side)
-        self.e_kind.append(kind)
-        self.e_flags.append(flags)
-        self.e_line.append(ln)
-        self.e_msg.append(len(self.m_line))
+    def _scan(self, data, n):
+        """Decimal statistics of the first block's lines (data[:n]); -> True at its end."""
+        s, lib, ffi = self.s, self.lib, self.ffi
+        s.pos, s.block_lines = 0, BLOCK_LINES
+        buf = ffi.from_buffer(data)
+        while True:
+            rc = lib.kr_parse(s, buf, n, ffi.NULL, 0, ffi.NULL, 0, ffi.NULL, 0)
+            if rc == lib.KR_BLOCK:
+                return True
+            if rc == lib.KR_END:
+                return False
+            end = _line_end(data, s.pos, n)
+            d = self.decode(data[s.pos:end], s.line + 1, s)
+            if d is not None:
+                levels = d[5]
+                self._scan_stats(s, levels)
+                s.synced = s.synced or d[0]
+                s.block_levels += len(levels)
+            s.line += 1
+            s.pos = end
+            if s.line >= BLOCK_LINES and s.synced and s.block_levels > 0:
+                return True
 
-    def line(self, ln, raw):
-        path, c = self.path, self.counts
-        c["lines"] += 1
-        self.block_lines += 1
+    def _parse(self, data, n, feed):
+        p, lib, ffi = self.p, self.lib, self.ffi
+        p.pos = 0
+        buf = ffi.from_buffer(data)
+        while True:
+            rc = lib.kr_parse(p, buf, n, *self.args)
+            self._notes()
+            if rc == lib.KR_END:
+                break
+            if rc == lib.KR_BLOCK:  # the end of the first block: its events measure the feed's latency
+                p.block_lines = 0
+                yield from feed.add(*self.events())
+            elif rc == lib.KR_FULL:
+                if p.n_ev and not self.first:
+                    yield from feed.add(*self.events())
+                else:
+                    self._grow()
+            elif rc == lib.KR_SLOW:
+                end = _line_end(data, p.pos, n)
+                ln = p.line + 1
+                d = self.decode(data[p.pos:end], ln, p)
+                if d is not None:
+                    if p.n_ev + 2 * len(d[5]) + 1 > len(self.ev) and p.n_ev and not self.first:
+                        yield from feed.add(*self.events())
+                    self._apply(ln, d)
+                p.line += 1
+                p.pos = end
+                if p.block_lines and p.line >= p.block_lines and p.synced and p.block_levels > 0:
+                    p.block_lines = 0
+                    yield from feed.add(*self.events())
+            else:
+                raise MemoryError("kraken book")
+        if p.n_ev >= _FLUSH and not self.first:
+            yield from feed.add(*self.events())
+
+    def _apply(self, ln, d):
+        """A book message decoded in Python -> the C book (the same code as the fast path)."""
+        snap, depth, checksum, tx, tl, levels = d
+        p, path, inst, lib, ffi = self.p, self.path, self.out.instrument, self.lib, self.ffi
+        lv = np.zeros(len(levels), _LEVEL_DTYPE)
+        if levels:
+            lines = np.full(len(levels), ln, np.int64)
+            px = _parse(np.asarray([x[1] for x in levels], dtype=str), lines, path, "price")
+            qty = _parse(np.asarray([x[2] for x in levels], dtype=str), lines, path, "volume")
+            lv["px"] = _units(inst.prices_from_scaled, px, lines, path, "price", self.tick_size is None)
+            lv["qty"] = _units(inst.qtys_from_scaled, qty, lines, path, "volume", self.lot_size is None)
+            lv["side"] = [x[0] for x in levels]
+            lv["pd_lo"], lv["pd_hi"] = zip(*(_digits(x[1]) for x in levels))
+            lv["qd_lo"], lv["qd_hi"] = zip(*(_digits(x[2]) for x in levels))
+        while True:
+            rc = lib.kr_apply(p, snap, depth, -1 if checksum is None or checksum >= 2**63 else checksum, tx, tl, ln,
+                              ffi.cast("kr_level *", ffi.from_buffer(lv)), len(lv), *self.args)
+            self._notes()
+            if rc == lib.KR_END:
+                return
+            if rc != lib.KR_FULL:
+                raise MemoryError("kraken book")
+            self._grow()
+
+    def _notes(self):
+        p = self.p
+        if not self.depth_noted and p.depth0:
+            self.out.report.info["depth"] = int(p.depth0)
+            self.depth_noted = True
+        for ln, ours, theirs in self.notes[:p.n_notes].tolist():
+            self.out.report.anomaly(CHECKSUM_MISMATCH, file=self.path, line=ln,
+                                    detail=f"our book's checksum {ours} != Kraken's {theirs}")
+        p.n_notes = 0
+
+    # -- one line the C parser left to Python -----------------------------------------------
+    def decode(self, raw, ln, p):
+        """Check one line -> None (nothing to apply: counted) or (snapshot, depth, checksum, tx, tl, levels)
+        with levels [(side, price string, volume string)] in wire order. `p`: the scan's or the real pass's
+        parser; only the real pass (p.scan == 0) counts what it sees."""
+        path, real = self.path, not p.scan
         line = raw.rstrip(b"\r\n")
         if not line.strip():
-            c["blank_lines"] += 1
-            return
+            p.blank_lines += real
+            return None
         if line.startswith(b"wss://") or line.startswith(b"ws://"):
-            c["capture_metadata_lines"] += 1
-            return
+            p.capture_metadata_lines += real
+            return None
         m = _TIME.match(line)
         if m is None:
             raise DataError("malformed line: expected '<unix seconds>: <json>'", file=path, line=ln)
         body = line[m.end():]
         if body[:1] == b"[" and body.endswith(b'"]') and not body.endswith(self.tail):
-            c["other_lines_skipped"] += 1  # another pair's (or another channel's) message
-            return
+            p.other_lines_skipped += real  # another pair's (or another channel's) message
+            return None
         try:
             msg = json.loads(body)
         except (ValueError, RecursionError) as e:
             raise DataError("bad JSON", file=path, line=ln, detail=str(e)[:200]) from None
         if isinstance(msg, dict):
-            c["event_messages"] += 1
-            if msg.get("event") == "subscriptionStatus" and msg.get("pair") == self.pair:
+            p.event_messages += real
+            if real and msg.get("event") == "subscriptionStatus" and msg.get("pair") == self.pair:
                 sub = msg.get("subscription")
                 info = self.out.report.info
                 if (isinstance(sub, dict) and sub.get("name") == "book" and msg.get("status") == "subscribed"
                         and "subscribed_depth" not in info):
                     info["subscribed_depth"] = sub.get("depth")
-            return
+            return None
         if not (isinstance(msg, list) and 4 <= len(msg) <= 5 and isinstance(msg[-1], str)
                 and isinstance(msg[-2], str) and all(isinstance(d, dict) for d in msg[1:-2])):
             raise DataError("book message is not [channelID, {...}, ({...},) channelName, pair]",
                             file=path, line=ln)
         if msg[-1] != self.pair:  # e.g. an escaped name the cheap test let through
-            c["other_lines_skipped"] += 1
-            return
+            p.other_lines_skipped += real
+            return None
         if not msg[-2].startswith("book"):
-            c["other_lines_skipped"] += 1
-            self.out.report.skip("other_channel", file=path, line=ln, detail=msg[-2])
-            return
+            if real:
+                p.other_lines_skipped += 1
+                self.out.report.skip("other_channel", file=path, line=ln, detail=msg[-2])
+            return None
         depth = _depth(msg[-2], path, ln)
-        if self.depth is None:
-            self.out.report.info["depth"] = depth
-        self.depth = depth
-        self.book_message(ln, m, msg[1:-2], depth)
+        return self.book_message(ln, m, msg[1:-2], depth, p)
 
-    def key(self, s, ln, what):
-        k = self.keys.get(s) if isinstance(s, str) else None
-        if k is None:
-            k = _key(s, self.path, ln, what)
-            if len(self.keys) > 1_000_000:
-                self.keys.clear()
-            self.keys[s] = k
-        return k
-
-    def book_message(self, ln, m, dicts, depth):
-        path, c, asks, bids, key_of = self.path, self.counts, self.asks, self.bids, self.key
+    def book_message(self, ln, m, dicts, depth, p):
+        path = self.path
         ts_local = _ns(m.group(1), m.group(2).decode() if m.group(2) else "")
-        n0 = len(self.e_px)
         snapshot = any("as" in d or "bs" in d for d in dicts)
-        flags = _SNAP if snapshot else 0
         checksum = None
-        stamps, r_stamps = [], []
-        if snapshot:
-            if any(k in d for d in dicts for k in ("a", "b")):
-                raise DataError("message mixes a snapshot (as/bs) with updates (a/b)", file=path, line=ln)
-            self.synced = True
-            asks.clear()
-            bids.clear()
-            self.event(ln, 0, "0", "0", EventKind.CLEAR, _SNAP)
-        elif not self.synced:
-            self.n_no_snap += 1
-            if self.first_no_snap is None:
-                self.first_no_snap = ln
+        stamps, r_stamps, levels = [], [], []
+        if snapshot and any(k in d for d in dicts for k in ("a", "b")):
+            raise DataError("message mixes a snapshot (as/bs) with updates (a/b)", file=path, line=ln)
         for d in dicts:
             for k, v in d.items():
                 if k == "c":
@@ -334,106 +468,78 @@ class _Reader:
                     checksum = int(v)
                     continue
                 if k in ("a", "as"):
-                    book, side = asks, -1
+                    side = -1
                 elif k in ("b", "bs"):
-                    book, side = bids, 1
+                    side = 1
                 else:
                     raise DataError(f"unknown field {k!r} in book message", file=path, line=ln)
                 for e in _entries(v, path, ln, k):
-                    p, q, t = e[0], e[1], e[2]
-                    key = key_of(p, ln, "price")
-                    if key == 0:
-                        raise DataError(f"price {p!r} must be positive", file=path, line=ln)
-                    zero = key_of(q, ln, "volume") == 0
+                    q, t = e[1], e[2]
+                    if _key(e[0], path, ln, "price") == 0:
+                        raise DataError(f"price {e[0]!r} must be positive", file=path, line=ln)
+                    _key(q, path, ln, "volume")
                     tm = _DEC.match(t)
                     if tm is None or len(t.partition(".")[0]) > 11:
                         raise DataError(f"timestamp {t!r:.40} is not unix seconds", file=path, line=ln)
                     if len(e) == 4:
-                        c["republished_entries"] += 1
+                        p.republished_entries += not p.scan
                         r_stamps.append(t)
                     else:
                         stamps.append(t)
-                    if not book.set(key, p, q, zero):
-                        c["deletes_of_absent_levels"] += 1
-                    self.event(ln, side, p, q, EventKind.SET_LEVEL, flags)
-                    self.block_levels += 1
-        for book, side in ((asks, -1), (bids, 1)):
-            for p in book.truncate(depth):
-                c["levels_truncated"] += 1
-                self.event(ln, side, p, "0", EventKind.SET_LEVEL, flags)
-        if checksum is not None and self.synced:
-            c["checksums_checked"] += 1
-            ours = zlib.crc32((asks.top() + bids.top()).encode())
-            if ours != checksum:
-                self.out.report.anomaly(CHECKSUM_MISMATCH, file=path, line=ln,
-                                        detail=f"our book's checksum {ours} != Kraken's {checksum}")
-        if len(self.e_px) == n0:
-            return  # nothing in the message (no entries)
-        self.e_flags[-1] |= _END
+                    levels.append((side, e[0], q))
         stamps = stamps or r_stamps
         best = max(stamps, key=lambda s: _key(s, path, ln, "timestamp")) if stamps else None
-        self.m_tl.append(ts_local)
-        self.m_tx.append(_ns(*best.partition(".")[::2]) if best is not None else ts_local)
-        self.m_line.append(ln)
-        self.n_book += 1
-        c["book_messages"] += 1
+        tx = _ns(*best.partition(".")[::2]) if best is not None else ts_local
+        return snapshot, depth, checksum, tx, ts_local, levels
 
-    def _note_counts(self):
-        """The block's counters into the report (integers: merged chunk reports add them up)."""
-        info = self.out.report.info
-        for k, v in self.counts.items():
-            if v or k in _COUNTS:
-                info[k] = info.get(k, 0) + v
-        self.counts = dict.fromkeys(self.counts, 0)
-
-    def finish(self):
-        """Notes of the end of the capture; -> the last block's (events, lines)."""
-        if not self.n_book and not self.n_no_snap:
+    # -- blocks -> events ---------------------------------------------------------------
+    def _finish(self):
+        p = self.p
+        if not self.n_book and not p.book_messages and not p.n_no_snap:
             raise DataError(f"no book message for pair {self.pair!r} in the capture", file=self.path)
-        if self.n_no_snap:
-            self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=self.first_no_snap, count=self.n_no_snap,
+        if p.n_no_snap:
+            self.out.report.anomaly(NO_SNAPSHOT, file=self.path, line=p.first_no_snap, count=p.n_no_snap,
                                     detail="updates before any snapshot of the pair: the book holds only what "
                                            "they touched")
-        return self.events()
+
+    def _note_counts(self):
+        """The C counters into the report (integers: merged chunk reports add them up)."""
+        p, info = self.p, self.out.report.info
+        self.n_book += p.book_messages
+        for k in _COUNTS + _COUNTS_IF_ANY:
+            v = p.line - self.lines_done if k == "lines" else getattr(p, k)
+            if v or k in _COUNTS:
+                info[k] = info.get(k, 0) + v
+            if k != "lines":
+                setattr(p, k, 0)
+        self.lines_done = p.line
 
     def events(self):
-        """The block's events (with their lines) in ticks and lots; starts a new block."""
-        path, out = self.path, self.out
+        """The events in the C buffers (with their lines), timestamps set; empties the buffers."""
+        p, out = self.p, self.out
         info = out.report.info
-        if "pair" not in info and out.instrument is None:
-            info["pair"] = self.pair
         self._note_counts()
-        kind = np.asarray(self.e_kind, np.uint8)
-        line = np.asarray(self.e_line, np.int64)
-        lv = np.flatnonzero(kind == EventKind.SET_LEVEL)
-        px = _parse(np.asarray(self.e_px, dtype=str)[lv], line[lv], path, "price")
-        qty = _parse(np.asarray(self.e_qty, dtype=str)[lv], line[lv], path, "volume")
-        if out.instrument is None:
-            out.instrument = infer_instrument(self.pair, self.tick_size, self.lot_size, [px], [qty], info)
-        inst = out.instrument
-        ev = np.zeros(len(kind), EVENT_DTYPE)
-        ev["kind"] = kind
-        ev["side"] = np.asarray(self.e_side, np.int8)
-        ev["flags"] = np.asarray(self.e_flags, np.uint16)
-        ev["price"][lv] = _units(inst.prices_from_scaled, px, line[lv], path, "price", self.tick_size is None)
-        ev["qty"][lv] = _units(inst.qtys_from_scaled, qty, line[lv], path, "volume", self.lot_size is None)
-        msg = np.asarray(self.e_msg, np.int64)
-        m_line = np.asarray(self.m_line, np.int64)
-        tx = np.asarray(self.m_tx, np.int64)
+        n, m = p.n_ev, p.n_msgs
+        ev = self.ev[:n].copy()
+        msgs = self.msgs[:m]
+        m_line, n_ev = msgs["line"], msgs["n_ev"]
+        tx = msgs["tx"]
         if self.ts_max is None:
             tx = monotone_ts(tx, out.report, m_line, self.where, "book message")
         else:
             tx = monotone_ts(np.r_[self.ts_max, tx], out.report, np.r_[0, m_line], self.where, "book message")[1:]
-        tl = np.asarray(self.m_tl, np.int64)
+        tl = msgs["tl"]
         if len(tx):
             if self.ts_max is None:  # the first block's messages measure the feed's latency
                 lat = (tl - tx) / 1e6
                 info["feed_latency_ms"] = {k: round(float(v), 3) for k, v in
                                            zip(("p1", "median", "p99"), np.percentile(lat, [1, 50, 99]))}
             self.ts_max = int(tx[-1])
-        ev["ts_exch"] = tx[msg]
-        ev["ts_local"] = tl[msg]
-        self._new_block()
+        self.first = False
+        ev["ts_exch"] = np.repeat(tx, n_ev)
+        ev["ts_local"] = np.repeat(tl, n_ev)
+        line = np.repeat(m_line, n_ev)
+        p.n_ev = p.n_msgs = 0
         return ev, line
 
 
