@@ -141,15 +141,29 @@ def make_strategy(name, params, parser):
         parser.error(f"--param: {cls.__name__}: {exc}")
 
 
-class Progress:
-    """A one-line progress report on stderr (data time and events/s), only on a terminal and
-    only once a run has lasted a second."""
+class ProgressLine:
+    """One line on stderr redrawn in place (a carriage return before each text), only on a terminal;
+    `close()` ends it with a newline if anything was shown."""
 
     def __init__(self, stream=None):
         self.stream = sys.stderr if stream is None else stream
         self.active = self.stream is not None and self.stream.isatty()
         self.t0 = time.perf_counter()
         self.shown = False
+
+    def show(self, text):
+        self.stream.write(f"\r{text} ")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class Progress(ProgressLine):
+    """A backtest's progress (data time and events/s), once a run has lasted a second."""
 
     def __call__(self, events, ts_exch):
         if not self.active:
@@ -160,14 +174,7 @@ class Progress:
         import numpy as np
 
         when = str(np.datetime64(int(ts_exch), "ns"))[:23]
-        self.stream.write(f"\r{when}  {events:,} events  {events / elapsed:,.0f} events/s ")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self):
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.show(f"{when}  {events:,} events  {events / elapsed:,.0f} events/s")
 
 
 def _out_problem(out, replace):

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from lobsim._cli_backtest import ProgressLine
 from lobsim._types import EventKind
 from lobsim.data.events import DEFAULT_CHUNK_ROWS
 from lobsim.errors import DataError, LobError
@@ -146,16 +147,14 @@ def cmd_generate(args):
     return 0
 
 
-class ConvertProgress:
-    """One progress line on stderr while `convert` runs: input bytes read (of the total on disk),
-    events written, events/s. Only on a terminal; redrawn at most 10 times a second."""
+class ConvertProgress(ProgressLine):
+    """`convert`'s progress: input bytes read (of the total on disk), events written, events/s;
+    redrawn at most 10 times a second."""
 
     def __init__(self, total_bytes, stream=None):
-        self.stream = sys.stderr if stream is None else stream
-        self.active = self.stream is not None and self.stream.isatty()
+        super().__init__(stream)
         self.total = max(int(total_bytes), 1)
-        self.t0 = self._last = time.perf_counter()
-        self.shown = False
+        self._last = self.t0
 
     def __call__(self, bytes_done, events):
         if not self.active:
@@ -166,15 +165,8 @@ class ConvertProgress:
         self._last = now
         rate = events / max(now - self.t0, 1e-9)
         pct = min(100.0, 100.0 * bytes_done / self.total)
-        self.stream.write(f"\r{pct:5.1f}% {bytes_done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB read  "
-                          f"{events:,} events written  {rate:,.0f} events/s ")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self):
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.show(f"{pct:5.1f}% {bytes_done / 1e6:,.1f}/{self.total / 1e6:,.1f} MB read  "
+                  f"{events:,} events written  {rate:,.0f} events/s")
 
 
 def _expand_inputs(patterns):
