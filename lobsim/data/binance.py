@@ -85,7 +85,7 @@ import numpy as np
 
 from lobsim._core import ffi, lib
 from lobsim._types import EVENT_DTYPE, EventKind, Flag
-from lobsim.data._io import GZIP_MAGIC, Locator, open_input, require_file
+from lobsim.data._io import GZIP_MAGIC, Locator, fast_zlib, open_input, require_file
 from lobsim.data.events import (
     DEFAULT_CHUNK_ROWS,
     MAX_CHUNK_ROWS,
@@ -1169,7 +1169,7 @@ class _Inflater:
                 if not self._put(("data", piece)):
                     return
             self._put(("end", None))
-        except (EOFError, OSError, zlib.error) as e:
+        except (EOFError, OSError, zlib.error, fast_zlib.error) as e:
             self._put(("error", str(e)))
         except BaseException as e:  # noqa: BLE001 - handed to the reading thread
             self._put(("raise", e))
@@ -1191,7 +1191,7 @@ class _Inflater:
                     raw = raw.lstrip(b"\0")
                     if not raw:
                         break
-                    d = zlib.decompressobj(31)
+                    d = fast_zlib.decompressobj(31)
                 out = d.decompress(raw, _PIECE)
                 raw = d.unconsumed_tail
                 while out:

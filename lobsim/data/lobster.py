@@ -65,7 +65,7 @@ import numpy as np
 
 from lobsim._core import ERROR_NAMES, ffi, lib
 from lobsim._types import EVENT_DTYPE
-from lobsim.data._io import disk_position, open_input, require_file
+from lobsim.data._io import disk_position, fast_zlib, open_input, require_file
 from lobsim.data.events import (
     DEFAULT_CHUNK_ROWS, HALT, MAX_CHUNK_ROWS, OUT_OF_ORDER_TS, UNKNOWN_ORDER_ID, ChunkedOutput, Events, collect,
 )
@@ -99,10 +99,7 @@ _OB_MEMBER_RE = re.compile(r"_orderbook_(\d+)\.csv$")
 _INT_RE = re.compile(r"-?[0-9]+")
 _TIME_RE = re.compile(r"[0-9]{1,6}(\.[0-9]+)?")
 _PRICE_LIMIT = 1 << 61
-try:  # ISA-L's inflate and CRC-32, when the optional isal package is installed (see _Member)
-    from isal import isal_zlib as _inflate
-except ImportError:  # pragma: no cover - depends on the environment
-    _inflate = zlib
+_inflate = fast_zlib  # ISA-L's inflate and CRC-32 when isal is installed (see _Member)
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, _inflate.error, OSError, EOFError, ValueError,
                RuntimeError)
 _POOL, _POOL_SIZE = {}, 4  # parsed-row buffers kept for reuse (next blocks, next files), per column count
