@@ -14,7 +14,7 @@ from decimal import Decimal
 import numpy as np
 
 from lobsim._cli_backtest import ProgressLine
-from lobsim._types import EventKind
+from lobsim._types import EventKind, Flag
 from lobsim.data.events import DEFAULT_CHUNK_ROWS
 from lobsim.errors import DataError, LobError
 from lobsim.instrument import Instrument, plain
@@ -259,6 +259,13 @@ def _clear_event(first):
     return ev
 
 
+def _start_clock(first):
+    """The clock that dates a capture starting with event `first`: ts_exch, except for a snapshot event,
+    whose ts_exch is when its order was entered (a DBN MBO snapshot carries each order's original
+    ts_event, possibly days old) and whose ts_local is when the snapshot was taken."""
+    return "ts_local" if int(first["flags"]) & Flag.SNAPSHOT else "ts_exch"
+
+
 def cmd_convert(args):
     from lobsim.data.events import ValidationReport
     from lobsim.data.store import EventWriter
@@ -287,10 +294,11 @@ def cmd_convert(args):
                 a = ev.array
                 if first_of_input and len(a):
                     if last is not None:  # the next independent capture: in time order, from a clear book
-                        if a["ts_exch"][0] < last["ts_exch"]:
-                            raise DataError(f"starts at {np.datetime64(int(a['ts_exch'][0]), 'ns')}, before the end "
-                                            f"of the previous input ({np.datetime64(int(last['ts_exch']), 'ns')}): "
-                                            f"give the inputs in time order", file=paths[0])
+                        clock = _start_clock(a[0])
+                        if a[clock][0] < last[clock]:
+                            raise DataError(f"starts at {np.datetime64(int(a[clock][0]), 'ns')}, before the end "
+                                            f"of the previous input ({np.datetime64(int(last[clock]), 'ns')}, "
+                                            f"{clock}): give the inputs in time order", file=paths[0])
                         if a["kind"][0] != EventKind.CLEAR:
                             writer.write(_clear_event(a[0]))
                     first_of_input = False
