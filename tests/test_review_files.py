@@ -58,3 +58,34 @@ def test_convert_dbn_days_whose_snapshot_carries_old_order_times(tmp_path, capsy
     err = data_error(capsys, ["convert", "dbn", str(d2), str(d1), "-o", str(tmp_path / "x.parquet"), "--symbol",
                               "TEST", "--tick-size", "1"])
     assert "time order" in err and not (tmp_path / "x.parquet").exists()
+
+
+# --------------------------------------------------------------------------- Tardis
+L2_HEADER = b"exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
+
+
+def _l2_rows(symbol, n, t0=1585699200245000):
+    return b"".join(b"deribit,%s,%d,%d,false,bid,%d.5,10\n" % (symbol, t0 + k, t0 + k + 5, 6400 + k % 7)
+                    for k in range(n))
+
+
+def test_tardis_header_only_without_newline_is_an_empty_file_not_malformed(tmp_path):
+    from lobsim.data.tardis import read_tardis
+
+    with_nl, without = tmp_path / "a.csv", tmp_path / "b.csv"
+    with_nl.write_bytes(L2_HEADER + b"\n")
+    without.write_bytes(L2_HEADER)
+    ev = read_tardis(with_nl, tick_size="0.5", lot_size="1")
+    ev2 = read_tardis(without, tick_size="0.5", lot_size="1")
+    assert len(ev.array) == len(ev2.array) == 0
+
+
+def test_tardis_second_symbol_in_a_later_block_names_its_line(tmp_path, monkeypatch):
+    import lobsim.data.tardis as T
+
+    monkeypatch.setattr(T, "BLOCK_BYTES", 512)
+    p = tmp_path / "l2.csv"
+    p.write_bytes(L2_HEADER + b"\n" + _l2_rows(b"BTC-PERPETUAL", 40) + _l2_rows(b"ETH-PERPETUAL", 3, 1585699300000000))
+    with pytest.raises(DataError, match="several symbols") as e:
+        T.read_tardis(p)
+    assert e.value.line == 42 and e.value.file is not None

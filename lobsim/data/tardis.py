@@ -160,10 +160,18 @@ class _CsvStream:
         except OSError as e:
             raise DataError(f"cannot open: {e.strerror or e}", file=self.path) from None
         stream = pa.CompressedInputStream(self._raw, "gzip") if gz else self._raw
+        def open_csv():
+            try:
+                return pv.open_csv(stream, read_options=pv.ReadOptions(block_size=BLOCK_BYTES),
+                                   parse_options=pv.ParseOptions(ignore_empty_lines=False),
+                                   convert_options=self._convert)
+            except pa.ArrowInvalid as e:  # a header (checked above) and no newline: no rows
+                if "Empty CSV file" in str(e):
+                    return None
+                raise
+
         try:
-            self._reader = self._call(lambda: pv.open_csv(
-                stream, read_options=pv.ReadOptions(block_size=BLOCK_BYTES),
-                parse_options=pv.ParseOptions(ignore_empty_lines=False), convert_options=self._convert))
+            self._reader = self._call(open_csv)
         except BaseException:
             self._raw.close()
             raise
@@ -186,7 +194,7 @@ class _CsvStream:
         """(RecordBatch, line of its first row) or None at the end."""
         if self.done:
             return None
-        batch = self._call(self._reader.read_next_batch)
+        batch = None if self._reader is None else self._call(self._reader.read_next_batch)
         if batch is None:
             self.close()
             return None
@@ -267,23 +275,33 @@ class _CsvStream:
             pass
         return None
 
-    def check_symbol(self, found):
-        """`found`: the distinct symbols of a block (wanted symbol None). Sets this file's symbol;
-        DataError if the file holds several, or not the other file's."""
+    def check_symbol(self, found, csv=None):
+        """`found`: the distinct symbols of a block (wanted symbol None), `csv` the block (to name the
+        line of an error). Sets this file's symbol; DataError if the file holds several, or not the
+        other file's."""
         found = [str(s) for s in found]
+
+        def line_other_than(symbol):  # the first line of the block whose symbol is not `symbol`
+            if csv is None:
+                return None
+            other = pc.not_equal(csv.cols["symbol"], symbol).to_numpy(zero_copy_only=False)
+            return int(csv.line[np.argmax(other)]) if other.any() else None
+
         if self.symbol is not None:
             others = [s for s in found if s != self.symbol]
             if others:
                 u = [self.symbol, *others]
                 raise DataError(f"file holds several symbols ({', '.join(u[:5])}); pass symbol= to pick one",
-                                file=self.path)
+                                file=self.path, line=line_other_than(self.symbol))
             return
         if len(found) > 1:
+            first = csv.cols["symbol"][0].as_py() if csv is not None and csv.n else found[0]
             raise DataError(f"file holds several symbols ({', '.join(found[:5])}); pass symbol= to pick one",
-                            file=self.path)
+                            file=self.path, line=line_other_than(first))
         if found:
             if self.seen and self.seen[0] != found[0]:
-                raise DataError(f"symbol {found[0]} differs from {self.seen[0]} of the other file", file=self.path)
+                raise DataError(f"symbol {found[0]} differs from {self.seen[0]} of the other file", file=self.path,
+                                line=int(csv.line[0]) if csv is not None and csv.n else None)
             self.symbol = found[0]
             self.seen[:1] = [found[0]]
 
@@ -292,7 +310,7 @@ class _CsvStream:
         if "symbol" not in csv.cols:
             return
         if self.want is None:
-            self.check_symbol(pc.unique(csv.cols["symbol"]).to_pylist())
+            self.check_symbol(pc.unique(csv.cols["symbol"]).to_pylist(), csv)
             return
         keep = pc.equal(pc.utf8_upper(csv.cols["symbol"]), self.want.upper()).to_numpy(zero_copy_only=False)
         if not keep.all():
