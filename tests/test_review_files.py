@@ -89,3 +89,48 @@ def test_tardis_second_symbol_in_a_later_block_names_its_line(tmp_path, monkeypa
     with pytest.raises(DataError, match="several symbols") as e:
         T.read_tardis(p)
     assert e.value.line == 42 and e.value.file is not None
+
+
+# --------------------------------------------------------------------------- DBN
+def test_dbn_record_of_another_schema_mid_file_names_the_record(tmp_path):
+    s = Stream()
+    for k in range(6):
+        s.mbo("A", "B", k + 1, 100, 1)
+    s.mbp1("A", "B", 100, 1, (100, 1), None)
+    s.mbo("A", "B", 99, 100, 1)
+    with pytest.raises(DataError, match="another schema") as e:
+        read_dbn(s.write(tmp_path / "x.dbn"))
+    assert e.value.line == 7 and "MBP1Msg" in str(e.value) and "unsupported" not in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["mbo", "mbp-1", "trades"])
+def test_dbn_stream_ending_inside_a_batch_closes_it_and_says_so(tmp_path, kind):
+    """Records without F_LAST to the end of the file (a file cut inside an event, or F_LAST never set):
+    the last event gets BATCH_END (nothing more can come in that batch) and info counts it; before, no
+    BATCH_END at all and nothing in the report (depth_series(batch_end_only) then saw an empty book)."""
+    s = Stream(schema={"mbo": dbn.Schema.MBO, "mbp-1": dbn.Schema.MBP_1, "trades": dbn.Schema.MBP_1}[kind])
+    for k in range(5):
+        if kind == "mbo":
+            s.mbo("A", "B", k + 1, 100 + k, 1, flags=0)
+        elif kind == "mbp-1":
+            s.mbp1("A", "B", 100 + k, 1, (100 + k, 1), None, flags=0)
+        else:
+            s.mbp1("T", "B", 100 + k, 1, (100, 1), None, flags=0)
+    p = s.write(tmp_path / "x.dbn")
+    if kind == "trades":  # an MBP-1 file's T records through the trades path: tbbo
+        raw = p.read_bytes()
+        s.schema = dbn.Schema.TBBO
+        p = s.write(tmp_path / "t.dbn")
+        assert p.read_bytes() != raw
+    ev = read_dbn(p)
+    a = ev.array
+    assert len(a) and a["flags"][-1] & Flag.BATCH_END
+    assert np.count_nonzero(a["flags"] & Flag.BATCH_END) == 1
+    assert ev.report.info["batch_open_at_end"] == 1
+    for rows in (1, 2, 3):
+        ch = collect(iter_dbn(p, chunk_rows=rows))
+        assert np.array_equal(ch.array, a) and ch.report.info["batch_open_at_end"] == 1
+    # a stream whose last record ends its batch: nothing added, nothing counted
+    s.records[-1].flags = LAST
+    ev = read_dbn(s.write(tmp_path / "y.dbn"))
+    assert "batch_open_at_end" not in ev.report.info

@@ -467,6 +467,7 @@ class _BatchEnds:
     def __init__(self, snapshot_runs=True, every_record=False):
         self.snapshot_runs, self.every_record = snapshot_runs, every_record
         self.open_run = False
+        self.open_batch = False  # the last record so far did not end its batch
         self.any_event = False
 
     def flags(self, flags, ev_rec, report):
@@ -484,6 +485,8 @@ class _BatchEnds:
                 _add(report, "snapshot_runs_without_last_flag", runs)
             self.open_run = bool(snap[-1] and not last[-1])
             last = last | missing
+        if n:
+            self.open_batch = not last[-1]
         fl = np.zeros(len(ev_rec), dtype=np.uint16)
         fl[(flags[ev_rec] & F_SNAPSHOT) != 0] |= np.uint16(Flag.SNAPSHOT)
         pos = _batch_end_positions(ev_rec, last)
@@ -499,7 +502,15 @@ class _BatchEnds:
             self.open_run = False
             _add(report, "snapshot_runs_without_last_flag", 1)
             return self.any_event
-        return False
+        return _close_open_batch(self.open_batch and self.any_event, report)
+
+
+def _close_open_batch(open_batch, report):
+    """At the end of the stream: a batch still open (its last record lacks F_LAST: a file cut inside
+    an event, or F_LAST never set) ends on the last event, counted as info batch_open_at_end."""
+    if open_batch:
+        _add(report, "batch_open_at_end", 1)
+    return open_batch
 
 
 def _iso(ns):
@@ -737,6 +748,8 @@ class _Mbo:
         self.actions = np.zeros(256, np.int64)
         self.counts = np.zeros(len(_COUNT_NAMES), np.int64)
         self.publisher = None
+        self.open_batch = False  # the last record so far lacks F_LAST
+        self.any_event = False
 
     def _mapping(self, report):
         report.info["fill_handling"] = self.fills
@@ -787,6 +800,8 @@ class _Mbo:
             raise AssertionError(f"lob_dbn_mbo_run failed ({rc})")
         res = self.res
         m = int(res.n_events)
+        self.open_batch = not int(flags[-1]) & F_LAST
+        self.any_event = self.any_event or m > 0
         ev = events[:m] if 4 * m >= 3 * cap else events[:m].copy()
         ev_rec = ev_rec[:m]
         self._take_counts(report)
@@ -812,7 +827,9 @@ class _Mbo:
         self._take_counts(report)
         self._mapping(report)
         report.info["resting_orders_at_end"] = int(self.res.resting)
-        return bool(self.res.mark_prev)
+        if self.res.counts[_SNAPSHOT_RUNS]:  # an open snapshot run: closed (and counted) by the tracker
+            return bool(self.res.mark_prev)
+        return _close_open_batch(self.open_batch and self.any_event, report) or bool(self.res.mark_prev)
 
 
 # --------------------------------------------------------------------------- L2 schemas
@@ -942,7 +959,7 @@ class _Trades:
         return out, recno[ev_rec], mark_prev
 
     def finish(self, report):
-        return False
+        return self.ends.finish(report)
 
 
 # Status records -> lobsim.TradingStatus (module docstring, "Status").
@@ -1099,7 +1116,10 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out, status=None):
                     if name == cls:
                         continue
                     if name in _SCHEMA_OF_CLASS and name != "StatusMsg":  # another schema's records
-                        raise _unsupported(schema, set(classes) | set(block.groups), path)
+                        k = int(numbers[0])
+                        raise DataError(f"record of another schema in a {schema} file", file=path, line=k,
+                                        detail=f"record {k}: {name} (schema {_SCHEMA_OF_CLASS[name]}); one schema "
+                                               "per file: split the file by record type first")
                     others[name] = others.get(name, 0) + len(numbers)
                     if name == "StatusMsg":
                         first = int(numbers[0])
