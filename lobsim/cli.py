@@ -259,6 +259,16 @@ def _clear_event(first):
     return ev
 
 
+def _check_output(path):
+    """DataError now, before any input is read, for an output that cannot be written at the end: a
+    directory, or a path in a folder that does not exist."""
+    if os.path.isdir(path):
+        raise DataError("output is a directory; give a file name (e.g. out.parquet)", file=path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DataError("output folder does not exist", file=folder)
+
+
 def _start_clock(first):
     """The clock that dates a capture starting with event `first`: ts_exch, except for a snapshot event,
     whose ts_exch is when its order was entered (a DBN MBO snapshot carries each order's original
@@ -272,6 +282,7 @@ def cmd_convert(args):
 
     inputs = _expand_inputs(args.inputs)
     jobs = _convert_jobs(args, inputs)
+    _check_output(args.output)
     sizes = [sum(os.path.getsize(p) for p in paths if os.path.isfile(p)) for paths, _ in jobs]
     bar = ConvertProgress(sum(sizes))
     report = ValidationReport(source=", ".join(inputs), strict=args.strict)

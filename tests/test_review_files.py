@@ -134,3 +134,23 @@ def test_dbn_stream_ending_inside_a_batch_closes_it_and_says_so(tmp_path, kind):
     s.records[-1].flags = LAST
     ev = read_dbn(s.write(tmp_path / "y.dbn"))
     assert "batch_open_at_end" not in ev.report.info
+
+
+# --------------------------------------------------------------------------- convert: failures
+@pytest.mark.parametrize("where", ["directory", "missing folder"])
+def test_convert_refuses_an_unwritable_output_before_reading_the_inputs(tmp_path, capsys, monkeypatch, where):
+    """An output path that is a directory was only found at the final rename, after the whole conversion."""
+    import lobsim.data
+
+    def never(*a, **k):
+        raise AssertionError("the input was read although the output cannot be written")
+
+    monkeypatch.setattr(lobsim.data, "iter_lobster", never)
+    src = tmp_path / "AAPL_2012-06-21_34200000_57600000_message_1.csv"
+    src.write_text("")
+    out = tmp_path / "out" if where == "directory" else tmp_path / "no" / "out.parquet"
+    if where == "directory":
+        out.mkdir()
+    err = data_error(capsys, ["convert", "lobster", str(src), "-o", str(out)])
+    assert str(out.parent if where != "directory" else out) in err and "AssertionError" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name] + (["out"] if where == "directory" else []))
