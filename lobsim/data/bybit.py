@@ -55,7 +55,7 @@ from lobsim._types import EVENT_DTYPE
 from lobsim.data._io import disk_position, open_input, require_file
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
                                 collect, monotone_ts)
-from lobsim.data.kraken import _key, _line_end, _pieces, _PieceReader  # exact decimal key, text pieces
+from lobsim.data.kraken import _INT64_MAX, _digits_only, _key, _line_end, _pieces, _PieceReader, _small_int
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
 from lobsim.instrument import parse_decimal_strings
@@ -343,6 +343,9 @@ class _Reader(_PieceReader):
                 local = int(m.group(1))
             else:
                 local = int(m.group(1)) * 1_000_000_000 + int((m.group(2) or b"0").ljust(9, b"0"))
+            if local > _INT64_MAX:
+                raise DataError(f"local receive time {m.group(0)[:-1].decode()!r} is beyond int64 nanoseconds",
+                                file=path, line=ln)
             line = line[m.end():]
         if st.local is None:
             st.local = local is not None
@@ -368,7 +371,7 @@ class _Reader(_PieceReader):
                 self.out.report.skip("other_topic", file=path, line=ln, detail=str(topic)[:60])
             return None
         parts = topic.split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) <= 0:
+        if len(parts) != 3 or not _digits_only(parts[1]) or not 0 < _small_int(parts[1]) <= _INT64_MAX:
             raise DataError(f"topic {topic!r:.60} is not 'orderbook.<depth>.<symbol>'", file=path, line=ln)
         depth, sym = int(parts[1]), parts[2]
         data = msg.get("data")

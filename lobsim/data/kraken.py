@@ -68,6 +68,7 @@ BLOCK_LINES = 4096  # capture lines converted at a time (the first block also wa
 _DEC = re.compile(r"[0-9]+(\.[0-9]+)?\Z")
 _TIME = re.compile(rb"([0-9]{1,11})(?:\.([0-9]+))?: ")
 _FRAC = 18  # book keys: decimal value * 10**18 (exact, Python ints)
+_INT64_MAX = 2**63 - 1
 _SNAP, _END = int(Flag.SNAPSHOT), int(Flag.BATCH_END)
 
 
@@ -96,7 +97,10 @@ def _key(s, path, ln, what):
         raise DataError(f"{what} {s!r:.40} is not a decimal string", file=path, line=ln)
     whole, _, frac = s.partition(".")
     if len(frac) > _FRAC:
-        raise DataError(f"{what} {s!r} has more than {_FRAC} fractional digits", file=path, line=ln)
+        raise DataError(f"{what} {s!r:.60} has more than {_FRAC} fractional digits", file=path, line=ln)
+    whole = whole.lstrip("0")
+    if len(whole) > 19:  # no exact int64 value has more (and int() refuses thousands of digits)
+        raise DataError(f"{what} {s!r:.40} is too large", file=path, line=ln)
     return int(whole + frac.ljust(_FRAC, "0"))
 
 
@@ -111,11 +115,21 @@ def _entries(v, path, ln, key):
     return v
 
 
+def _digits_only(s):
+    return s.isascii() and s.isdigit()
+
+
+def _small_int(s):
+    """ASCII digits -> int, or 2**63 past int64 (no int() of thousands of digits: Python refuses those)."""
+    s = s.lstrip("0")
+    return int(s or "0") if len(s) <= 19 else 2**63
+
+
 def _depth(name, path, ln):
     if name == "book":
         return 10
-    d = name[5:]
-    if not name.startswith("book-") or not d.isdigit() or int(d) <= 0:
+    d = name[5:]  # ASCII digits only: str.isdigit() also takes '²' (int() refuses) and other scripts' digits
+    if not (name.startswith("book-") and _digits_only(d) and 0 < _small_int(d) <= _INT64_MAX):
         raise DataError(f"channel name {name!r} is not 'book' or 'book-<depth>'", file=path, line=ln)
     return int(d)
 
@@ -211,7 +225,7 @@ def _line_end(data, pos, n):
 
 def _digits(s):
     """A decimal string's digits without the point as (lo, hi): value = hi * 10**19 + lo (checksum fragment)."""
-    hi, lo = divmod(int(s.replace(".", "")), 10**19)
+    hi, lo = divmod(int(s.replace(".", "").lstrip("0") or "0"), 10**19)
     return lo, min(hi, 2**64 - 1)
 
 
@@ -385,7 +399,7 @@ class _Reader(_PieceReader):
             lv["pd_lo"], lv["pd_hi"] = zip(*(_digits(x[1]) for x in levels))
             lv["qd_lo"], lv["qd_hi"] = zip(*(_digits(x[2]) for x in levels))
         while True:
-            rc = lib.kr_apply(p, snap, depth, -1 if checksum is None or checksum >= 2**63 else checksum, tx, tl, ln,
+            rc = lib.kr_apply(p, snap, depth, -1 if checksum is None else checksum, tx, tl, ln,
                               ffi.cast("kr_level *", ffi.from_buffer(lv)), len(lv), *self.args)
             self._notes()
             if rc == lib.KR_END:
@@ -455,6 +469,8 @@ class _Reader(_PieceReader):
     def book_message(self, ln, m, dicts, depth, p):
         path = self.path
         ts_local = _ns(m.group(1), m.group(2).decode() if m.group(2) else "")
+        if ts_local > _INT64_MAX:
+            raise DataError(f"line time {m.group(0)[:-2].decode()!r} is beyond int64 nanoseconds", file=path, line=ln)
         snapshot = any("as" in d or "bs" in d for d in dicts)
         checksum = None
         stamps, r_stamps, levels = [], [], []
@@ -463,9 +479,9 @@ class _Reader(_PieceReader):
         for d in dicts:
             for k, v in d.items():
                 if k == "c":
-                    if not isinstance(v, str) or not v.isdigit():
+                    if not isinstance(v, str) or not _digits_only(v):
                         raise DataError(f"checksum {v!r:.40} is not an unsigned decimal string", file=path, line=ln)
-                    checksum = int(v)
+                    checksum = min(_small_int(v), _INT64_MAX)  # past int64: never a CRC32, still a mismatch
                     continue
                 if k in ("a", "as"):
                     side = -1
@@ -479,7 +495,7 @@ class _Reader(_PieceReader):
                         raise DataError(f"price {e[0]!r} must be positive", file=path, line=ln)
                     _key(q, path, ln, "volume")
                     tm = _DEC.match(t)
-                    if tm is None or len(t.partition(".")[0]) > 11:
+                    if tm is None or len(t.partition(".")[0]) > 11 or _ns(*t.partition(".")[::2]) > _INT64_MAX:
                         raise DataError(f"timestamp {t!r:.40} is not unix seconds", file=path, line=ln)
                     if len(e) == 4:
                         p.republished_entries += not p.scan

@@ -1,0 +1,183 @@
+"""Adversarial review of the JSON-lines readers (Binance, Bybit, Kraken): each line is parsed in C with a
+Python fallback. The C parser can be switched off (`python_only`: every line handed back to Python, the
+reference), so a line gives the same events, report and errors either way. Regression tests for the defects
+found, differential checks on mutated real lines, and the streaming / container edge cases."""
+import contextlib
+import gzip
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lobsim._core as core
+from lobsim import DataError
+from lobsim.data import binance as bn
+from lobsim.data import bybit as bb
+from lobsim.data import kraken as kr
+from lobsim.data.events import collect
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+KRAKEN = DATA / "kraken" / "book1000_10pairs_head.ws"
+BYBIT = DATA / "tardis" / "xrpusdt-ob500.data.zip"
+BINANCE = DATA / "binance"
+needs_kraken = pytest.mark.skipif(not KRAKEN.is_file(), reason=f"real Kraken capture not found at {KRAKEN}")
+needs_bybit = pytest.mark.skipif(not BYBIT.is_file(), reason=f"Bybit sample not found at {BYBIT}")
+needs_binance = pytest.mark.skipif(not (BINANCE / "usdm").is_dir(), reason=f"Binance captures not found at {BINANCE}")
+
+
+# -- the Python path alone --------------------------------------------------------------------------
+
+class _SlowLib:
+    """lobsim._core.lib with one C line parser that hands every line back (the Python path)."""
+
+    def __init__(self, lib, name, end, slow):
+        self._lib, self._name, self._end, self._slow = lib, name, end, slow
+
+    def __getattr__(self, k):
+        if k == self._name:
+            return lambda p, buf, n, *a: self._end if p.pos >= n else self._slow
+        return getattr(self._lib, k)
+
+
+@contextlib.contextmanager
+def python_only(which):
+    lib = core.lib
+    name, end, slow = {"binance": ("bn_parse", lib.BN_END, lib.BN_SLOW), "bybit": ("bb_parse", lib.BB_END, lib.BB_SLOW),
+                       "kraken": ("kr_parse", lib.KR_END, lib.KR_SLOW)}[which]
+    slow_lib = _SlowLib(lib, name, end, slow)
+    saved = bn.lib, bb.lib, core.lib
+    if which == "binance":
+        bn.lib = slow_lib
+    elif which == "bybit":
+        bb.lib = slow_lib
+    else:
+        core.lib = slow_lib  # kraken.py imports lib from lobsim._core when a reader starts
+    try:
+        yield
+    finally:
+        bn.lib, bb.lib, core.lib = saved
+
+
+def outcome(fn):
+    """-> ('ok', bytes, instrument, counts, examples, info) or ('DataError', reason, file, line, detail);
+    any other exception propagates (never acceptable)."""
+    try:
+        ev = fn()
+    except DataError as e:
+        return ("DataError", e.reason, e.file, e.line, e.detail)
+    r = ev.report
+    return ("ok", ev.array.tobytes(), str(ev.instrument), dict(r.counts), dict(r.examples), r.info)
+
+
+def same_both_ways(which, fn):
+    """fn() with the C parser and with the Python path alone: identical outcomes; -> the outcome."""
+    a = outcome(fn)
+    with python_only(which):
+        b = outcome(fn)
+    assert a[0] == b[0], (a[:5], b[:5])
+    if a[0] == "ok":
+        for x, y, what in zip(a[1:], b[1:], ("events", "instrument", "counts", "examples", "info")):
+            assert x == y, what
+    else:
+        assert a == b
+    return a
+
+
+def write(tmp_path, lines, name="cap.txt", end="\n"):
+    p = tmp_path / name
+    p.write_bytes("\n".join(lines).encode() + end.encode())
+    return p
+
+
+# -- Kraken ---------------------------------------------------------------------------------------
+
+def kline(t, dicts, pair="XX/YY", channel="book-10", ensure_ascii=True):
+    return f"{t}: " + json.dumps([7, *dicts, channel, pair], separators=(",", ":"), ensure_ascii=ensure_ascii)
+
+
+KSNAP = {"as": [["1.5", "1.0", "9.5"]], "bs": [["1.4", "2.0", "9.25"]]}
+
+
+@pytest.mark.parametrize("line, msg", [
+    # a unicode digit is str.isdigit() but int() refuses it (ValueError) or reads it (Arabic-Indic)
+    (kline("12.5", [{"a": []}], channel="book-\u00b2"), "channel name"),
+    (kline("12.5", [{"a": []}], channel="book-\u00b2", ensure_ascii=False), "channel name"),
+    (kline("12.5", [{"a": []}], channel="book-\u0661\u0660"), "channel name"),
+    (kline("12.5", [{"a": [], "c": "\u00b2"}]), "checksum"),
+    (kline("12.5", [{"a": [], "c": "\u0661"}], ensure_ascii=False), "checksum"),
+    # beyond int64 (cffi OverflowError when handed to the C book)
+    (kline("12.5", [{"a": []}], channel="book-99999999999999999999"), "channel name"),
+    (kline("99999999999.5", [{"a": [["1.5", "1.0", "12.0"]]}]), "beyond int64"),
+    (kline("12.5", [{"a": [["1.5", "1.0", "99999999999.5"]]}]), "timestamp"),
+    (kline("12.5", [{"a": [["1.5", "1.0", "12.0"], ["1.6", "1.0", "99999999999.5", "r"]]}]), "timestamp"),
+])
+def test_kraken_bad_numbers_are_data_errors_naming_the_line(tmp_path, line, msg):
+    path = write(tmp_path, [kline("10.0", [KSNAP]), line])
+    out = same_both_ways("kraken", lambda: kr.read_kraken(path, "XX/YY"))
+    assert out[0] == "DataError" and msg in out[1] + str(out[4]) and out[3] == 2, out
+
+
+def test_kraken_checksum_beyond_int64_is_a_mismatch_not_ignored(tmp_path):
+    """A checksum of 19+ digits cannot be a CRC32: it was silently not checked."""
+    path = write(tmp_path, [kline("10.0", [KSNAP]), kline("11.0", [{"a": [["1.5", "2.0", "10.5"]], "c": "9" * 25}])])
+    out = same_both_ways("kraken", lambda: kr.read_kraken(path, "XX/YY"))
+    assert out[3] == {kr.CHECKSUM_MISMATCH: 1} and out[5]["checksums_checked"] == 1
+    with pytest.raises(DataError, match="checksum") as e:
+        kr.read_kraken(path, "XX/YY", strict=True)
+    assert e.value.line == 2
+
+
+# -- Bybit ----------------------------------------------------------------------------------------
+
+def bmsg(kind, u, ts, b=(), a=(), topic="orderbook.50.XRPUSDT"):
+    return json.dumps({"topic": topic, "type": kind, "ts": ts,
+                       "data": {"s": topic.rpartition(".")[2], "b": [list(x) for x in b], "a": [list(x) for x in a],
+                                "u": u}})
+
+
+BSNAP = bmsg("snapshot", 1, 1733011200691, b=[("1.9531", "6203")], a=[("1.9532", "5")])
+BDELTA = bmsg("delta", 2, 1733011200692, b=[("1.9531", "62")])
+
+
+@pytest.mark.parametrize("lines, msg", [
+    (["1733011200000000001 " + BSNAP, "9999999999999999999 " + BDELTA], "beyond int64"),
+    (["1733011200.5: " + BSNAP, "99999999999: " + BDELTA], "beyond int64"),
+    (["1733011200.5: " + BSNAP, "99999999999.5: " + BDELTA], "beyond int64"),
+    ([BSNAP, bmsg("delta", 2, 1733011200692, topic="orderbook.\u00b2.XRPUSDT")], "orderbook.<depth>"),
+    ([BSNAP, bmsg("delta", 2, 1733011200692, topic="orderbook.\u0665\u0660.XRPUSDT")], "orderbook.<depth>"),
+    ([BSNAP, bmsg("delta", 2, 1733011200692, topic="orderbook.99999999999999999999.XRPUSDT")], "orderbook.<depth>"),
+])
+def test_bybit_bad_numbers_are_data_errors_naming_the_line(tmp_path, lines, msg):
+    path = write(tmp_path, lines)
+    out = same_both_ways("bybit", lambda: bb.read_bybit(path))
+    assert out[0] == "DataError" and msg in out[1] and out[3] == 2, out
+
+
+@pytest.mark.parametrize("which", ["kraken", "bybit"])
+def test_thousands_of_digits_are_data_errors_or_read(tmp_path, which):
+    """int() refuses strings of more than 4300 digits (ValueError): leading zeros are read, a huge value refused."""
+    zeros = "0" * 5000 + "1.5"
+    huge = "9" * 5000
+    if which == "kraken":
+        snap = {"as": [[zeros, "1.0", "9.5"]], "bs": [["1.4", "2.0", "9.25"]]}
+        ok = write(tmp_path, [kline("10.0", [snap]), kline("11.0", [{"a": [["1.6", "2.0", "10.5"]]}])], "a.txt")
+        bad = write(tmp_path, [kline("10.0", [KSNAP]), kline("11.0", [{"a": [[huge, "2.0", "10.5"]]}])], "b.txt")
+        csum = write(tmp_path, [kline("10.0", [KSNAP]), kline("11.0", [{"a": [], "c": huge}])], "c.txt")
+        read = lambda p: kr.read_kraken(p, "XX/YY")  # noqa: E731
+    else:
+        ok = write(tmp_path, [bmsg("snapshot", 1, 1733011200691, b=[(zeros, "6203")]), BDELTA], "a.txt")
+        bad = write(tmp_path, [BSNAP, bmsg("delta", 2, 1733011200692, b=[(huge, "62")])], "b.txt")
+        csum = write(tmp_path, [BSNAP, bmsg("delta", 2, 1733011200692, topic=f"orderbook.{huge}.XRPUSDT")], "c.txt")
+        read = bb.read_bybit
+    with python_only(which):  # the C parser takes the leading zeros itself
+        ev = read(ok)
+    assert ev.array.tobytes() == read(ok).array.tobytes()
+    for p in (bad, csum):
+        out = same_both_ways(which, lambda: read(p))
+        if which == "kraken" and p == csum:
+            assert out[3] == {kr.CHECKSUM_MISMATCH: 1}
+        else:
+            assert out[0] == "DataError" and out[3] == 2, out
