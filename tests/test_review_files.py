@@ -154,3 +154,21 @@ def test_convert_refuses_an_unwritable_output_before_reading_the_inputs(tmp_path
     err = data_error(capsys, ["convert", "lobster", str(src), "-o", str(out)])
     assert str(out.parent if where != "directory" else out) in err and "AssertionError" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name] + (["out"] if where == "directory" else []))
+
+
+# --------------------------------------------------------------------------- LOBSTER
+def test_lobster_file_without_newlines_fails_at_its_first_overlong_line(tmp_path, monkeypatch):
+    """A 'CSV' with no newline (binary junk, a wrong file) was accumulated whole in memory, block after
+    block, re-copying the growing line each time (quadratic: a 1 GB file never finished), and only then
+    refused. A line longer than a block is no LOBSTER row: DataError at once, naming line 1."""
+    import lobsim.data.lobster as L
+
+    monkeypatch.setattr(L, "BLOCK_BYTES", 1024)
+    monkeypatch.setattr(L, "MAX_LINE_BYTES", 1 << 16)
+    msg = tmp_path / "X_2012-06-21_34200000_57600000_message_1.csv"
+    ob = tmp_path / "X_2012-06-21_34200000_57600000_orderbook_1.csv"
+    msg.write_bytes(b"34200.1," + b"7" * 200_000)
+    ob.write_bytes(b"1000000,1,999900,1\n")
+    with pytest.raises(DataError, match="longer than") as e:
+        collect(L.iter_lobster(msg))
+    assert e.value.line == 1 and "message" in str(e.value.file)

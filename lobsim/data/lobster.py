@@ -88,6 +88,7 @@ SUBTICK_TRADE = "subtick_trade_price"
 
 PRICE_SCALE = 10_000  # LOBSTER prices are USD * 10000
 BLOCK_BYTES = 1 << 21  # CSV bytes parsed per block (whole lines)
+MAX_LINE_BYTES = 1 << 20  # a longer line is no LOBSTER row (an orderbook row of 10,000 levels is < 1 MiB)
 
 _NY = ZoneInfo("America/New_York")
 _NAME_RE = re.compile(
@@ -345,6 +346,9 @@ class _Blocks:
                         nl = data.find(b"\n")
                         if nl < 0 and not final:
                             carry += data  # a line longer than a block
+                            if len(carry) > MAX_LINE_BYTES:  # not a LOBSTER CSV: stop before reading it all
+                                raise DataError(f"line longer than {MAX_LINE_BYTES:,} bytes: not a LOBSTER CSV row",
+                                                file=self.file, line=self.rows + 1, detail=repr(carry[:60]))
                             continue
                         start = len(data) if nl < 0 else nl + 1
                     # rows: at most one per 2 * ncols - 1 bytes, plus the completed line (untouched memory is free)
