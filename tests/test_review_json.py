@@ -181,3 +181,42 @@ def test_thousands_of_digits_are_data_errors_or_read(tmp_path, which):
             assert out[3] == {kr.CHECKSUM_MISMATCH: 1}
         else:
             assert out[0] == "DataError" and out[3] == 2, out
+
+
+# -- decimals: each value exact at its own scale ---------------------------------------------------
+
+def bsnap(bids, asks, uid=50):
+    return "1723161254206652067 " + json.dumps({"lastUpdateId": uid, "bids": bids, "asks": asks})
+
+
+def bdiff(b, a, U=49, u=51, pu=48, tl=1723161254206652068, E=1723161255208):
+    data = {"e": "depthUpdate", "E": E, "s": "BTCUSDT", "U": U, "u": u, "pu": pu, "b": b, "a": a}
+    return f"{tl} " + json.dumps({"stream": "btcusdt@depth@0ms", "data": data})
+
+
+def test_tick_coarser_than_a_values_decimals(tmp_path):
+    """tick 0.25 and a price written "1.5" (6 ticks): the Python path refused it ("price unit 0.25 does not fit
+    data scale 1/10") when the line had no value with more decimals; the C parser took it."""
+    p = write(tmp_path, [bsnap([["61800.5", "1.0"]], [["61801.25", "2.0"]]), bdiff([["61800.5", "1.5"]], [])], "b.txt")
+    out = same_both_ways("binance", lambda: bn.read_binance(p, tick_size="0.25"))
+    assert out[0] == "ok" and out[3] == {}
+    p = write(tmp_path, [kline("10.0", [{"as": [["1.75", "1.0", "9.5"]], "bs": [["1.25", "2.0", "9.25"]]}]),
+                         kline("11.0", [{"b": [["1.5", "2.0", "10.5"]]}])], "k.txt")
+    out = same_both_ways("kraken", lambda: kr.read_kraken(p, "XX/YY", tick_size="0.25"))
+    assert out[0] == "ok"
+    p = write(tmp_path, [BSNAP, bmsg("delta", 2, 1733011200692, b=[("1.5", "62")])], "y.txt")
+    out = same_both_ways("bybit", lambda: bb.read_bybit(p, tick_size="0.0001", lot_size="0.25"))
+    assert out[0] == "ok"
+
+
+def test_values_of_one_line_need_no_common_scale(tmp_path):
+    """A size of 99999999999.5 (11 whole digits) beside "0.00001000" in one line: parsed at one common scale
+    it needed 19 digits and the Python path raised, while each value alone is exact (the C parser took it)."""
+    p = write(tmp_path, [bsnap([["61800.5", "99999999999.5"], ["61800.4", "0.00001000"]], [["61801.2", "2.0"]]),
+                         bdiff([["61800.5", "1.5"]], [])])
+    out = same_both_ways("binance", lambda: bn.read_binance(p, tick_size="0.1", lot_size="0.00001"))
+    assert out[0] == "ok" and out[3] == {}
+    p = write(tmp_path, [kline("10.0", [{"as": [["1.75", "99999999999.5", "9.5"], ["1.8", "0.00001000", "9.5"]],
+                                         "bs": [["1.25", "2.0", "9.25"]]}])], "k.txt")
+    out = same_both_ways("kraken", lambda: kr.read_kraken(p, "XX/YY", lot_size="0.00001"))
+    assert out[0] == "ok"

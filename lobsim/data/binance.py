@@ -76,9 +76,11 @@ line and asking for tick_size= / lot_size=.
 import itertools
 import json
 import queue
+import re
 import threading
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +303,58 @@ def _check_symbol(data, want, seen, path, ln, key="s"):
             f"capture holds several symbols ({seen[0]}, {s}); pass symbol= to pick one", file=path, line=ln
         )
     return True
+
+
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")  # parse_decimal_strings' grammar
+
+
+def _decimals(strings):
+    """Decimal strings -> [(numerator, fractional digits)], each value exactly numerator / 10**digits at its own
+    scale (one common scale for a line could overflow int64 where every value fits: the C parser converts each
+    alone). The rules of parse_decimal_strings: DataError(line = index) at the first string that is not
+    -?digits[.digits], then at the first with more than 18 fractional digits, then more than 18 significant."""
+    for i, s in enumerate(strings):
+        if not isinstance(s, str) or not _DECIMAL.match(s):
+            raise DataError(f"not a decimal number: {s!r:.60}", line=i)
+    parts = [s.partition(".") for s in strings]
+    for i, (_, _, frac) in enumerate(parts):
+        if len(frac) > 18:
+            raise DataError(f"more than 18 fractional digits: {strings[i]!r:.60}", line=i)
+    out = []
+    for i, (whole, _, frac) in enumerate(parts):
+        whole = whole.lstrip("-0")
+        if len(whole) + len(frac) > 18:
+            raise DataError(f"decimal value too large for int64: {strings[i]!r:.60} has more than 18 significant "
+                            f"digits", line=i)
+        v = int(whole + frac or "0")
+        out.append((-v if strings[i][0] == "-" else v, len(frac)))
+    return out
+
+
+def _exact_units(decimals, unit, what):
+    """`_decimals` output -> int64 array of whole numbers of `unit` (a Decimal), exactly as the C parsers'
+    jl_to_units; DataError(line = index, detail) at the first value that is not a multiple or overflows."""
+    m, e = _unit_parts(unit)
+    out = np.empty(len(decimals), np.int64)
+    bad = []
+    for i, (v, f) in enumerate(decimals):
+        k = -f - e  # v * 10**k units of 10**e
+        q, r = divmod(v * 10**k, m) if k >= 0 else divmod(v, m * 10**-k)
+        if r:
+            bad.append(i)
+        elif not -_INT64_MAX <= q <= _INT64_MAX:
+            raise DataError(f"{what} {_show(v, f)} is too large for int64 in units of {unit}", line=i)
+        else:
+            out[i] = q
+    if bad:
+        v, f = decimals[bad[0]]
+        raise DataError(f"{what} {_show(v, f)} is not a multiple of {unit}", line=bad[0],
+                        detail=f"{len(bad)} such values in all")
+    return out
+
+
+def _show(v, f):
+    return str(Decimal(v).scaleb(-f))
 
 
 def _wire_digits(strings):
@@ -671,25 +725,23 @@ class _Reader:
         return None
 
     def _scaled(self, strings, what, ln, positive):
-        """Decimal strings of line ln -> (scaled ints, scale); DataError naming the line if one is bad."""
+        """Decimal strings of line ln -> `_decimals`; DataError naming the line if one is bad."""
         path = self.path
         try:
-            vals, scale = parse_decimal_strings(strings, line_offset=0)
+            vals = _decimals(strings)
         except DataError as e:
             raise DataError(f"{what}: {e.reason}", file=path, line=ln) from None
-        if positive and np.any(vals <= 0):
+        if positive and any(v <= 0 for v, _ in vals):
             raise DataError(f"{what} must be positive", file=path, line=ln)
-        if not positive and np.any(vals < 0):
+        if not positive and any(v < 0 for v, _ in vals):
             raise DataError(f"{what} is negative", file=path, line=ln)
-        return vals, scale
+        return vals
 
     def _units(self, strings, unit, what, ln, positive):
         path = self.path
-        vals, scale = self._scaled(strings, what, ln, positive)
+        vals = self._scaled(strings, what, ln, positive)
         try:
-            if unit == "price":
-                return self.inst.prices_from_scaled(vals, scale, line_offset=0)
-            return self.inst.qtys_from_scaled(vals, scale, line_offset=0)
+            return _exact_units(vals, self.inst.tick_size if unit == "price" else self.inst.lot_size, unit)
         except DataError as e:
             raise DataError(e.reason + self.hint[unit], file=path, line=ln, detail=e.detail) from None
 

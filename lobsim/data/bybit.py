@@ -55,10 +55,10 @@ from lobsim._types import EVENT_DTYPE
 from lobsim.data._io import disk_position, open_input, require_file
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
                                 collect, monotone_ts)
-from lobsim.data.kraken import _INT64_MAX, _digits_only, _key, _line_end, _pieces, _PieceReader, _small_int
+from lobsim.data.kraken import (_INT64_MAX, _digits_only, _key, _line_end, _parse, _pieces, _PieceReader, _small_int,
+                                _units)
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
-from lobsim.instrument import parse_decimal_strings
 
 __all__ = ["read_bybit", "iter_bybit"]
 
@@ -293,10 +293,10 @@ class _Reader(_PieceReader):
         lv = np.zeros(len(levels), _LEVEL_DTYPE)
         if levels:
             lines = np.full(len(levels), ln, np.int64)
-            px = _parse(np.asarray([x[1] for x in levels], dtype=str), lines, path, "price")
-            qty = _parse(np.asarray([x[2] for x in levels], dtype=str), lines, path, "size")
-            lv["px"] = _units(inst.prices_from_scaled, px, lines, path, "price", self.tick_size is None)
-            lv["qty"] = _units(inst.qtys_from_scaled, qty, lines, path, "size", self.lot_size is None)
+            px = _parse([x[1] for x in levels], lines, path, "price")
+            qty = _parse([x[2] for x in levels], lines, path, "size")
+            lv["px"] = _units(inst.tick_size, px, lines, path, "price", self.tick_size is None)
+            lv["qty"] = _units(inst.lot_size, qty, lines, path, "size", self.lot_size is None)
             lv["side"] = [x[0] for x in levels]
         while True:
             rc = lib.bb_apply(p, snap, u, cts if cts is not None else ts, -1 if local is None else local, ln,
@@ -473,22 +473,3 @@ class _Reader(_PieceReader):
         line = np.repeat(m_line, n_ev)
         p.n_ev = p.n_msgs = 0
         return ev, line
-
-def _parse(strings, lines, path, what):
-    try:
-        return parse_decimal_strings(strings, line_offset=0)
-    except DataError as e:
-        ln = int(lines[e.line]) if e.line is not None and len(lines) else None
-        raise DataError(f"{what}: {e.reason}", file=path, line=ln) from None
-
-
-def _units(fn, parsed, lines, path, what, inferred):
-    vals, scale = parsed
-    try:
-        return fn(vals, scale, line_offset=0)
-    except DataError as e:
-        ln = int(lines[e.line]) if e.line is not None and len(lines) else None
-        name = "tick_size" if what == "price" else "lot_size"
-        detail = (f"the {name} was inferred from the start of the capture; pass {name}= to read it"
-                  if inferred else e.detail)
-        raise DataError(e.reason, file=path, line=ln, detail=detail) from None

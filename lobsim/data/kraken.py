@@ -58,7 +58,7 @@ from lobsim._types import EVENT_DTYPE, Flag
 from lobsim.data._io import disk_position, open_input
 from lobsim.data.events import DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, ChunkedOutput, collect, monotone_ts
 from lobsim.errors import DataError
-from lobsim.instrument import _unit_parts, infer_instrument, parse_decimal_strings
+from lobsim.instrument import _unit_parts, infer_instrument
 
 __all__ = ["read_kraken", "iter_kraken", "kraken_checksum"]
 
@@ -391,10 +391,10 @@ class _Reader(_PieceReader):
         lv = np.zeros(len(levels), _LEVEL_DTYPE)
         if levels:
             lines = np.full(len(levels), ln, np.int64)
-            px = _parse(np.asarray([x[1] for x in levels], dtype=str), lines, path, "price")
-            qty = _parse(np.asarray([x[2] for x in levels], dtype=str), lines, path, "volume")
-            lv["px"] = _units(inst.prices_from_scaled, px, lines, path, "price", self.tick_size is None)
-            lv["qty"] = _units(inst.qtys_from_scaled, qty, lines, path, "volume", self.lot_size is None)
+            px = _parse([x[1] for x in levels], lines, path, "price")
+            qty = _parse([x[2] for x in levels], lines, path, "volume")
+            lv["px"] = _units(inst.tick_size, px, lines, path, "price", self.tick_size is None)
+            lv["qty"] = _units(inst.lot_size, qty, lines, path, "volume", self.lot_size is None)
             lv["side"] = [x[0] for x in levels]
             lv["pd_lo"], lv["pd_hi"] = zip(*(_digits(x[1]) for x in levels))
             lv["qd_lo"], lv["qd_hi"] = zip(*(_digits(x[2]) for x in levels))
@@ -560,19 +560,23 @@ class _Reader(_PieceReader):
 
 
 def _parse(strings, lines, path, what):
+    """Decimal strings (of lines[i]) -> `binance._decimals`; errors name the line."""
+    from lobsim.data.binance import _decimals
+
     try:
-        return parse_decimal_strings(strings, line_offset=0)
+        return _decimals(strings)
     except DataError as e:
         ln = int(lines[e.line]) if e.line is not None and len(lines) else None
         raise DataError(f"{what}: {e.reason}", file=path, line=ln) from None
 
 
-def _units(fn, parsed, lines, path, what, inferred):
-    """fn (Instrument.prices_from_scaled / qtys_from_scaled) of parsed decimals; errors name the line,
-    and a unit inferred from the start of the capture tells to pass it."""
-    vals, scale = parsed
+def _units(unit, parsed, lines, path, what, inferred):
+    """Parsed decimals -> whole numbers of `unit` (the instrument's tick or lot size), exactly as the C parser
+    converts them; errors name the line, and a unit inferred from the start of the capture tells to pass it."""
+    from lobsim.data.binance import _exact_units
+
     try:
-        return fn(vals, scale, line_offset=0)
+        return _exact_units(parsed, unit, "price" if what == "price" else "size")
     except DataError as e:
         ln = int(lines[e.line]) if e.line is not None and len(lines) else None
         name = "tick_size" if what == "price" else "lot_size"
