@@ -776,12 +776,12 @@ static void maybe_shrink(lob_book *b) {
 
 /* ------------------------------------------------------------- lifecycle */
 
-/* A per-book hash seed: a process-wide counter mixed with the book's address
- * and the time, so books differ and no id set is known to collide. */
-static uint64_t new_seed(const lob_book *b) {
+/* A random odd hash multiplier: a process-wide counter mixed with an address
+ * of the caller's and the time, so maps differ and no id set is known to collide. */
+uint64_t lob_hash_seed(const void *addr) {
     static atomic_uint_fast64_t counter;
     uint64_t c = (uint64_t)atomic_fetch_add(&counter, 1);
-    return lob_mix64(lob_mix64(c) ^ (uint64_t)(uintptr_t)b ^ ((uint64_t)time(NULL) << 24)) | 1; /* odd */
+    return lob_mix64(lob_mix64(c) ^ (uint64_t)(uintptr_t)addr ^ ((uint64_t)time(NULL) << 24)) | 1; /* odd */
 }
 
 int lob_book_new(int book_type, lob_book **out) {
@@ -791,7 +791,7 @@ int lob_book_new(int book_type, lob_book **out) {
     if (!b) return LOB_ERR_NOMEM;
     b->type = book_type;
     b->order_free = b->level_free = b->block_free = NIL;
-    b->seed = new_seed(b);
+    b->seed = lob_hash_seed(b);
     if (book_compact(b) != LOB_OK) { /* allocates the initial sizes */
         free(b);
         return LOB_ERR_NOMEM;

@@ -57,6 +57,11 @@ static inline uint64_t lob_mix64(uint64_t x) {
     return x;
 }
 
+/* A random odd multiplier for multiply-shift hashing (defined in book.c): hash maps
+ * keyed by ids from the data use one, so crafted ids cannot pile into one probe
+ * chain. Never affects results, only speed. */
+uint64_t lob_hash_seed(const void *addr);
+
 /* Book internals for the simulator (csrc/venue.c); defined in book.c. */
 
 /* Apply one event (what lob_book_apply does per event). */

@@ -42,6 +42,7 @@ typedef struct slot_map {
     int64_t *slots;
     size_t mask;
     int bits;
+    uint64_t seed; /* random odd multiplier (lob_hash_seed): ids from the file cannot be chosen to collide */
 } slot_map;
 
 typedef struct level {
@@ -168,11 +169,12 @@ static inline uint64_t key_at(const void *recs, size_t stride, int64_t i) {
     return k;
 }
 
-static inline size_t home(const slot_map *m, uint64_t key) { return (size_t)(lob_fib_mix(key) >> (64 - m->bits)); }
+static inline size_t home(const slot_map *m, uint64_t key) { return (size_t)((key * m->seed) >> (64 - m->bits)); }
 
 /* (Re)build m with 2^bits slots over records [0, n); 0 when out of memory (m unchanged). */
 static int map_build(slot_map *m, int bits, const void *recs, size_t stride, size_t n) {
-    slot_map t = {calloc((size_t)1 << bits, sizeof(int64_t)), ((size_t)1 << bits) - 1, bits};
+    slot_map t = {calloc((size_t)1 << bits, sizeof(int64_t)), ((size_t)1 << bits) - 1, bits,
+                  m->seed ? m->seed : lob_hash_seed(m)};
     if (!t.slots) return 0;
     for (size_t i = 0; i < n; i++) {
         size_t h = home(&t, key_at(recs, stride, (int64_t)i));
