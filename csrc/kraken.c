@@ -105,8 +105,11 @@ static int apply(kr_parser *p, int snap, int64_t depth, int64_t cs, int64_t tx, 
                  const kr_level *lv, size_t n, kr_msg *msgs, size_t max_msgs, lob_event *ev, size_t max_ev,
                  kr_note *notes, size_t max_notes) {
     book *b = p->book;
+    /* events: CLEAR, n levels, and the levels dropped beyond depth: n at most, plus those already beyond a depth
+     * smaller than the book's (Python applies lines at another depth only through here) */
+    size_t over = snap ? 0 : (size_t)(b->bid.n > depth ? b->bid.n - depth : 0) + (size_t)(b->ask.n > depth ? b->ask.n - depth : 0);
     if ((size_t)p->n_msgs >= max_msgs || (size_t)p->n_notes >= max_notes || (size_t)p->n_ev > max_ev ||
-        max_ev - (size_t)p->n_ev < 2 * n + 1)
+        max_ev - (size_t)p->n_ev < 2 * n + 1 || max_ev - (size_t)p->n_ev - (2 * n + 1) < over)
         return KR_FULL;
     if (jl_side_reserve(&b->bid, (int64_t)n) || jl_side_reserve(&b->ask, (int64_t)n)) return KR_NOMEM;
     if (!p->depth0) p->depth0 = depth;
@@ -347,6 +350,7 @@ static int line(kr_parser *p, const char *s, const char *e, kr_msg *msgs, size_t
         }
         if (depth <= 0) return L_SLOW;
     }
+    if (p->depth0 && depth != p->depth0) return L_SLOW; /* another subscription of the pair: Python skips it */
     if (p->px_wire < st[0]) p->px_wire = st[0];
     if (p->px_sig < st[1]) p->px_sig = st[1];
     if (p->qty_wire < st[2]) p->qty_wire = st[2];

@@ -220,3 +220,35 @@ def test_values_of_one_line_need_no_common_scale(tmp_path):
                                          "bs": [["1.25", "2.0", "9.25"]]}])], "k.txt")
     out = same_both_ways("kraken", lambda: kr.read_kraken(p, "XX/YY", lot_size="0.00001"))
     assert out[0] == "ok"
+
+
+# -- Kraken: the pair at a second depth ------------------------------------------------------------
+
+def kcrc(asks, bids):
+    return str(kr.kraken_checksum(sorted(asks.items(), key=lambda kv: float(kv[0])),
+                                  sorted(bids.items(), key=lambda kv: -float(kv[0]))))
+
+
+def test_kraken_pair_at_a_second_depth_is_skipped(tmp_path):
+    """A second subscription of the pair ("book-10" lines among "book-25" ones) is another book: its lines were
+    applied to the first one (truncating it to 10 levels, checksums then failing) and the C book wrote the
+    truncation's SET_LEVEL 0 events past its output buffer (heap overflow, see csrc/tests/test_kraken.c)."""
+    asks = {f"{100 + i}.0": "1.0" for i in range(30)}
+    bids = {f"{99 - i}.0": "1.0" for i in range(30)}
+    snap = {"as": [[p, q, "9.5"] for p, q in asks.items()], "bs": [[p, q, "9.5"] for p, q in bids.items()]}
+    lines = [kline("10.0", [snap], channel="book-25")]
+    for side in (asks, bids):  # Kraken's book-25 drops the levels beyond the 25th
+        for p in list(side)[25:]:
+            del side[p]
+    lines.append(kline("10.5", [{"a": [["100.0", "3.0", "10.4"]], "c": "1"}], channel="book-10"))
+    asks["100.0"] = "2.0"
+    lines.append(kline("11.0", [{"a": [["100.0", "2.0", "10.9"]], "c": kcrc(asks, bids)}], channel="book-25"))
+    path = write(tmp_path, lines)
+    out = same_both_ways("kraken", lambda: kr.read_kraken(path, "XX/YY", tick_size="0.1", lot_size="0.1"))
+    assert out[0] == "ok" and out[3] == {"skipped:other_depth": 1}, out[3]
+    assert out[5]["checksums_checked"] == 1 and out[5]["depth"] == 25 and out[5]["levels_truncated"] == 10
+    ev = np.frombuffer(out[1], kr.EVENT_DTYPE)
+    assert len(ev) == 1 + 60 + 10 + 1
+    with pytest.raises(DataError, match="other_depth") as e:
+        kr.read_kraken(path, "XX/YY", strict=True)
+    assert e.value.line == 2

@@ -180,7 +180,41 @@ static void test_garbage(void) {
     free(buf);
 }
 
+/* The pair's lines at another depth (a second subscription, "book-10" after "book-1000"): the C parser leaves
+ * them to Python (which skips them), and kr_apply reserves room for the truncation of the levels beyond a
+ * smaller depth: it wrote 2 x 40 SET_LEVEL 0 past an output buffer sized for the message's 2n + 1. */
+static void test_depth_change(void) {
+    char *t = malloc(1 << 16);
+    size_t n = 0, n1;
+    n += (size_t)sprintf(t + n, "1001.25: [7,{\"as\":[");
+    for (int i = 0; i < 50; i++) n += (size_t)sprintf(t + n, "%s[\"%d.0\",\"1.0\",\"1000.1\"]", i ? "," : "", 100 + i);
+    n += (size_t)sprintf(t + n, "],\"bs\":[");
+    for (int i = 0; i < 50; i++) n += (size_t)sprintf(t + n, "%s[\"%d.0\",\"1.0\",\"1000.1\"]", i ? "," : "", 99 - i);
+    n += (size_t)sprintf(t + n, "]},\"book-1000\",\"XX/YY\"]\n");
+    n1 = n;
+    n += (size_t)sprintf(t + n, "1002.5: [7,{\"a\":[[\"100.0\",\"2.0\",\"1001.0\"]]},\"book-10\",\"XX/YY\"]\n");
+    kr_parser p;
+    setup(&p);
+    EXPECT_EQ(kr_parse(&p, t, n1, msgs, MAXM, evs, MAXE, notes, 16), KR_END);
+    EXPECT_EQ(p.n_ev, 101);
+    EXPECT_EQ(p.depth0, 1000);
+    p.n_ev = p.n_msgs = 0;
+    lob_event *ev = malloc(3 * sizeof *ev); /* room for the update's 2n + 1 events, not for a truncation */
+    EXPECT_EQ(kr_parse(&p, t, n, msgs, MAXM, ev, 3, notes, 16), KR_SLOW);
+    EXPECT_EQ(p.pos, (int64_t)n1);
+    kr_level lv = {1000, 20, -1, 1000, 0, 20, 0};
+    EXPECT_EQ(kr_apply(&p, 0, 10, -1, 5, 6, 2, &lv, 1, msgs, MAXM, ev, 3, notes, 16), KR_FULL);
+    EXPECT_EQ(p.n_ev, 0);
+    EXPECT_EQ(kr_apply(&p, 0, 10, -1, 5, 6, 2, &lv, 1, msgs, MAXM, evs, MAXE, notes, 16), KR_END);
+    EXPECT_EQ(p.n_ev, 81); /* the update and 40 levels dropped on each side */
+    EXPECT_EQ(p.levels_truncated, 80);
+    free(ev);
+    free(t);
+    kr_free(&p);
+}
+
 int main(void) {
+    test_depth_change();
     test_capture();
     test_apply_full_scan();
     test_slow();

@@ -16,7 +16,9 @@ pairs share one file: only the lines of ``pair`` are decoded (the others are ski
 - Depth: the book is kept to the subscribed depth (from the channel name ``book-<depth>``, 10 for
   plain ``book``): after each message the levels beyond the depth-th on a side are dropped, as
   Kraken does, and a SET_LEVEL 0 is emitted for each (``report.info["levels_truncated"]``), so
-  replaying the events rebuilds exactly the book the checksum was computed on.
+  replaying the events rebuilds exactly the book the checksum was computed on. The depth is the one
+  of the pair's first book message: lines of the pair at another depth (a second subscription, another
+  book) are skipped and counted as ``skipped:other_depth``.
 - Checksum (``c`` in the last dict of an update): the top 10 asks (ascending) then the top 10 bids
   (descending), for each level the price string then the volume string with the decimal point
   removed and leading zeros stripped, all concatenated; CRC32 as an unsigned decimal string. It is
@@ -464,6 +466,12 @@ class _Reader(_PieceReader):
                 self.out.report.skip("other_channel", file=path, line=ln, detail=msg[-2])
             return None
         depth = _depth(msg[-2], path, ln)
+        if p.depth0 and depth != p.depth0:  # a second subscription of the pair: another book
+            if real:
+                p.other_lines_skipped += 1
+                self.out.report.skip("other_depth", file=path, line=ln,
+                                     detail=f"{msg[-2]}: the pair's book is kept to its first depth, {p.depth0}")
+            return None
         return self.book_message(ln, m, msg[1:-2], depth, p)
 
     def book_message(self, ln, m, dicts, depth, p):
