@@ -7,6 +7,7 @@ import gzip
 import json
 import random
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,45 @@ def test_kraken_pair_at_a_second_depth_is_skipped(tmp_path):
     with pytest.raises(DataError, match="other_depth") as e:
         kr.read_kraken(path, "XX/YY", strict=True)
     assert e.value.line == 2
+
+
+# -- containers -----------------------------------------------------------------------------------
+
+def _members(data, k):
+    step = len(data) // k
+    return b"".join(gzip.compress(data[i * step:(i + 1) * step if i < k - 1 else len(data)]) for i in range(k))
+
+
+@pytest.mark.parametrize("which", ["kraken", "bybit", "binance"])
+def test_gzip_truncated_mid_member_names_the_first_line_not_read(tmp_path, which):
+    """gzip of several members (split mid-line) reads as the plain text; truncated inside its last member, the
+    DataError names the line after the last whole line decompressed (Kraken and Bybit said line 1: the piece
+    read before the error was lost)."""
+    lines = [kline(f"{10 + i}.0", [KSNAP if i == 0 else {"a": [["1.5", f"{i}.0", f"{9 + i}.5"]]}])
+             for i in range(400)]
+    if which == "bybit":
+        lines = [BSNAP] + [bmsg("delta", 2 + i, 1733011200692 + i, b=[("1.9531", str(10 + i))]) for i in range(400)]
+    elif which == "binance":
+        lines = [bsnap([["61800.5", "1.0"]], [["61801.2", "2.0"]])] + [
+            bdiff([["61800.5", f"{1 + i}.0"]], [], U=51 + i, u=51 + i, pu=50 + i, tl=1723161254206652068 + i)
+            for i in range(400)]
+    text = ("\n".join(lines) + "\n").encode()
+    read = {"kraken": lambda p: kr.read_kraken(p, "XX/YY"), "bybit": bb.read_bybit, "binance": bn.read_binance}[which]
+    plain, gz = write(tmp_path, lines, "plain.txt"), tmp_path / "cap.gz"
+    gz.write_bytes(_members(text, 3))
+    assert read(gz).array.tobytes() == read(plain).array.tobytes()
+    full = gz.read_bytes()
+    gz.write_bytes(full[:-30])  # inside the last member's deflate data
+    with pytest.raises(DataError, match="truncated or corrupt") as e:
+        read(gz)
+    whole = zlib.decompressobj(31)
+    rest = full[:-30]
+    done = b""
+    while rest:  # the text a streaming inflate gets out of the truncated file
+        done += whole.decompress(rest)
+        rest = whole.unused_data
+        if whole.eof and rest:
+            whole = zlib.decompressobj(31)
+        elif not whole.eof:
+            break
+    assert e.value.line == done.count(b"\n") + 1 > 300

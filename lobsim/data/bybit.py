@@ -219,16 +219,13 @@ class _Reader(_PieceReader):
     # -- the pieces of text -------------------------------------------------------------
     def run(self, cap, feed):
         pieces = cap.pieces(lambda: self.p.line)
-        ahead = []
-        for piece in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its levels
-            ahead.append(piece)
-            if self._scan(*piece):
-                break
+        ahead, failed = self._read_ahead(pieces)  # the first block: the tick / lot (and the decimals on the wire)
         self._infer(self.want or self.scan_st.symbol)
         self.out.report.info["ts_exch"] = "cts (matching engine time; ts where absent)"
         lib.bb_free(self.s)
         while ahead:
             yield from self._parse(*ahead.pop(0), feed)
+        self._raise_read_error(failed)
         for data, n in pieces:
             yield from self._parse(data, n, feed)
         self._finish()

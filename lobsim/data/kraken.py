@@ -49,6 +49,7 @@ times and the book of the crossed-book check carry over, so memory is bounded by
 sizes plus the book. ``report.info["feed_latency_ms"]`` (ts_local - ts_exch percentiles) is measured on
 the first block's messages. read_kraken is collect(iter_kraken(...)) with one chunk.
 """
+import gzip
 import json
 import re
 import zlib
@@ -201,23 +202,33 @@ def _new_parser(scan, tail):
 
 def _pieces(stream, path, done, errors=(EOFError, OSError, zlib.error), what="truncated or corrupt gzip"):
     """Whole lines in pieces of about PIECE bytes: (data, n), the lines in data[:n]; done() = lines consumed
-    (the line of a read error); `errors` raised by the stream -> DataError(what)."""
+    (the line of a read error); `errors` raised by the stream -> DataError(what), after the whole lines read
+    before it (read1: what a truncated gzip gave before its end is not lost with the error)."""
     rest = b""
+    raw = getattr(stream, "raw", None)  # open_input's BufferedReader over a GzipFile: its read1 keeps what it gave
+    read = raw.read1 if isinstance(raw, gzip.GzipFile) else getattr(stream, "read1", stream.read)
     while True:
+        parts, size, err = [], 0, None
         try:
-            data = stream.read(PIECE)
+            while size < PIECE:
+                part = read(PIECE - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
         except errors as e:
-            raise DataError(what, file=path, line=done() + 1, detail=str(e)) from None
-        if not data:
+            err = e
+        if not size and err is None:
             if rest:
                 yield rest, len(rest)
             return
-        if rest:
-            data = rest + data
+        data = b"".join([rest, *parts]) if rest or len(parts) > 1 else parts[0] if parts else b""
         cut = data.rfind(b"\n") + 1
         rest = data[cut:]
         if cut:
             yield data, cut
+        if err is not None:
+            raise DataError(what, file=path, line=done() + 1, detail=str(err)) from None
 
 
 def _line_end(data, pos, n):
@@ -253,6 +264,25 @@ class _PieceReader:
         ev, msgs, notes = self.ev, self.msgs, self.notes
         self._buffers(2 * len(ev), 2 * len(msgs), 2 * len(notes))
         self.ev[:len(ev)], self.msgs[:len(msgs)], self.notes[:len(notes)] = ev, msgs, notes
+
+    def _read_ahead(self, pieces):
+        """Pieces scanned (`_scan`) until the first block ends -> (those pieces, the input's read error if one
+        came before: raised by `_raise_read_error` once the lines read before it are parsed, naming the next)."""
+        ahead = []
+        while True:
+            try:
+                piece = next(pieces)
+            except StopIteration:
+                return ahead, None
+            except DataError as e:
+                return ahead, e
+            ahead.append(piece)
+            if self._scan(*piece):
+                return ahead, None
+
+    def _raise_read_error(self, e):
+        if e is not None:
+            raise DataError(e.reason, file=e.file, line=self.p.line + 1, detail=e.detail)
 
     @staticmethod
     def _scan_stats(s, levels):
@@ -312,17 +342,14 @@ class _Reader(_PieceReader):
     # -- the pieces of text -------------------------------------------------------------
     def run(self, stream, feed):
         pieces = _pieces(stream, self.path, lambda: self.p.line)
-        ahead = []
-        for piece in pieces:  # the first block: the tick / lot (and the decimals on the wire) from its entries
-            ahead.append(piece)
-            if self._scan(*piece):
-                break
+        ahead, failed = self._read_ahead(pieces)  # the first block: the tick / lot (and the decimals on the wire)
         self.out.report.info["pair"] = self.pair
         self._infer(self.pair)
         self.lib.kr_free(self.s)
         self.p.block_lines = BLOCK_LINES
         while ahead:
             yield from self._parse(*ahead.pop(0), feed)
+        self._raise_read_error(failed)
         for data, n in pieces:
             yield from self._parse(data, n, feed)
         self._finish()
