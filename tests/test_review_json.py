@@ -295,3 +295,39 @@ def test_gzip_truncated_mid_member_names_the_first_line_not_read(tmp_path, which
         elif not whole.eof:
             break
     assert e.value.line == done.count(b"\n") + 1 > 300
+
+
+# -- memory: the read-ahead for the first block is bounded ----------------------------------------
+
+@pytest.mark.parametrize("which", ["kraken", "bybit"])
+def test_first_block_read_ahead_is_bounded_without_a_snapshot(tmp_path, monkeypatch, which):
+    """The first block waits for the pair's first snapshot: a capture without one (deltas only, or the pair
+    absent) was read ahead whole into memory before the first event."""
+    if which == "kraken":
+        lines = [kline(f"{10 + i}.0", [{"a": [["1.5", f"{i + 1}.0", f"{9 + i}.5"]]}]) for i in range(3000)]
+        read = lambda p, **kw: collect(kr.iter_kraken(p, "XX/YY", chunk_rows=64, **kw))  # noqa: E731
+    else:
+        lines = [bmsg("delta", 2 + i, 1733011200692 + i, b=[("1.9531", str(10 + i))]) for i in range(3000)]
+        read = lambda p, **kw: collect(bb.iter_bybit(p, chunk_rows=64, **kw))  # noqa: E731
+    path = write(tmp_path, lines)
+    ref = read(path)
+    pulled, at_infer = [0], []
+    pieces, infer = kr._pieces, kr._PieceReader._infer
+
+    def counting(*a, **k):
+        for piece in pieces(*a, **k):
+            pulled[0] += 1
+            yield piece
+
+    def noting(self, *a):
+        at_infer.append(pulled[0])
+        return infer(self, *a)
+
+    monkeypatch.setattr(kr, "PIECE", 1000)
+    monkeypatch.setattr(kr, "AHEAD", 5000)
+    monkeypatch.setattr(kr, "_pieces", counting)
+    monkeypatch.setattr(bb, "_pieces", counting)
+    monkeypatch.setattr(kr._PieceReader, "_infer", noting)
+    ev = read(path)
+    assert at_infer[0] <= 6 < pulled[0]
+    assert ev.array.tobytes() == ref.array.tobytes() and ev.report.counts == ref.report.counts

@@ -32,8 +32,9 @@ carry as ``T``), or ``ts`` (the time Bybit's gateway generated the message) when
 and reported (out_of_order_timestamp).
 
 Instrument: given tick/lot sizes, else the finest decimal resolution of the prices and sizes in the
-first block of messages read (BLOCK_LINES messages with events, the first snapshot at least): a later
-value off that grid raises a DataError naming file and line and telling to pass tick_size= / lot_size=.
+first block of messages read (BLOCK_LINES messages with events, the first snapshot at least, but no more
+than kraken.AHEAD bytes of text): a later value off that grid raises a DataError naming file and line and
+telling to pass tick_size= / lot_size=.
 Prices and sizes are converted exactly from their decimal strings to ticks / lots, never through floats.
 
 Speed: the lines are parsed and applied to the book in C (csrc/bybit.c, the JSON and decimal primitives

@@ -33,7 +33,7 @@ previous one and reported as out_of_order_timestamp.
 
 Instrument: given tick/lot sizes, else the finest decimal resolution of the pair's prices and
 volumes (trailing zeros ignored) in the first block of lines read (BLOCK_LINES, and at least up to
-the pair's first snapshot): a later value off that grid raises a DataError naming file and line and
+the pair's first snapshot, but no more than AHEAD bytes of text): a later value off that grid raises a DataError naming file and line and
 telling to pass tick_size= / lot_size=. Prices and sizes stay exact decimal strings until converted in
 bulk, never floats.
 
@@ -181,6 +181,7 @@ _COUNTS = ("lines", "book_messages", "other_lines_skipped", "event_messages", "c
 _COUNTS_IF_ANY = ("capture_metadata_lines", "blank_lines", "republished_entries", "levels_truncated",
                   "deletes_of_absent_levels")
 PIECE = 4 << 20  # bytes of text parsed at a time
+AHEAD = 64 << 20  # at most this much text is read ahead for the first block (memory bound without a snapshot)
 _FLUSH = 1 << 16  # events held before they are handed on at the end of a piece
 _MSG_DTYPE = np.dtype([("line", "<i8"), ("tx", "<i8"), ("tl", "<i8"), ("n_ev", "<i8")])
 _NOTE_DTYPE = np.dtype([("line", "<i8"), ("ours", "<i8"), ("theirs", "<i8")])
@@ -268,7 +269,7 @@ class _PieceReader:
     def _read_ahead(self, pieces):
         """Pieces scanned (`_scan`) until the first block ends -> (those pieces, the input's read error if one
         came before: raised by `_raise_read_error` once the lines read before it are parsed, naming the next)."""
-        ahead = []
+        ahead, size = [], 0
         while True:
             try:
                 piece = next(pieces)
@@ -277,7 +278,8 @@ class _PieceReader:
             except DataError as e:
                 return ahead, e
             ahead.append(piece)
-            if self._scan(*piece):
+            size += piece[1]
+            if self._scan(*piece) or size >= AHEAD:  # no snapshot in AHEAD bytes: the tick / lot from what was seen
                 return ahead, None
 
     def _raise_read_error(self, e):
