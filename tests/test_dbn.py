@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from lobsim import DataError, EventKind, Flag, Instrument
-from lobsim.data.events import CROSSED_BOOK, OUT_OF_ORDER_TS, SEQUENCE_GAP, UNKNOWN_ORDER_ID
+from lobsim import DataError, EventKind, Flag, Instrument, TradingStatus
+from lobsim.data.events import CROSSED_BOOK, OUT_OF_ORDER_TS, SEQUENCE_GAP, UNKNOWN_ORDER_ID, collect
 
 dbn = pytest.importorskip("databento_dbn", reason="optional extra lobsim[databento] not installed")
 
@@ -27,6 +27,7 @@ from lobsim.data.dbn import (  # noqa: E402
     TRADE_DTYPE,
     _records,
     instrument_from_dbn,
+    iter_dbn,
     read_dbn,
 )
 
@@ -300,16 +301,41 @@ def test_not_one_order_book(tmp_path):
 
 
 def test_mixed_record_types(tmp_path):
-    """Heartbeats and status records inside an MBO stream: counted, record numbers kept."""
+    """Heartbeats and status records inside an MBO stream: heartbeats counted, statuses converted in place,
+    record numbers kept."""
     s = Stream().mbo("A", "B", 1, 100, 1)
     s.records.append(dbn.SystemMsg(ts_event=s.ts, msg="heartbeat"))
-    s.records.append(dbn.StatusMsg(publisher_id=1, instrument_id=7, ts_event=s.ts, ts_recv=s.ts))
+    s.records.append(dbn.StatusMsg(publisher_id=1, instrument_id=7, ts_event=s.ts, ts_recv=s.ts))  # names no state
     s.mbo("C", "B", 9, 100, 1).mbo("C", "B", 1, 100, 1)
     ev = read(tmp_path, s)
     assert [r[0] for r in rows(ev)] == ["ADD", "DELETE"]
     assert ev.report.info["other_records"] == {"SystemMsg": 1, "StatusMsg": 1}
-    assert ev.report.counts["skipped:status_record"] == 1
+    assert ev.report.counts["skipped:status_unmapped"] == 1
     assert ev.report.examples[UNKNOWN_ORDER_ID] == [f"{tmp_path / 's.dbn'}:4: record 4: cancel of unknown order id 9"]
+
+
+def _status(stream, trading, iid=7):
+    stream.records.append(dbn.StatusMsg(publisher_id=1, instrument_id=iid, ts_event=stream.ts, ts_recv=stream.ts + 1,
+                                        is_trading=dbn.TriState(trading), is_quoting=dbn.TriState("N")))
+    return stream
+
+
+def test_status_records_in_a_book_stream_become_status_events_in_place(tmp_path):
+    s = Stream().mbo("A", "B", 1, 100, 1)
+    _status(s, "N")  # a halt between two batches
+    s.mbo("A", "B", 2, 100, 1, flags=0)  # a batch of two records ...
+    _status(s, "Y")  # ... with the resumption inside it
+    _status(s, "N", iid=8)  # another instrument's: not ours
+    s.mbo("A", "A", 3, 101, 1)
+    ev = read(tmp_path, s)
+    assert [r[0] for r in rows(ev)] == ["ADD", "STATUS", "ADD", "STATUS", "ADD"]
+    a = ev.array
+    assert list(a["qty"][[1, 3]]) == [TradingStatus.HALT, TradingStatus.TRADING]
+    assert list(a["flags"]) == [Flag.BATCH_END, 0, 0, 0, Flag.BATCH_END]  # the status does not end the batch
+    assert ev.report.info["other_instrument_records"] == 1
+    for chunk_rows in (1, 2, 3):
+        got = collect(iter_dbn(s.write(tmp_path / "s.dbn"), instrument=TICK, chunk_rows=chunk_rows))
+        assert got.array.tobytes() == a.tobytes()
 
 
 # --------------------------------------------------------------------------- bad input

@@ -81,7 +81,8 @@ POST_CLOSE, SSR_CHANGE, unknown action values and a TRADING action contradicted 
 is_trading 'N' name no state: skipped and counted (skipped:status_unmapped), never
 guessed. report.info["status_actions"] counts the actions by name. reason and
 trading_event change no state and are not converted. Status records inside another
-schema's stream are counted (skipped:status_record), as before.
+schema's stream (a book file) become STATUS events in place, by record order, with no
+BATCH_END (a status between two records of one batch does not end it).
 
 Streaming: a file's instrument and (when inferred) tick are settled on its first block
 (4 MiB of records); an inferred tick that a later price does not fit is a DataError naming
@@ -629,6 +630,12 @@ class _Pipeline:
         self.tail = None
         self.status = status  # STATUS events of a status file to merge in (read_dbn status=), or None
         self.runmax = None  # latest ts_exch of the book events passed on so far
+        self.in_stream = _empty()[:2]  # STATUS events of the stream's own status records, their record numbers
+
+    def add_stream_status(self, ev, recnos):
+        """STATUS events of status records found in the book stream: placed by record number."""
+        if len(ev):
+            self.in_stream = (np.concatenate([self.in_stream[0], ev]), np.concatenate([self.in_stream[1], recnos]))
 
     def _commit(self, arr, recnos):
         if not len(arr):
@@ -636,6 +643,12 @@ class _Pipeline:
         if self.crossed is not None:
             self.crossed.check(arr, recnos, self.out.report)
         _add(self.out.report, "events", len(arr))
+        st, st_recno = self.in_stream
+        if len(st):  # those recorded before this piece's last record go before the first later book event
+            n = int(np.searchsorted(st_recno, recnos[-1], side="left"))
+            if n:
+                arr = np.insert(arr, np.searchsorted(recnos, st_recno[:n]), st[:n])
+                self.in_stream = (st[n:], st_recno[n:])
         if self.status is not None and len(self.status):
             arr = self._merge_status(arr)
         yield from self.out.add(arr)
@@ -668,6 +681,9 @@ class _Pipeline:
         if self.tail is not None:
             yield from self._commit(*self.tail)
             self.tail = None
+        if len(self.in_stream[0]):  # the stream's status records after its last book record
+            yield from self.out.add(self.in_stream[0])
+            self.in_stream = _empty()[:2]
         if self.status is not None and len(self.status):  # after the last book event
             yield from self.out.add(self.status)
             self.status = None
@@ -1037,6 +1053,22 @@ class _Status:
 
 
 # --------------------------------------------------------------------------- main entry
+def _stream_status_events(parts, sel, conv, path, report):
+    """STATUS events (and their record numbers) of the status records found inside a book stream,
+    for the chosen instrument. Flags 0: a status between two records of one batch does not end it."""
+    rec = np.concatenate([r for r, _ in parts])
+    recno = np.concatenate([n for _, n in parts])
+    keep = rec["instrument_id"] == sel.chosen
+    _add(report, "other_instrument_records", np.count_nonzero(~keep))
+    rec, recno = rec[keep], recno[keep]
+    if not len(rec):
+        return _empty()[:2]
+    _check_timestamps(rec, recno, path)
+    ev, ev_recno, _ = conv.block(rec, recno, report)
+    ev["flags"] = 0
+    return ev, ev_recno
+
+
 def _unsupported(schema, classes, path):
     found = ", ".join(sorted(classes)) or "no records"
     hint = "; read definitions with instrument_from_dbn()" if schema == "definition" else ""
@@ -1109,6 +1141,7 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out, status=None):
         others = {}
         empty = np.zeros(0, dtype=DTYPE_OF_CLASS[cls])
         clock = _Clock()
+        stream_status, status_conv = [], None  # status records inside this book stream, not yet converted
         while True:
             report = out.report
             if block is not None:
@@ -1121,10 +1154,8 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out, status=None):
                                         detail=f"record {k}: {name} (schema {_SCHEMA_OF_CLASS[name]}); one schema "
                                                "per file: split the file by record type first")
                     others[name] = others.get(name, 0) + len(numbers)
-                    if name == "StatusMsg":
-                        first = int(numbers[0])
-                        report.skip("status_record", line=first, count=len(numbers),
-                                    detail=f"record {first}: trading status records are not converted")
+                    if name == "StatusMsg":  # converted in place once the instrument is settled
+                        stream_status.append(block.groups[name])
                 if others:
                     report.info["other_records"] = dict(others)
                 rec, recno = block.groups.get(cls, (empty, np.zeros(0, np.int64)))
@@ -1137,6 +1168,10 @@ def _iter_dbn(path, instrument, fills, progress, dbn, out, status=None):
                 if conv.level_book is not None:
                     crossed = _Crossed(conv.level_book)
                 pipe = _Pipeline(out, crossed, None if status is None else _status_events(status, inst, report))
+            if conv is not None and stream_status:
+                status_conv = status_conv or _Status(inst, path)
+                pipe.add_stream_status(*_stream_status_events(stream_status, sel, status_conv, path, report))
+                stream_status = []
             if conv is not None and len(rec):
                 rec, recno = sel.filter(rec, recno, report)
                 _check_timestamps(rec, recno, path)
