@@ -61,3 +61,39 @@ def test_read_dbn_mbp1(benchmark):
     ev = benchmark.pedantic(lambda: read_dbn(MBP1), rounds=20, warmup_rounds=1)
     report(benchmark, "read_dbn ESU4 MBP-1, records", ev.report.info["records"])
     _events_per_s(benchmark, "read_dbn ESU4 MBP-1", len(ev))
+
+
+def tile_mbp1(src, dst, copies):
+    """The MBP-1 capture's records repeated `copies` times, times shifted so each copy follows the
+    last (a real-size MBP-1 stream: the 2,288-record file alone measures fixed costs)."""
+    import struct
+
+    import numpy as np
+    import zstandard
+
+    from lobsim.data.dbn_decode import MBP1_DTYPE
+
+    raw = zstandard.ZstdDecompressor().stream_reader(open(src, "rb")).read()
+    start = 8 + struct.unpack_from("<I", raw, 4)[0]  # "DBN" + version, metadata length, metadata
+    rec = np.frombuffer(raw, MBP1_DTYPE, offset=start)
+    assert (rec["rtype"] == 0x01).all()
+    span = int(rec["ts_recv"].max()) - int(rec["ts_event"].min()) + 1
+    tiles = []
+    for k in range(copies):
+        t = rec.copy()
+        t["ts_event"] += np.uint64(k * span)
+        t["ts_recv"] += np.uint64(k * span)
+        tiles.append(t)
+    dst.write_bytes(raw[:start] + np.concatenate(tiles).tobytes())
+    return len(rec) * copies
+
+
+def test_read_dbn_mbp1_tiled(benchmark, tmp_path):
+    _need(MBP1)
+    pytest.importorskip("zstandard")
+    path = tmp_path / "mbp1_x100.dbn"
+    n = tile_mbp1(MBP1, path, 100)
+    ev = benchmark.pedantic(lambda: read_dbn(path), rounds=7, warmup_rounds=1)
+    assert ev.report.info["records"] == n
+    report(benchmark, "read_dbn ESU4 MBP-1 tiled x100 (uncompressed), records", n)
+    _events_per_s(benchmark, "read_dbn ESU4 MBP-1 tiled x100", len(ev))
