@@ -55,9 +55,8 @@ from lobsim._core import ffi, lib
 from lobsim._types import EVENT_DTYPE
 from lobsim.data._io import disk_position, open_input, require_file
 from lobsim.data.events import (DEFAULT_CHUNK_ROWS, MAX_CHUNK_ROWS, NO_SNAPSHOT, SEQUENCE_GAP, ChunkedOutput,
-                                collect, monotone_ts)
-from lobsim.data.kraken import (_INT64_MAX, _digits_only, _key, _line_end, _parse, _pieces, _PieceReader, _small_int,
-                                _units)
+                                collect)
+from lobsim.data.kraken import _INT64_MAX, _digits_only, _key, _line_end, _pieces, _PieceReader, _small_int
 from lobsim.data.tardis import _Feed
 from lobsim.errors import DataError
 
@@ -194,7 +193,7 @@ def _new_parser(scan):
 class _Reader(_PieceReader):
     """The state of one capture: the C parser and book, the Python decoder's state, the output buffers."""
 
-    MSG_DTYPE, NOTE_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, ("bb_msg *", "bb_note *")
+    MSG_DTYPE, NOTE_DTYPE, LEVEL_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, _LEVEL_DTYPE, ("bb_msg *", "bb_note *")
     ffi = ffi
 
     def __init__(self, out, path, symbol, tick_size, lot_size):
@@ -287,15 +286,8 @@ class _Reader(_PieceReader):
     def _apply(self, ln, d):
         """A message decoded in Python -> the C book (the same code as the fast path)."""
         snap, u, ts, cts, local, levels = d
-        p, path, inst = self.p, self.path, self.out.instrument
-        lv = np.zeros(len(levels), _LEVEL_DTYPE)
-        if levels:
-            lines = np.full(len(levels), ln, np.int64)
-            px = _parse([x[1] for x in levels], lines, path, "price")
-            qty = _parse([x[2] for x in levels], lines, path, "size")
-            lv["px"] = _units(inst.tick_size, px, lines, path, "price", self.tick_size is None)
-            lv["qty"] = _units(inst.lot_size, qty, lines, path, "size", self.lot_size is None)
-            lv["side"] = [x[0] for x in levels]
+        p = self.p
+        lv = self._level_units(levels, ln, "size")
         while True:
             rc = lib.bb_apply(p, snap, u, cts if cts is not None else ts, -1 if local is None else local, ln,
                               ffi.cast("bb_level *", ffi.from_buffer(lv)), len(lv), *self.args)
@@ -458,12 +450,7 @@ class _Reader(_PieceReader):
         ev = self.ev[:n].copy()
         msgs = self.msgs[:m]
         m_line, n_ev = msgs["line"], msgs["n_ev"]
-        tx = msgs["tx"]
-        if self.ts_max is None:
-            tx = monotone_ts(tx, self.out.report, m_line, self.where, "book message")
-        else:
-            tx = monotone_ts(np.r_[self.ts_max, tx], self.out.report, np.r_[0, m_line], self.where,
-                             "book message")[1:]
+        tx = self._message_times(msgs)
         if len(tx):
             self.ts_max = int(tx[-1])
         ev["ts_exch"] = np.repeat(tx, n_ev)

@@ -250,6 +250,27 @@ class _PieceReader:
 
     C_TYPES = ()  # the C record types of the message and note buffers
 
+    def _level_units(self, levels, ln, size_name):
+        """A Python-decoded message's levels (side, price string, size string, ...) -> a level array with
+        px / qty in exact ticks / lots and side; errors name line `ln`."""
+        lv = np.zeros(len(levels), self.LEVEL_DTYPE)
+        if levels:
+            lines, path, inst = np.full(len(levels), ln, np.int64), self.path, self.out.instrument
+            px = _parse([x[1] for x in levels], lines, path, "price")
+            qty = _parse([x[2] for x in levels], lines, path, size_name)
+            lv["px"] = _units(inst.tick_size, px, lines, path, "price", self.tick_size is None)
+            lv["qty"] = _units(inst.lot_size, qty, lines, path, size_name, self.lot_size is None)
+            lv["side"] = [x[0] for x in levels]
+        return lv
+
+    def _message_times(self, msgs):
+        """The messages' exchange times raised to the running max carried from earlier calls
+        (OUT_OF_ORDER_TS reported); the caller moves self.ts_max on."""
+        tx, m_line, report = msgs["tx"], msgs["line"], self.out.report
+        if self.ts_max is None:
+            return monotone_ts(tx, report, m_line, self.where, "book message")
+        return monotone_ts(np.r_[self.ts_max, tx], report, np.r_[0, m_line], self.where, "book message")[1:]
+
     def _buffers(self, n_ev, n_msgs, n_notes):
         ffi = self.ffi
         self.ev = np.zeros(n_ev, EVENT_DTYPE)
@@ -317,7 +338,7 @@ class _PieceReader:
 class _Reader(_PieceReader):
     """The capture's lines -> blocks of events of one pair: the C parser and book, the output buffers."""
 
-    MSG_DTYPE, NOTE_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, ("kr_msg *", "kr_note *")
+    MSG_DTYPE, NOTE_DTYPE, LEVEL_DTYPE, C_TYPES = _MSG_DTYPE, _NOTE_DTYPE, _LEVEL_DTYPE, ("kr_msg *", "kr_note *")
 
     def __init__(self, out, path, pair, tick_size, lot_size):
         from lobsim._core import ffi, lib
@@ -418,15 +439,9 @@ class _Reader(_PieceReader):
     def _apply(self, ln, d):
         """A book message decoded in Python -> the C book (the same code as the fast path)."""
         snap, depth, checksum, tx, tl, levels = d
-        p, path, inst, lib, ffi = self.p, self.path, self.out.instrument, self.lib, self.ffi
-        lv = np.zeros(len(levels), _LEVEL_DTYPE)
+        p, lib, ffi = self.p, self.lib, self.ffi
+        lv = self._level_units(levels, ln, "volume")
         if levels:
-            lines = np.full(len(levels), ln, np.int64)
-            px = _parse([x[1] for x in levels], lines, path, "price")
-            qty = _parse([x[2] for x in levels], lines, path, "volume")
-            lv["px"] = _units(inst.tick_size, px, lines, path, "price", self.tick_size is None)
-            lv["qty"] = _units(inst.lot_size, qty, lines, path, "volume", self.lot_size is None)
-            lv["side"] = [x[0] for x in levels]
             lv["pd_lo"], lv["pd_hi"] = zip(*(_digits(x[1]) for x in levels))
             lv["qd_lo"], lv["qd_hi"] = zip(*(_digits(x[2]) for x in levels))
         while True:
@@ -576,11 +591,7 @@ class _Reader(_PieceReader):
         ev = self.ev[:n].copy()
         msgs = self.msgs[:m]
         m_line, n_ev = msgs["line"], msgs["n_ev"]
-        tx = msgs["tx"]
-        if self.ts_max is None:
-            tx = monotone_ts(tx, out.report, m_line, self.where, "book message")
-        else:
-            tx = monotone_ts(np.r_[self.ts_max, tx], out.report, np.r_[0, m_line], self.where, "book message")[1:]
+        tx = self._message_times(msgs)
         tl = msgs["tl"]
         if len(tx):
             if self.ts_max is None:  # the first block's messages measure the feed's latency
