@@ -4,6 +4,7 @@
 #ifndef LOBSIM_TEST_EXPECT_H
 #define LOBSIM_TEST_EXPECT_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 static int failures = 0;
@@ -19,6 +20,15 @@ static int checks = 0;
     } while (0)
 
 #define EXPECT_EQ(a, b) EXPECT((long long)(a) == (long long)(b))
+
+/* A fixed-seed xorshift64 for the random-input tests: the same inputs on every run. */
+static uint64_t test_rng = 88172645463325252ULL;
+static inline uint64_t test_rand(void) {
+    test_rng ^= test_rng << 13;
+    test_rng ^= test_rng >> 7;
+    test_rng ^= test_rng << 17;
+    return test_rng;
+}
 
 static int report(void) {
     printf("%d passed, %d failed\n", checks - failures, failures);

@@ -297,14 +297,6 @@ static void test_units(void) {
     EXPECT_EQ(parse(&p, "1 {\"e\":\"trade\",\"E\":1,\"p\":\"100.5\",\"q\":\"125\",\"m\":true}"), BN_SLOW);
 }
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static void test_garbage(void) {
     bn_parser p;
     size_t len = strlen(DEPTH);
@@ -318,8 +310,8 @@ static void test_garbage(void) {
     char *buf = malloc(len);
     for (int it = 0; it < 20000; it++) {
         memcpy(buf, DEPTH, len);
-        int flips = 1 + (int)(next() % 4);
-        for (int k = 0; k < flips; k++) buf[next() % len] = (char)(next() & 0xff);
+        int flips = 1 + (int)(test_rand() % 4);
+        for (int k = 0; k < flips; k++) buf[test_rand() % len] = (char)(test_rand() & 0xff);
         setup(&p);
         int rc = parse_n(&p, buf, len, MAXE);
         EXPECT(rc == BN_SLOW || rc == BN_END);
@@ -327,10 +319,10 @@ static void test_garbage(void) {
     }
     free(buf);
     for (int it = 0; it < 2000; it++) {
-        size_t n = next() % 300;
+        size_t n = test_rand() % 300;
         char *r = malloc(n ? n : 1);
-        for (size_t i = 0; i < n; i++) r[i] = (char)(next() % 4 ? " {}[]\",:0123456789.-etrufalsn\n"[next() % 31]
-                                                                  : (char)(next() & 0xff));
+        for (size_t i = 0; i < n; i++) r[i] = (char)(test_rand() % 4 ? " {}[]\",:0123456789.-etrufalsn\n"[test_rand() % 31]
+                                                                  : (char)(test_rand() & 0xff));
         setup(&p);
         p.pos = 0;
         int guard = 0, rc;

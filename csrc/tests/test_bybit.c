@@ -153,14 +153,6 @@ static void test_scan(void) {
     bb_free(&p);
 }
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static void test_garbage(void) {
     const char *t = SNAP(10, "[[\"100.0\",\"1\"],[\"99.5\",\"2\"]]", "[[\"100.5\",\"3\"]]")
         DELTA(11, "[[\"100.0\",\"0\"],[\"98\",\"1\"]]", "[[\"101\",\"4\"]]");
@@ -179,12 +171,12 @@ static void test_garbage(void) {
     for (int k = 0; k < 20000; k++) { /* random bytes and random mutations of a good capture */
         bb_parser p;
         setup(&p, 2);
-        size_t len = next() % n;
+        size_t len = test_rand() % n;
         if (k % 2) {
-            for (size_t i = 0; i < len; i++) buf[i] = (char)next();
+            for (size_t i = 0; i < len; i++) buf[i] = (char)test_rand();
         } else {
             memcpy(buf, t, len);
-            for (int j = 0; j < 3; j++) buf[next() % (len + 1 > 1 ? len : 1)] = (char)next();
+            for (int j = 0; j < 3; j++) buf[test_rand() % (len + 1 > 1 ? len : 1)] = (char)test_rand();
         }
         p.pos = 0;
         for (int guard = 0; guard < 100; guard++) {

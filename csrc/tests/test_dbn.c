@@ -173,27 +173,19 @@ static void test_many_orders(void) {
     lob_dbn_mbo_free(t);
 }
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t next_rand(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 /* random bytes as MBO records and as a stream for the scanner */
 static void test_garbage(void) {
     lob_dbn_mbo *t;
     EXPECT_EQ(lob_dbn_mbo_new(&t, 1), LOB_OK);
     for (int round = 0; round < 200; round++) {
         for (size_t i = 0; i < MAXR; i++)
-            for (int j = 0; j < 56; j++) recs[i].b[j] = (uint8_t)next_rand();
+            for (int j = 0; j < 56; j++) recs[i].b[j] = (uint8_t)test_rand();
         /* a few repeated ids so that known-order paths run too */
         for (size_t i = 0; i < MAXR; i++) {
-            uint64_t id = next_rand() % 8;
+            uint64_t id = test_rand() % 8;
             memcpy(recs[i].b + 16, &id, 8);
-            recs[i].b[38] = (uint8_t)"ACMRTFNX"[next_rand() % 8];
-            recs[i].b[39] = (uint8_t)"BAN"[next_rand() % 3];
+            recs[i].b[38] = (uint8_t)"ACMRTFNX"[test_rand() % 8];
+            recs[i].b[39] = (uint8_t)"BAN"[test_rand() % 3];
         }
         int rc = lob_dbn_mbo_run(t, (const uint8_t *)recs, MAXR, 56, out, ev_rec, 2 * MAXR, &res);
         EXPECT_EQ(rc, LOB_OK);
@@ -210,9 +202,9 @@ static void test_garbage(void) {
     int64_t offs[600];
     size_t n, used;
     for (int round = 0; round < 2000; round++) {
-        size_t len = (size_t)(next_rand() % 600);
+        size_t len = (size_t)(test_rand() % 600);
         uint8_t *buf = malloc(len ? len : 1);
-        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)next_rand();
+        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)test_rand();
         int rc = lob_dbn_scan(buf, len, offs, 600, &n, &used);
         EXPECT(rc == LOB_OK || rc == LOB_ERR_CORRUPT);
         EXPECT(used <= len);

@@ -138,14 +138,6 @@ static void test_slow(void) {
     }
 }
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t next(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 static void test_garbage(void) {
     size_t n = strlen(CAP);
     char *buf = malloc(n);
@@ -160,12 +152,12 @@ static void test_garbage(void) {
     for (int k = 0; k < 20000; k++) {
         kr_parser p;
         setup(&p);
-        size_t len = next() % n;
+        size_t len = test_rand() % n;
         if (k % 2) {
-            for (size_t i = 0; i < len; i++) buf[i] = (char)next();
+            for (size_t i = 0; i < len; i++) buf[i] = (char)test_rand();
         } else {
             memcpy(buf, CAP, len);
-            for (int j = 0; j < 3; j++) buf[next() % (len ? len : 1)] = (char)next();
+            for (int j = 0; j < 3; j++) buf[test_rand() % (len ? len : 1)] = (char)test_rand();
         }
         for (int guard = 0; guard < 100; guard++) {
             int r = kr_parse(&p, buf, len, msgs, MAXM, evs, MAXE, notes, 16);

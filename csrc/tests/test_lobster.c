@@ -20,14 +20,6 @@
 #define MAXN 64
 #define MAXL 4
 
-static uint64_t rng = 88172645463325252ULL;
-static uint64_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
-}
-
 /* A small hand-made file: messages plus the vendor's book after each, and the stream's parameters. */
 typedef struct file {
     size_t n, levels;
@@ -603,9 +595,9 @@ static void expect_same_in_blocks(const file *f, int strict, const lob_event *wa
     size_t have = 0, a = 0;
     int64_t unknown = 0, revealed = 0, late = 0;
     while (a < f->n || a == 0) {
-        size_t b = a + (rnd() % 3 == 0 ? 0 : rnd() % (f->n - a + 1));
+        size_t b = a + (test_rand() % 3 == 0 ? 0 : test_rand() % (f->n - a + 1));
         lob_lobster_result res;
-        size_t cap = rnd() % 4;
+        size_t cap = test_rand() % 4;
         static lob_event buf[4 * MAXN + 64];
         EXPECT_EQ(feed(st, f, a, b, buf, cap, 4 * MAXN + 64, &res), LOB_OK);
         EXPECT(have + res.n_events <= m);
@@ -638,36 +630,36 @@ static void test_garbage(void) {
         int mode = round % 4;
         for (int k = 0; k < N; k++) {
             int64_t *m = msgs[k];
-            int64_t t = mode == 3 ? (int64_t)(rnd() % 9) : 1 + (int64_t)(rnd() % 7);
+            int64_t t = mode == 3 ? (int64_t)(test_rand() % 9) : 1 + (int64_t)(test_rand() % 7);
             m[LOB_LOBSTER_TYPE] = t;
-            m[LOB_LOBSTER_ID] = t == 1 ? (int64_t)(k + 1) : (int64_t)(rnd() % (mode ? 64 : 1u << 30));
+            m[LOB_LOBSTER_ID] = t == 1 ? (int64_t)(k + 1) : (int64_t)(test_rand() % (mode ? 64 : 1u << 30));
             int64_t base = mode == 2 ? ((int64_t)1 << 61) - 200 : 1000;
-            m[LOB_LOBSTER_PRICE] = t == 7 ? (int64_t)(rnd() % 3) - 1 : base + (int64_t)(rnd() % (mode == 1 ? 200 : 8));
-            m[LOB_LOBSTER_SIZE] = 1 + (int64_t)(rnd() % 20);
-            m[LOB_LOBSTER_DIR] = (rnd() & 1) ? 1 : -1;
-            m[LOB_LOBSTER_TIME] = k - (int64_t)(rnd() % 3);
+            m[LOB_LOBSTER_PRICE] = t == 7 ? (int64_t)(test_rand() % 3) - 1 : base + (int64_t)(test_rand() % (mode == 1 ? 200 : 8));
+            m[LOB_LOBSTER_SIZE] = 1 + (int64_t)(test_rand() % 20);
+            m[LOB_LOBSTER_DIR] = (test_rand() & 1) ? 1 : -1;
+            m[LOB_LOBSTER_TIME] = k - (int64_t)(test_rand() % 3);
             for (int j = 0; j < L; j++) {
-                int occupied = rnd() % 5 != 0;
-                book[k][4 * j + LOB_LOBSTER_BID_PX] = occupied ? base + 7 - j - (int64_t)(rnd() % 3) : -9999;
-                book[k][4 * j + LOB_LOBSTER_BID_SZ] = occupied ? 1 + (int64_t)(rnd() % 30) : 0;
-                book[k][4 * j + LOB_LOBSTER_ASK_PX] = occupied ? base + 8 + j + (int64_t)(rnd() % 3) : 9999;
-                book[k][4 * j + LOB_LOBSTER_ASK_SZ] = occupied ? 1 + (int64_t)(rnd() % 30) : 0;
+                int occupied = test_rand() % 5 != 0;
+                book[k][4 * j + LOB_LOBSTER_BID_PX] = occupied ? base + 7 - j - (int64_t)(test_rand() % 3) : -9999;
+                book[k][4 * j + LOB_LOBSTER_BID_SZ] = occupied ? 1 + (int64_t)(test_rand() % 30) : 0;
+                book[k][4 * j + LOB_LOBSTER_ASK_PX] = occupied ? base + 8 + j + (int64_t)(test_rand() % 3) : 9999;
+                book[k][4 * j + LOB_LOBSTER_ASK_SZ] = occupied ? 1 + (int64_t)(test_rand() % 30) : 0;
             }
         }
-        size_t n = 1 + rnd() % N;
-        int64_t tick = 1 + (int64_t)(rnd() % 3);
-        lob_lobster_stream *st = lob_lobster_stream_new(L, tick, 1, 1, 1, 1, (int)(rnd() & 1));
+        size_t n = 1 + test_rand() % N;
+        int64_t tick = 1 + (int64_t)(test_rand() % 3);
+        lob_lobster_stream *st = lob_lobster_stream_new(L, tick, 1, 1, 1, 1, (int)(test_rand() & 1));
         lob_lobster_result res;
         memset(&res, 0, sizeof res);
         size_t done = 0;
         int rc = LOB_OK;
         while (done < n && rc == LOB_OK && res.stop_reason == LOB_LOBSTER_STOP_NONE) {
-            size_t b = done + 1 + rnd() % (n - done);
-            size_t cap = rnd() % (4 * N);
+            size_t b = done + 1 + test_rand() % (n - done);
+            size_t cap = test_rand() % (4 * N);
             int64_t bad_row;
             int bad_side; /* the caller may vouch for rows that pass the check */
             int checked = lob_lobster_check_rows(book[done], b - done, L, tick, &bad_row, &bad_side) == LOB_OK &&
-                          (rnd() & 1);
+                          (test_rand() & 1);
             rc = lob_lobster_stream_feed(st, b - done, msgs[done], book[done], checked, ev, cap, &res);
             EXPECT(rc == LOB_OK || rc == LOB_ERR_BAD_PRICE || rc == LOB_ERR_BAD_QTY || rc == LOB_ERR_INVALID_ARG ||
                    rc == LOB_ERR_DUPLICATE_ORDER);
@@ -685,14 +677,14 @@ static void test_garbage(void) {
     static char text[1 << 12];
     static int64_t rows[1 << 12];
     for (int round = 0; round < 2000; round++) {
-        size_t len = rnd() % sizeof text;
+        size_t len = test_rand() % sizeof text;
         const char alphabet[] = "0123456789,.-\n\r 9";
         for (size_t i = 0; i < len; i++)
-            text[i] = (round & 1) ? (char)rnd() : alphabet[rnd() % (sizeof alphabet - 1)];
+            text[i] = (round & 1) ? (char)test_rand() : alphabet[test_rand() % (sizeof alphabet - 1)];
         lob_lobster_parsed p;
-        size_t ncols = 1 + rnd() % 6;
-        size_t cap = rnd() % (sizeof rows / sizeof rows[0] / ncols);
-        int rc = lob_lobster_parse(text, len, (int)(rnd() & 1), ncols, (int)(rnd() & 1), rows, cap, &p);
+        size_t ncols = 1 + test_rand() % 6;
+        size_t cap = test_rand() % (sizeof rows / sizeof rows[0] / ncols);
+        int rc = lob_lobster_parse(text, len, (int)(test_rand() & 1), ncols, (int)(test_rand() & 1), rows, cap, &p);
         EXPECT(rc == LOB_OK || rc == LOB_ERR_CORRUPT);
         EXPECT(p.rows <= cap && p.consumed <= len);
     }
